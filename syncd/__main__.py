@@ -1,0 +1,3 @@
+from syncd.app.cli import main
+
+raise SystemExit(main())
