@@ -15,6 +15,7 @@ fault injection and a settable clock, plus the admin routes every emulator share
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import re
@@ -100,8 +101,8 @@ class Router:
     def add(self, methods: Iterable[str], pattern: str, handler: Handler) -> None:
         self._routes.append((frozenset(m.upper() for m in methods), re.compile(pattern + r"\Z"), handler))
 
-    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None | bool:
-        """The handler and params; ``False`` when the path exists but not for this verb; ``None`` if unknown."""
+    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | bool | None:
+        """The handler and params; ``False``: known path, other verb; ``None``: unknown path."""
         path_known = False
         for methods, pattern, handler in self._routes:
             match = pattern.match(path)
@@ -296,7 +297,7 @@ def _make_handler(
         server_version = "syncd-devstack"
         sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # the request log replaces stderr noise
 
         def __getattr__(self, name: str) -> Any:
@@ -320,10 +321,8 @@ def _make_handler(
             except _DropConnection:
                 server.state.log(request.method, request.path, 0)
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return
             if not request.path.startswith(ADMIN_PREFIX):
                 server.state.log(request.method, request.path, response.status)

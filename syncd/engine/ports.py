@@ -1,0 +1,59 @@
+"""What the engine needs from the clients layer, as protocols.
+
+``syncd.clients.vault.VaultReader`` and ``syncd.clients.cloudflare.CloudflareClient`` implement
+them; tests may pass fakes. Every method raises only ``syncd.errors`` types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from syncd.model import (
+    KvVersion,
+    RemoteSecret,
+    SecretBody,
+    SecretVersion,
+    Target,
+    VaultSecretRef,
+    VersionInfo,
+)
+
+
+class SecretSource(Protocol):
+    def kv_version(self, mount: str) -> KvVersion:
+        """The KV version of a mount (``sys/internal/ui/mounts``), cached by the implementation."""
+        ...
+
+    def current_version(self, ref: VaultSecretRef, kv_version: KvVersion) -> VersionInfo:
+        """KV v2: one metadata read. KV v1: no request, ``version=None``.
+
+        Raises VaultSecretNotFound, VaultPermissionDenied, VaultUnavailable, VaultAuthError.
+        A deleted/destroyed current version is reported in the result, not raised.
+        """
+        ...
+
+    def read(self, ref: VaultSecretRef, kv_version: KvVersion, version: int | None) -> SecretVersion:
+        """Read that exact version (KV v2) or the current data (KV v1).
+
+        Raises VaultSecretDeleted for a soft-deleted or destroyed version, plus the errors above.
+        """
+        ...
+
+
+class WorkerSecrets(Protocol):
+    def list_secrets(self, target: Target) -> Sequence[RemoteSecret]:
+        """GET .../secrets: names and types of the Worker's secrets (one call)."""
+        ...
+
+    def bulk_update(self, target: Target, changes: Mapping[str, SecretBody | None]) -> None:
+        """PATCH .../secrets-bulk: one call, at most 100 names; ``None`` deletes that name."""
+        ...
+
+    def put_secret(self, target: Target, body: SecretBody) -> None:
+        """PUT .../secrets: one binding."""
+        ...
+
+    def delete_secret(self, target: Target, name: str) -> None:
+        """DELETE .../secrets/{name}?url_encoded=true. An absent binding (10056) counts as deleted."""
+        ...

@@ -1,0 +1,153 @@
+"""The error tree of syncd. Every exception syncd raises on purpose derives from ``SyncdError``.
+
+    SyncdError                       exit_code 1 unless stated
+    ├── ConfigError                  exit_code 2; .problems: file, mapping, key, message
+    ├── StateError                   the state store cannot be opened or is of an unknown schema
+    ├── ValueRejected                a Vault value cannot become a Cloudflare binding (too large,
+    │                                undecodable key material, missing key); fails that mapping only
+    ├── VaultError                   .path (the Vault path, never a value)
+    │   ├── VaultAuthError           login, renewal or token refused
+    │   ├── VaultPermissionDenied    403 on a secret path
+    │   ├── VaultSecretNotFound      404: no secret at the path
+    │   ├── VaultSecretDeleted       the current version is soft-deleted or destroyed
+    │   └── VaultUnavailable         sealed, 5xx, 429, timeouts, connection errors (retryable)
+    └── CloudflareError              .status, .code, .api_message (Cloudflare's own code and text)
+        ├── CloudflareAuthError      9106, 9109, 10000, 1000, 6003 (401/403): never retried
+        ├── CloudflareNotFound       10007 script missing, 10056 binding missing
+        ├── CloudflareNotDeployed    10214/10215: latest Worker version not deployed
+        ├── CloudflareValidationError 10053, 10054 and other 4xx: never retried
+        ├── CloudflareRateLimited    429; .retry_after in seconds when given (retryable)
+        ├── CloudflareServerError    5xx (retryable)
+        └── CloudflareTransportError timeouts and connection errors (retryable)
+
+Messages carry paths, names, codes and Cloudflare's message text, never a secret value. Callers
+that build messages from untrusted text must not interpolate request bodies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SyncdError(Exception):
+    """Base of every deliberate syncd error. ``exit_code`` is what the command line returns."""
+
+    exit_code = 1
+    retryable = False
+
+    @property
+    def reason(self) -> str:
+        """A short machine-friendly reason for metrics labels and /status."""
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    mapping: str | None  # the mapping's name (or "mapping[3]" when it has none); None for global keys
+    key: str  # dotted key inside the mapping (or the file, for global keys)
+    message: str
+
+    def __str__(self) -> str:
+        where = f"mapping {self.mapping!r}, " if self.mapping else ""
+        return f"{self.file}: {where}key {self.key!r}: {self.message}"
+
+
+class ConfigError(SyncdError):
+    exit_code = 2
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class StateError(SyncdError):
+    pass
+
+
+class ValueRejected(SyncdError):
+    """A Vault value that cannot be sent; the message says why without quoting the value."""
+
+    def __init__(self, binding: str, why: str) -> None:
+        self.binding = binding
+        self.why = why
+        super().__init__(f"binding {binding!r}: {why}")
+
+
+class VaultError(SyncdError):
+    def __init__(self, message: str, *, path: str | None = None, status: int | None = None) -> None:
+        self.path = path
+        self.status = status
+        super().__init__(message)
+
+
+class VaultAuthError(VaultError):
+    pass
+
+
+class VaultPermissionDenied(VaultError):
+    pass
+
+
+class VaultSecretNotFound(VaultError):
+    pass
+
+
+class VaultSecretDeleted(VaultError):
+    pass
+
+
+class VaultUnavailable(VaultError):
+    retryable = True
+
+
+class CloudflareError(SyncdError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        api_message: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.api_message = api_message
+        super().__init__(message)
+
+    @property
+    def reason(self) -> str:
+        return f"{type(self).__name__}({self.code})" if self.code is not None else type(self).__name__
+
+
+class CloudflareAuthError(CloudflareError):
+    pass
+
+
+class CloudflareNotFound(CloudflareError):
+    pass
+
+
+class CloudflareNotDeployed(CloudflareError):
+    pass
+
+
+class CloudflareValidationError(CloudflareError):
+    pass
+
+
+class CloudflareRateLimited(CloudflareError):
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class CloudflareServerError(CloudflareError):
+    retryable = True
+
+
+class CloudflareTransportError(CloudflareError):
+    retryable = True

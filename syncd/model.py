@@ -1,0 +1,195 @@
+"""Small frozen value types shared by every layer.
+
+Anything that can hold a secret value (``SecretValue``, ``SecretData``, ``SecretBody``) masks it in
+``repr``/``str`` and refuses pickling, so a value cannot reach a log line, an exception message or
+a traceback by accident. Code that must send a value asks for it explicitly with ``reveal()``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn
+
+MASK = "***"
+
+
+class _Masked:
+    """Base for holders of secret material: masked text forms, no pickling, no hashing."""
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({MASK})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} holds secret material and cannot be pickled")
+
+
+class SecretValue(_Masked):
+    """One secret string."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecretValue):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+
+class SecretData(_Masked):
+    """The key/value data of one Vault secret version. Values may be any JSON type."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+
+    def keys(self) -> list[str]:
+        return sorted(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def raw(self, key: str) -> Any:
+        """The value as Vault stored it (str, number, bool, list, dict, None)."""
+        return self._data[key]
+
+    def text(self, key: str) -> SecretValue:
+        """The value as text: strings as they are, any other JSON type JSON-encoded."""
+        value = self._data[key]
+        return SecretValue(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+
+    def as_json(self) -> SecretValue:
+        """The whole secret as one compact JSON document with sorted keys."""
+        return SecretValue(json.dumps(self._data, sort_keys=True, separators=(",", ":")))
+
+    def reveal(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class SecretBody(_Masked):
+    """A Cloudflare secret body as sent on the wire (it holds ``text``, ``key_base64`` or ``key_jwk``)."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self._body = dict(body)
+
+    @property
+    def name(self) -> str:
+        return str(self._body["name"])
+
+    @property
+    def kind(self) -> BindingKind:
+        return BindingKind(self._body["type"])
+
+    def metadata(self) -> dict[str, Any]:
+        """The non-secret part: name, type and, for secret_key, format, algorithm, usages."""
+        return {k: v for k, v in self._body.items() if k not in ("text", "key_base64", "key_jwk")}
+
+    def reveal(self) -> dict[str, Any]:
+        return dict(self._body)
+
+    def canonical_bytes(self) -> bytes:
+        """A stable serialisation, the input of the keyed fingerprint."""
+        return json.dumps(self._body, sort_keys=True, separators=(",", ":")).encode()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecretBody):
+            return NotImplemented
+        return hmac.compare_digest(self.canonical_bytes(), other.canonical_bytes())
+
+
+class BindingKind(enum.StrEnum):
+    SECRET_TEXT = "secret_text"
+    SECRET_KEY = "secret_key"
+
+
+class KvVersion(enum.IntEnum):
+    V1 = 1
+    V2 = 2
+
+
+@dataclass(frozen=True, order=True)
+class VaultSecretRef:
+    """One Vault KV secret: mount (no slashes at the ends) and path inside the mount."""
+
+    mount: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.mount}/{self.path}"
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """One Worker script, optionally inside a Workers for Platforms dispatch namespace."""
+
+    account_id: str
+    script: str
+    dispatch_namespace: str | None = None
+
+    def __str__(self) -> str:
+        if self.dispatch_namespace:
+            return f"{self.account_id}/{self.dispatch_namespace}/{self.script}"
+        return f"{self.account_id}/{self.script}"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What a KV v2 metadata read says about the current version (no values).
+
+    ``version`` is None for KV v1, which has no versions: its content must be read and compared.
+    """
+
+    ref: VaultSecretRef
+    kv_version: KvVersion
+    version: int | None
+    created_time: datetime | None = None
+    deleted: bool = False  # the current version is soft-deleted (deletion_time reached)
+    destroyed: bool = False
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    """One read version of a Vault secret, values masked."""
+
+    ref: VaultSecretRef
+    kv_version: KvVersion
+    version: int | None
+    created_time: datetime | None
+    data: SecretData
+
+
+@dataclass(frozen=True)
+class RemoteSecret:
+    """A secret binding as Cloudflare lists it (metadata only; values are write-only)."""
+
+    name: str
+    kind: str
