@@ -1,0 +1,94 @@
+"""What one reconciliation did or would do: plain frozen records, no values.
+
+The app layer turns a ``CycleReport`` into metrics, ``/status`` and command-line output; the engine
+logs each push as it happens.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from syncd.model import Target, VaultSecretRef
+
+
+class Action(enum.StrEnum):
+    WRITE = "write"
+    DELETE = "delete"
+    ADOPT = "adopt"  # initial_sync = "missing-only": the Worker already has it; recorded, not written
+
+
+class Reason(enum.StrEnum):
+    NEW = "new"  # never pushed by syncd
+    CHANGED = "changed"  # the value's fingerprint differs from the one recorded
+    CONFIG_CHANGED = "config-changed"  # binding kind/format/algorithm/usages changed
+    PRESENT = "present"  # missing-only: the Worker has it already (adopted)
+    VAULT_DELETED = "vault-deleted"  # on_delete = "delete": the secret or key disappeared
+    PRUNED = "pruned"  # prune = true: the mapping left the config
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    mapping: str
+    target: Target
+    binding: str
+    action: Action
+    reason: Reason
+    vault_version: int | None
+
+
+@dataclass(frozen=True)
+class PushRecord:
+    """One confirmed (or refused) Cloudflare call for one target."""
+
+    target: Target
+    mappings: tuple[str, ...]
+    written: tuple[str, ...]
+    deleted: tuple[str, ...]
+    outcome: str  # "ok" | "error"
+    seconds: float
+    confirmed_at: float | None  # epoch seconds when Cloudflare confirmed; None on error
+    vault_created: dict[str, datetime] = field(default_factory=dict)  # mapping -> version created_time
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class MappingResult:
+    mapping: str
+    target: Target
+    ref: VaultSecretRef
+    in_sync: bool
+    vault_version: int | None
+    changes: tuple[PlannedChange, ...] = ()
+    error_code: str | None = None  # e.g. "VaultPermissionDenied", "CloudflareNotDeployed(10215)"
+    error: str | None = None  # a human reason; never a value
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code is not None
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    cycle_id: str
+    trigger: str  # "interval" | "startup" | "manual" | "notification" | "once" | "plan"
+    started_at: float
+    finished_at: float
+    results: tuple[MappingResult, ...]
+    pushes: tuple[PushRecord, ...] = ()
+    dry_run: bool = False
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.timed_out and all(not r.failed for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all in sync, 1 some mappings failed (the command line's contract)."""
+        return 0 if self.ok else 1
+
+    @property
+    def changes(self) -> tuple[PlannedChange, ...]:
+        return tuple(c for r in self.results for c in r.changes)
