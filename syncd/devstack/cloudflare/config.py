@@ -1,0 +1,54 @@
+"""Behaviour switches of the Cloudflare emulator, for what the public sources leave open.
+
+Every field can be given to ``CloudflareEmulator(config=...)`` and changed at run time with
+``POST /__devstack/config`` (a JSON object with any of these fields).
+
+- ``max_variables`` (128): secrets plus plain-text vars per Worker (Paid plan; 64 on Free).
+- ``max_value_bytes`` (5120): the 5 KB limit per value (code 10054).
+- ``max_bulk_secrets`` (100): names per ``secrets-bulk`` call.
+- ``binding_name_policy`` ("identifier"): "identifier" accepts ASCII JavaScript identifiers
+  (``^[A-Za-z_$][A-Za-z0-9_$]*$``); "any" accepts any non-empty name up to 255 characters.
+  How strictly the real API checks is UNVERIFIED (names with ``@`` have existed).
+- ``invalid_token_status`` (403): the status of 9109 for an unknown bearer token (sometimes 401).
+- ``missing_credentials_status`` (400): the status of 9106 when no credentials are sent.
+- ``unknown_route_status`` (400): the status of 7003/7000 (the real API answers 400 in the
+  samples found; one probe reports 404 for an unknown object identifier).
+- ``method_not_allowed_status`` (405): the status of 7001 (UNVERIFIED).
+- ``undeployed_status`` (400): the status of 10214/10215 (UNVERIFIED; third-party mocks use 400).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+BINDING_NAME_POLICIES = ("identifier", "any")
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    max_variables: int = 128
+    max_value_bytes: int = 5 * 1024
+    max_bulk_secrets: int = 100
+    binding_name_policy: str = "identifier"
+    invalid_token_status: int = 403
+    missing_credentials_status: int = 400
+    unknown_route_status: int = 400
+    method_not_allowed_status: int = 405
+    undeployed_status: int = 400
+
+    def __post_init__(self) -> None:
+        if self.binding_name_policy not in BINDING_NAME_POLICIES:
+            raise ValueError(f"binding_name_policy must be one of {BINDING_NAME_POLICIES}")
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name != "binding_name_policy" and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{item.name} must be a positive integer")
+
+    def updated(self, changes: dict[str, Any]) -> EmulatorConfig:
+        """A copy with ``changes`` applied; unknown names or bad values raise ``ValueError``."""
+        known = {item.name for item in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        return replace(self, **changes)

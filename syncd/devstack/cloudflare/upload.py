@@ -1,0 +1,69 @@
+"""Parsing of the Worker script upload (``PUT .../workers/scripts/{name}``, multipart/form-data).
+
+The ``metadata`` part is JSON: ``main_module`` (ES modules) or ``body_part`` (service worker)
+naming another part, ``bindings`` (``plain_text`` vars ``{"type","name","text"}``,
+``secret_text``/``secret_key`` secrets; other binding types are accepted and ignored) and
+``keep_bindings`` (binding types carried over from the previous version, e.g.
+``["secret_text","secret_key"]``, which is what wrangler sends to keep secrets). Parsed with
+the stdlib ``email`` parser.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+
+from syncd.devstack.cloudflare.envelope import INVALID_BINDING, ApiError
+
+
+@dataclass(frozen=True)
+class ScriptUpload:
+    bindings: list[dict[str, Any]]
+    keep_bindings: set[str]
+
+
+def _bad_upload(message: str) -> ApiError:
+    return ApiError(400, INVALID_BINDING, message)
+
+
+def _parts(content_type: str, body: bytes) -> dict[str, Message]:
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise _bad_upload("Content-Type must be multipart/form-data")
+    document = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    message = BytesParser(policy=HTTP).parsebytes(document)
+    if not message.is_multipart():
+        raise _bad_upload("could not parse the multipart form")
+    parts: dict[str, Message] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            parts[name] = part
+    return parts
+
+
+def parse_upload(content_type: str | None, body: bytes) -> ScriptUpload:
+    parts = _parts(content_type or "", body)
+    metadata_part = parts.get("metadata")
+    if metadata_part is None:
+        raise _bad_upload("the upload has no metadata part")
+    payload = metadata_part.get_payload(decode=True)
+    try:
+        metadata = json.loads(payload if isinstance(payload, bytes) else b"")
+    except ValueError as exc:
+        raise _bad_upload("the metadata part is not valid JSON") from exc
+    if not isinstance(metadata, dict):
+        raise _bad_upload("the metadata part must be a JSON object")
+    main = metadata.get("main_module") or metadata.get("body_part")
+    if not isinstance(main, str) or main not in parts:
+        raise _bad_upload("metadata must name the main module (main_module or body_part) and include its part")
+    bindings = metadata.get("bindings", [])
+    if not isinstance(bindings, list) or not all(isinstance(b, dict) for b in bindings):
+        raise _bad_upload("metadata.bindings must be a list of objects")
+    keep = metadata.get("keep_bindings", [])
+    if not isinstance(keep, list):
+        raise _bad_upload("metadata.keep_bindings must be a list")
+    return ScriptUpload(bindings=bindings, keep_bindings={str(k) for k in keep})
