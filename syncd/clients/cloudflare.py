@@ -1,0 +1,288 @@
+"""The Cloudflare Workers secrets client (implements ``syncd.engine.ports.WorkerSecrets``).
+
+One ``httpx.Client`` (base URL, transport and timeouts from outside), one ``Pacer`` shared per
+credential, typed errors from ``cloudflare_errors``. Every attempt:
+
+1. takes a pacer slot (waiting if our window, the server's ``Ratelimit`` budget or a 429 pause
+   says so; failing fast with ``RateBudgetExhausted`` when that would pass the call's deadline);
+2. sends the request with auth headers built just now (a rotated credential file takes effect
+   on the next request);
+3. feeds the ``Ratelimit`` header to the pacer, parses the envelope, maps failures to errors.
+
+Retries (stamina: exponential backoff with jitter, bounded attempts and an overall deadline) only
+for 429, 5xx, timeouts and connection errors. A 429's ``Retry-After`` is honoured exactly: the
+client calls ``pacer.pause_until(now + retry_after)`` (every caller sharing the pacer waits) and
+the stamina backoff hook returns ``0.0`` for that error, so the only wait is the pacer's, which is
+at least ``Retry-After`` long. When ``Retry-After`` would pass the deadline, the 429 is raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import stamina
+
+from syncd.clients.cloudflare_errors import (
+    BINDING_NOT_FOUND,
+    SCRIPT_NOT_FOUND,
+    ApiFailure,
+    error_for,
+    parse_envelope,
+    parse_ratelimit,
+    parse_retry_after,
+)
+from syncd.clients.observe import ERROR, NULL_OBSERVER, OK, RETRY, RequestObserver
+from syncd.clients.pacer import Pacer, RateBudgetExhausted
+from syncd.errors import (
+    CloudflareAuthError,
+    CloudflareError,
+    CloudflareNotFound,
+    CloudflareRateLimited,
+    CloudflareTransportError,
+)
+from syncd.model import RemoteSecret, SecretBody, SecretValue, Target
+
+MAX_BULK = 100
+DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
+
+
+class ApiTokenAuth:
+    """``Authorization: Bearer <token>``; the token is read on every request."""
+
+    __slots__ = ("_token",)
+    kind = "api_token"
+
+    def __init__(self, token: Callable[[], SecretValue]) -> None:
+        self._token = token
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token().reveal()}"}
+
+    def __repr__(self) -> str:
+        return "ApiTokenAuth(***)"
+
+
+class GlobalKeyAuth:
+    """The legacy ``X-Auth-Email`` + ``X-Auth-Key`` (Global API Key) pair."""
+
+    __slots__ = ("_key", "email")
+    kind = "global_key"
+
+    def __init__(self, email: str, key: Callable[[], SecretValue]) -> None:
+        self.email = email
+        self._key = key
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Auth-Email": self.email, "X-Auth-Key": self._key().reveal()}
+
+    def __repr__(self) -> str:
+        return f"GlobalKeyAuth(email={self.email!r}, key=***)"
+
+
+CloudflareAuth = ApiTokenAuth | GlobalKeyAuth
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+def script_path(target: Target) -> str:
+    """The script's path under the API base, for plain and dispatch-namespace scripts."""
+    account = f"/accounts/{_q(target.account_id)}/workers"
+    if target.dispatch_namespace:
+        return f"{account}/dispatch/namespaces/{_q(target.dispatch_namespace)}/scripts/{_q(target.script)}"
+    return f"{account}/scripts/{_q(target.script)}"
+
+
+class CloudflareClient:
+    def __init__(
+        self,
+        api_base: str,
+        auth: CloudflareAuth,
+        *,
+        pacer: Pacer,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 15.0,
+        observer: RequestObserver = NULL_OBSERVER,
+        retry_attempts: int = 5,
+        retry_deadline: float = 60.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._auth = auth
+        self._pacer = pacer
+        self._observer = observer
+        self._attempts = retry_attempts
+        self._deadline = retry_deadline
+        self._wall_clock = wall_clock
+        self._http = httpx.Client(
+            base_url=api_base.rstrip("/"),
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            headers={"Accept": "application/json", "User-Agent": "syncd"},
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"CloudflareClient({str(self._http.base_url)!r}, auth={self._auth!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CloudflareClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- WorkerSecrets ----------------------------------------------------------------------
+
+    def list_secrets(self, target: Target) -> Sequence[RemoteSecret]:
+        result = self._call("GET", f"{script_path(target)}/secrets", operation="list_secrets")
+        if not isinstance(result, list):
+            raise CloudflareError(f"Cloudflare GET {script_path(target)}/secrets: result is not a list", status=200)
+        return [
+            RemoteSecret(name=str(item["name"]), kind=str(item.get("type", "")))
+            for item in result
+            if isinstance(item, dict) and "name" in item
+        ]
+
+    def bulk_update(self, target: Target, changes: Mapping[str, SecretBody | None]) -> None:
+        if len(changes) > MAX_BULK:
+            raise ValueError(f"bulk_update: {len(changes)} names, at most {MAX_BULK} per request")
+        if not changes:
+            return
+        secrets: dict[str, Any] = {}
+        for name, body in changes.items():
+            if body is not None and body.name != name:
+                raise ValueError(f"bulk_update: key {name!r} does not match its body's name {body.name!r}")
+            secrets[name] = None if body is None else body.reveal()
+        self._call("PATCH", f"{script_path(target)}/secrets-bulk", operation="bulk_update", json={"secrets": secrets})
+
+    def put_secret(self, target: Target, body: SecretBody) -> None:
+        self._call("PUT", f"{script_path(target)}/secrets", operation="put_secret", json=body.reveal())
+
+    def delete_secret(self, target: Target, name: str) -> None:
+        path = f"{script_path(target)}/secrets/{_q(name)}"
+        try:
+            self._call("DELETE", path, operation="delete_secret", params={"url_encoded": "true"})
+        except CloudflareNotFound as exc:
+            if exc.code != BINDING_NOT_FOUND:
+                raise
+
+    # -- extras -----------------------------------------------------------------------------
+
+    def verify_token(self, account_id: str | None = None) -> None:
+        """Check the credential. API tokens: the verify endpoint (account-owned tokens with
+        ``account_id``) and ``status == "active"``; email + global key: ``GET /user``."""
+        if isinstance(self._auth, GlobalKeyAuth):
+            self._call("GET", "/user", operation="verify_token")
+            return
+        path = f"/accounts/{_q(account_id)}/tokens/verify" if account_id else "/user/tokens/verify"
+        result = self._call("GET", path, operation="verify_token")
+        status = result.get("status") if isinstance(result, dict) else None
+        if status != "active":
+            raise CloudflareAuthError(
+                f"Cloudflare GET {path}: token status is {status!r}, not 'active'",
+                status=200,
+                api_message=f"token status {status}",
+            )
+
+    def script_exists(self, target: Target) -> bool:
+        try:
+            self.list_secrets(target)
+        except CloudflareNotFound as exc:
+            if exc.code == SCRIPT_NOT_FOUND:
+                return False
+            raise
+        return True
+
+    # -- the request machinery --------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        deadline = self._pacer.clock() + self._deadline
+
+        def backoff(exc: Exception) -> bool | float:
+            if isinstance(exc, RateBudgetExhausted) or not isinstance(exc, CloudflareError):
+                return False
+            if isinstance(exc, CloudflareRateLimited) and exc.retry_after is not None:
+                if self._pacer.clock() + exc.retry_after > deadline:
+                    return False
+                return 0.0  # the pacer's pause (set in _attempt) does the waiting, exactly
+            return exc.retryable
+
+        for attempt in stamina.retry_context(
+            on=backoff,
+            attempts=self._attempts,
+            timeout=self._deadline,
+            wait_initial=0.5,
+            wait_max=30.0,
+            wait_jitter=1.0,
+        ):
+            with attempt:
+                return self._attempt(
+                    method,
+                    path,
+                    operation=operation,
+                    json=json,
+                    params=params,
+                    deadline=deadline,
+                    last=attempt.num >= self._attempts,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any,
+        params: Mapping[str, str] | None,
+        deadline: float,
+        last: bool,
+    ) -> Any:
+        self._pacer.acquire(deadline)
+        started = time.perf_counter()
+        try:
+            response = self._http.request(method, path, json=json, params=params, headers=self._auth.headers())
+        except httpx.TimeoutException as exc:
+            self._observe(operation, RETRY if not last else ERROR, "timeout", started)
+            raise CloudflareTransportError(f"Cloudflare {method} {path}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            self._observe(operation, RETRY if not last else ERROR, "connection", started)
+            raise CloudflareTransportError(
+                f"Cloudflare {method} {path}: connection failed ({type(exc).__name__})"
+            ) from None
+        budget = parse_ratelimit(response.headers.get("ratelimit"))
+        if budget is not None:
+            self._pacer.observe_server_budget(*budget)
+        result, failure = parse_envelope(response)
+        if failure is None:
+            self._observe(operation, OK, str(response.status_code), started)
+            return result
+        error = self._error(failure, method, path, response)
+        outcome = RETRY if error.retryable and not last else ERROR
+        self._observe(operation, outcome, str(failure.code or failure.status), started)
+        raise error
+
+    def _error(self, failure: ApiFailure, method: str, path: str, response: httpx.Response) -> CloudflareError:
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._wall_clock)
+        error = error_for(failure, method=method, path=path, retry_after=retry_after)
+        if isinstance(error, CloudflareRateLimited) and retry_after is not None:
+            self._pacer.pause_for(retry_after)
+        return error
+
+    def _observe(self, operation: str, outcome: str, code: str, started: float) -> None:
+        self._observer.observe("cloudflare", operation, outcome, code, time.perf_counter() - started)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from syncd.clients.pacer import Pacer, RateBudgetExhausted
+from syncd.errors import CloudflareRateLimited
+from tests.clients.conftest import FakeTime
+
+
+def make(fake_time: FakeTime, limit: int = 10, window: float = 60.0, **kw: object) -> Pacer:
+    return Pacer(limit, window, clock=fake_time.clock, sleep=fake_time.sleep, **kw)  # type: ignore[arg-type]
+
+
+def test_grants_up_to_the_budget_without_waiting(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=10, headroom=0.9)
+    assert pacer.budget == 9
+    for _ in range(9):
+        pacer.acquire()
+    assert fake_time.sleeps == []
+    assert pacer.remaining() == 0
+
+
+def test_waits_until_the_oldest_grant_leaves_the_window(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=3, window=60.0, headroom=1.0)
+    pacer.acquire()
+    fake_time.advance(10)
+    pacer.acquire()
+    pacer.acquire()
+    pacer.acquire()  # 4th: the first grant (t=1000) expires at t=1060, now is 1010
+    assert fake_time.sleeps == [pytest.approx(50.0)]
+    assert fake_time.now == pytest.approx(1060.0)
+
+
+def test_never_exceeds_budget_in_any_window(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=20, window=30.0, headroom=0.5)
+    grants: list[float] = []
+    for i in range(100):
+        pacer.acquire()
+        grants.append(fake_time.now)
+        fake_time.advance(0.1 * (i % 3))
+    for t in grants:
+        in_window = [g for g in grants if t <= g < t + 30.0]
+        assert len(in_window) <= 10
+
+
+def test_deadline_that_would_pass_raises_typed_error_without_sleeping(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=1, window=60.0, headroom=1.0)
+    pacer.acquire()
+    with pytest.raises(RateBudgetExhausted) as info:
+        pacer.acquire(deadline=fake_time.now + 30)
+    assert isinstance(info.value, CloudflareRateLimited)
+    assert info.value.retry_after == pytest.approx(60.0)
+    assert not info.value.retryable
+    assert fake_time.sleeps == []
+
+
+def test_pause_until_blocks_every_caller(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=100)
+    pacer.pause_for(7.5)
+    assert pacer.remaining() == 0
+    assert pacer.paused_for() == pytest.approx(7.5)
+    pacer.acquire()
+    assert fake_time.sleeps == [pytest.approx(7.5)]
+    pacer.acquire()
+    assert len(fake_time.sleeps) == 1
+
+
+def test_pause_is_never_shortened(fake_time: FakeTime) -> None:
+    pacer = make(fake_time)
+    pacer.pause_for(20)
+    pacer.pause_for(5)
+    assert pacer.paused_for() == pytest.approx(20)
+
+
+def test_server_budget_lower_than_ours_paces_down(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=100, window=300.0, headroom=0.9, server_reserve=2)
+    pacer.observe_server_budget(remaining=5, reset=40)
+    assert pacer.remaining() == 3
+    for _ in range(3):
+        pacer.acquire()
+    assert fake_time.sleeps == []
+    pacer.acquire()  # the account has only the reserve left: wait for the server's reset
+    assert fake_time.sleeps == [pytest.approx(40.0)]
+
+
+def test_server_budget_higher_than_ours_changes_nothing(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=10, headroom=1.0, server_reserve=0)
+    pacer.observe_server_budget(remaining=1000, reset=10)
+    assert pacer.remaining() == 10
+
+
+def test_is_thread_safe(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=1000, headroom=1.0)
+    threads = [threading.Thread(target=lambda: [pacer.acquire() for _ in range(100)]) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert pacer.remaining() == 1000 - 800
+
+
+def test_rejects_nonsense_configuration() -> None:
+    with pytest.raises(ValueError):
+        Pacer(0)
+    with pytest.raises(ValueError):
+        Pacer(10, headroom=1.5)
