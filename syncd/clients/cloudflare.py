@@ -255,16 +255,20 @@ class CloudflareClient:
     ) -> Any:
         self._pacer.acquire(deadline)
         started = time.perf_counter()
+        transport_error: CloudflareTransportError | None = None
         try:
             response = self._http.request(method, path, json=json, params=params, headers=self._auth.headers())
         except httpx.TimeoutException as exc:
-            self._observe(operation, RETRY if not last else ERROR, "timeout", started)
-            raise CloudflareTransportError(f"Cloudflare {method} {path}: timed out ({type(exc).__name__})") from None
+            kind, what = "timeout", f"timed out ({type(exc).__name__})"
+            transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
         except httpx.TransportError as exc:
-            self._observe(operation, RETRY if not last else ERROR, "connection", started)
-            raise CloudflareTransportError(
-                f"Cloudflare {method} {path}: connection failed ({type(exc).__name__})"
-            ) from None
+            kind, what = "connection", f"connection failed ({type(exc).__name__})"
+            transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
+        if transport_error is not None:
+            # Raised outside the except block: the httpx exception (which holds the request and
+            # its body) is neither the cause nor the context of ours.
+            self._observe(operation, ERROR if last else RETRY, kind, started)
+            raise transport_error
         budget = parse_ratelimit(response.headers.get("ratelimit"))
         if budget is not None:
             self._pacer.observe_server_budget(*budget)
