@@ -15,7 +15,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from syncd.errors import ConfigError, ConfigProblem
 from syncd.model import KvVersion, Target, VaultSecretRef
@@ -76,7 +85,7 @@ _JS_RESERVED = frozenset(
 )
 _SCRIPT_NAME = re.compile(r"^[a-z0-9_][a-z0-9-_]*$")
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
-_UNION_TAGS = frozenset({"token", "approle", "kubernetes", "jwt", "CloudflareApiToken", "CloudflareGlobalKey"})
+_UNION_TAGS = frozenset({"token", "approle", "kubernetes", "jwt", "api_token", "global_key"})
 _MAPPING_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -186,10 +195,22 @@ class CloudflareGlobalKey(_Strict):
     global_key: CredentialRef
 
 
+def _cloudflare_auth_kind(raw: Any) -> str:
+    if isinstance(raw, CloudflareGlobalKey) or (isinstance(raw, dict) and "api_token" not in raw and "email" in raw):
+        return "global_key"
+    return "api_token"
+
+
+CloudflareAuth = Annotated[
+    Annotated[CloudflareApiToken, Tag("api_token")] | Annotated[CloudflareGlobalKey, Tag("global_key")],
+    Discriminator(_cloudflare_auth_kind),
+]
+
+
 class CloudflareSettings(_Strict):
     api_base: str = Field(default=DEFAULT_CLOUDFLARE_API, pattern=r"^https?://")
     account_id: str | None = None
-    auth: CloudflareApiToken | CloudflareGlobalKey
+    auth: CloudflareAuth
     allow_inline_credentials: bool = False
     timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     write_mode: Literal["bulk", "single"] = "bulk"
