@@ -1,0 +1,402 @@
+"""The state store: what syncd pushed where, and how each mapping fared. Never a secret value.
+
+SQLite in WAL mode (readers such as ``/status`` never block the writer), one connection shared by
+threads under a lock, every write one transaction. The file and its directory are private (0600 and
+0700). The schema is versioned in ``meta.schema_version``: an older file is migrated on open, a newer
+one is refused with ``StateError`` so a downgrade cannot corrupt it.
+
+It holds the random HMAC key of the fingerprints (``meta.hmac_key``), one row per binding syncd
+knows on a target (``bindings``: Vault version, keyed fingerprint, shape, ownership) and one row per
+mapping (``mapping_status``). The key lives next to the fingerprints, so the file alone keeps values
+safe from anyone who only sees fingerprints (logs, ``/status``, a state dump) but not from someone
+with the whole file and time to brute-force a short value; the file is therefore kept private.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import stat
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syncd.errors import StateError
+from syncd.model import Target, VaultSecretRef
+
+SCHEMA_VERSION = 1
+HMAC_KEY_BYTES = 32
+MEMORY = ":memory:"
+
+
+@dataclass(frozen=True)
+class BindingRecord:
+    target: Target
+    name: str
+    mapping: str
+    ref: VaultSecretRef
+    vault_version: int | None
+    fingerprint: str | None  # None for adopted bindings (missing-only): the value on the Worker is unknown
+    shape: str  # DesiredBinding.shape()
+    owned: bool  # True only if syncd created it (False for adopted / pre-existing)
+    pushed_at: float | None
+
+
+@dataclass(frozen=True)
+class MappingStatus:
+    mapping: str
+    config_fingerprint: str | None
+    last_version: int | None
+    last_success_at: float | None
+    last_attempt_at: float | None
+    last_pushed_at: float | None
+    last_error_code: str | None
+    last_error: str | None
+    in_sync: bool
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE bindings (
+            account_id TEXT NOT NULL,
+            dispatch_namespace TEXT NOT NULL,  -- '' when the target has none
+            script TEXT NOT NULL,
+            name TEXT NOT NULL,
+            mapping TEXT NOT NULL,
+            mount TEXT NOT NULL,
+            path TEXT NOT NULL,
+            vault_version INTEGER,
+            fingerprint TEXT,
+            shape TEXT NOT NULL,
+            owned INTEGER NOT NULL,
+            pushed_at REAL,
+            PRIMARY KEY (account_id, dispatch_namespace, script, name)
+        )"""
+    )
+    conn.execute("CREATE INDEX bindings_by_mapping ON bindings (mapping)")
+    conn.execute(
+        """CREATE TABLE mapping_status (
+            mapping TEXT PRIMARY KEY,
+            config_fingerprint TEXT,
+            last_version INTEGER,
+            last_success_at REAL,
+            last_attempt_at REAL,
+            last_pushed_at REAL,
+            last_error_code TEXT,
+            last_error TEXT,
+            in_sync INTEGER NOT NULL
+        )"""
+    )
+
+
+_EMPTY_STATUS = MappingStatus("", None, None, None, None, None, None, None, in_sync=False)
+
+# MIGRATIONS[n] takes a schema at version n to version n + 1 (0 is an empty file).
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1,)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+_BINDING_COLUMNS = (
+    "account_id, dispatch_namespace, script, name, mapping, mount, path, vault_version, fingerprint, shape, owned, "
+    "pushed_at"
+)
+_STATUS_COLUMNS = (
+    "mapping, config_fingerprint, last_version, last_success_at, last_attempt_at, last_pushed_at, last_error_code, "
+    "last_error, in_sync"
+)
+# Fixed column lists only; every value goes through a placeholder.
+_SELECT_BINDINGS = f"SELECT {_BINDING_COLUMNS} FROM bindings"  # noqa: S608
+_UPSERT_BINDING = f"INSERT OR REPLACE INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+_SELECT_STATUS = f"SELECT {_STATUS_COLUMNS} FROM mapping_status"  # noqa: S608
+_UPSERT_STATUS = f"INSERT OR REPLACE INTO mapping_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * 9)})"  # noqa: S608
+
+
+class StateStore:
+    """Use ``StateStore.open(path)``; safe to share between threads; ``close()`` when done."""
+
+    def __init__(self, conn: sqlite3.Connection, hmac_key: bytes, location: str) -> None:
+        self._conn = conn
+        self._hmac_key = hmac_key
+        self._location = location
+        self._lock = threading.RLock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: Path | str) -> StateStore:
+        """Open (creating, migrating as needed) the store at ``path``; ``":memory:"`` for tests."""
+        location = str(path)
+        if location != MEMORY:
+            _prepare_file(Path(path))
+        try:
+            conn = sqlite3.connect(location, check_same_thread=False, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state store {location}: {exc}") from None
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            if location != MEMORY:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StateError(f"state store {location}: cannot switch to WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            hmac_key = _initialise(conn, location)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StateError(f"state store {location} is not a usable SQLite database: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, hmac_key, location)
+
+    @property
+    def hmac_key(self) -> bytes:
+        return self._hmac_key
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    def __repr__(self) -> str:
+        return f"StateStore({self._location!r})"
+
+    # --- bindings ---------------------------------------------------------------------------------
+
+    def bindings(self, *, target: Target | None = None, mapping: str | None = None) -> list[BindingRecord]:
+        """Recorded bindings, optionally of one target and/or one mapping, ordered by target and name."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if target is not None:
+            clauses.append("account_id = ? AND dispatch_namespace = ? AND script = ?")
+            params.extend(_target_key(target))
+        if mapping is not None:
+            clauses.append("mapping = ?")
+            params.append(mapping)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{_SELECT_BINDINGS}{where} ORDER BY account_id, dispatch_namespace, script, name"
+        with self._lock:
+            rows = self._connection().execute(sql, params).fetchall()
+        return [_binding_from_row(row) for row in rows]
+
+    def record_bindings(self, records: Sequence[BindingRecord]) -> None:
+        """Insert or replace each record (keyed by target and name), all in one transaction."""
+        rows = [_binding_to_row(record) for record in records]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(_UPSERT_BINDING, rows)
+
+    def forget_bindings(self, target: Target, names: Collection[str]) -> None:
+        if not names:
+            return
+        key = _target_key(target)
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM bindings WHERE account_id = ? AND dispatch_namespace = ? AND script = ? AND name = ?",
+                [(*key, name) for name in names],
+            )
+
+    # --- mapping status ---------------------------------------------------------------------------
+
+    def mapping_status(self, mapping: str) -> MappingStatus | None:
+        with self._lock:
+            row = self._connection().execute(f"{_SELECT_STATUS} WHERE mapping = ?", (mapping,)).fetchone()
+        return None if row is None else _status_from_row(row)
+
+    def all_mapping_status(self) -> list[MappingStatus]:
+        with self._lock:
+            rows = self._connection().execute(f"{_SELECT_STATUS} ORDER BY mapping").fetchall()
+        return [_status_from_row(row) for row in rows]
+
+    def record_mapping_result(
+        self,
+        mapping: str,
+        *,
+        at: float,
+        config_fingerprint: str | None,
+        version: int | None,
+        in_sync: bool,
+        pushed: bool,
+        error_code: str | None,
+        error: str | None,
+    ) -> None:
+        """Record one attempt at ``mapping``.
+
+        Success (no error): config fingerprint, version and ``last_success_at`` move to this attempt.
+        Failure: they keep their previous values (so the next cycle still sees the change it failed
+        to apply) and the error is recorded. ``pushed`` moves ``last_pushed_at`` either way.
+        """
+        failed = error_code is not None or error is not None
+        with self._write() as conn:
+            old = conn.execute(f"{_SELECT_STATUS} WHERE mapping = ?", (mapping,)).fetchone()
+            previous = _status_from_row(old) if old is not None else _EMPTY_STATUS
+            status = MappingStatus(
+                mapping=mapping,
+                config_fingerprint=previous.config_fingerprint if failed else config_fingerprint,
+                last_version=previous.last_version if failed else version,
+                last_success_at=previous.last_success_at if failed else at,
+                last_attempt_at=at,
+                last_pushed_at=at if pushed else previous.last_pushed_at,
+                last_error_code=error_code,
+                last_error=error,
+                in_sync=in_sync,
+            )
+            conn.execute(_UPSERT_STATUS, _status_to_row(status))
+
+    def remove_mapping_status(self, mapping: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM mapping_status WHERE mapping = ?", (mapping,))
+
+    def mapping_names(self) -> set[str]:
+        """Every mapping the state knows (by bindings or status): the ones gone from config were removed."""
+        with self._lock:
+            rows = (
+                self._connection()
+                .execute("SELECT mapping FROM bindings UNION SELECT mapping FROM mapping_status")
+                .fetchall()
+            )
+        return {str(row[0]) for row in rows}
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StateError(f"state store {self._location} is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                with _transaction(conn):
+                    yield conn
+            except sqlite3.Error as exc:
+                raise StateError(f"state store {self._location}: write failed: {exc}") from None
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _prepare_file(path: Path) -> None:
+    """A private directory and a 0600 file before SQLite touches it (its -wal/-shm copy the mode)."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StateError(f"cannot create state store {path}: {exc.strerror}") from None
+
+
+def _initialise(conn: sqlite3.Connection, location: str) -> bytes:
+    """Create or migrate the schema and return the HMAC key (created on first open)."""
+    with _transaction(conn):
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row is not None else 0
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"state store {location} has schema version {version}, newer than this syncd "
+                f"understands ({SCHEMA_VERSION}); upgrade syncd or move the file away"
+            )
+        for migrate in MIGRATIONS[version:]:
+            migrate(conn)
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        key_row = conn.execute("SELECT value FROM meta WHERE key = 'hmac_key'").fetchone()
+        if key_row is None:
+            key = secrets.token_bytes(HMAC_KEY_BYTES)
+            conn.execute("INSERT INTO meta (key, value) VALUES ('hmac_key', ?)", (key,))
+            return key
+        key = bytes(key_row[0])
+        if len(key) != HMAC_KEY_BYTES:
+            raise StateError(f"state store {location}: the fingerprint key is damaged")
+        return key
+
+
+def _target_key(target: Target) -> tuple[str, str, str]:
+    return (target.account_id, target.dispatch_namespace or "", target.script)
+
+
+def _binding_to_row(record: BindingRecord) -> tuple[Any, ...]:
+    return (
+        *_target_key(record.target),
+        record.name,
+        record.mapping,
+        record.ref.mount,
+        record.ref.path,
+        record.vault_version,
+        record.fingerprint,
+        record.shape,
+        int(record.owned),
+        record.pushed_at,
+    )
+
+
+def _binding_from_row(row: Sequence[Any]) -> BindingRecord:
+    account, namespace, script, name, mapping, mount, path, version, fingerprint, shape, owned, pushed_at = row
+    return BindingRecord(
+        target=Target(account, script, namespace or None),
+        name=name,
+        mapping=mapping,
+        ref=VaultSecretRef(mount, path),
+        vault_version=version,
+        fingerprint=fingerprint,
+        shape=shape,
+        owned=bool(owned),
+        pushed_at=pushed_at,
+    )
+
+
+def _status_to_row(status: MappingStatus) -> tuple[Any, ...]:
+    return (
+        status.mapping,
+        status.config_fingerprint,
+        status.last_version,
+        status.last_success_at,
+        status.last_attempt_at,
+        status.last_pushed_at,
+        status.last_error_code,
+        status.last_error,
+        int(status.in_sync),
+    )
+
+
+def _status_from_row(row: Sequence[Any]) -> MappingStatus:
+    mapping, config_fp, version, success_at, attempt_at, pushed_at, error_code, error, in_sync = row
+    return MappingStatus(
+        mapping=mapping,
+        config_fingerprint=config_fp,
+        last_version=version,
+        last_success_at=success_at,
+        last_attempt_at=attempt_at,
+        last_pushed_at=pushed_at,
+        last_error_code=error_code,
+        last_error=error,
+        in_sync=bool(in_sync),
+    )

@@ -1,0 +1,160 @@
+"""Turning one Vault secret version into the Cloudflare bindings a mapping asks for.
+
+``desired_bindings`` is pure: config + one read version in, secret bodies out. It checks everything it
+can before anything is sent (missing keys, names that are not JavaScript identifiers, Cloudflare's
+5 KB limit, undecodable key material) and reports every problem of the mapping at once in one
+``ValuesRejected``, naming bindings and Vault keys, never values.
+
+With ``all_keys``, the Vault keys that feed a ``secret_key`` binding of the same mapping are left out
+of the ``secret_text`` bindings: a private key should not also go out as plain text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from syncd.config import MappingSettings, SecretTextBindings, is_binding_name
+from syncd.engine.keymaterial import encode_key_material
+from syncd.errors import ValueRejected
+from syncd.model import BindingKind, SecretBody, SecretValue, SecretVersion, Target
+
+# Cloudflare documents "5 KB per variable" for Worker secrets.
+MAX_TEXT_BYTES = 5 * 1024
+
+
+@dataclass(frozen=True)
+class DesiredBinding:
+    """One binding as it should be on one Worker. ``body`` holds the value (masked)."""
+
+    mapping: str
+    target: Target
+    name: str
+    kind: BindingKind
+    body: SecretBody
+
+    def shape(self) -> str:
+        """A stable digest of the non-secret part (type, format, algorithm, usages), not the name."""
+        meta = self.body.metadata()
+        meta.pop("name", None)
+        canonical = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ValueProblem:
+    binding: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"binding {self.binding!r}: {self.why}"
+
+
+class ValuesRejected(ValueRejected):
+    """Every problem of one mapping's values. ``binding``/``why`` are the first problem's."""
+
+    def __init__(self, mapping: str, problems: Sequence[ValueProblem]) -> None:
+        if not problems:
+            raise ValueError("ValuesRejected needs at least one problem")
+        self.mapping = mapping
+        self.problems = tuple(problems)
+        super().__init__(problems[0].binding, problems[0].why)
+        if len(problems) > 1:
+            listed = "; ".join(str(p) for p in problems)
+            self.args = (f"mapping {mapping!r}: {len(problems)} bindings rejected: {listed}",)
+
+    @property
+    def reason(self) -> str:
+        return ValueRejected.__name__
+
+
+def desired_bindings(mapping: MappingSettings, target: Target, secret: SecretVersion) -> list[DesiredBinding]:
+    """The bindings ``mapping`` wants on ``target`` for this version, sorted by name.
+
+    Raises ``ValuesRejected`` (a ``ValueRejected``) listing every problem of the mapping.
+    """
+    problems: list[ValueProblem] = []
+    bodies: list[SecretBody] = []
+    for item in itertools.chain(_text_bodies(mapping, secret), _key_bodies(mapping, secret)):
+        if isinstance(item, ValueProblem):
+            problems.append(item)
+        else:
+            bodies.append(item)
+    seen: dict[str, int] = {}
+    for body in bodies:
+        seen[body.name] = seen.get(body.name, 0) + 1
+    problems.extend(
+        ValueProblem(name, f"binding name is produced {count} times in this mapping")
+        for name, count in sorted(seen.items())
+        if count > 1
+    )
+    if problems:
+        raise ValuesRejected(mapping.name, problems)
+    return [
+        DesiredBinding(mapping.name, target, body.name, body.kind, body)
+        for body in sorted(bodies, key=lambda b: b.name)
+    ]
+
+
+def _where(secret: SecretVersion) -> str:
+    return f"{secret.ref} v{secret.version}" if secret.version is not None else str(secret.ref)
+
+
+def _missing(key: str, secret: SecretVersion) -> str:
+    return f"Vault key {key!r} is missing from {_where(secret)}"
+
+
+def _text_body(name: str, value: SecretValue) -> SecretBody | ValueProblem:
+    size = len(value.reveal().encode("utf-8"))
+    if size > MAX_TEXT_BYTES:
+        return ValueProblem(name, f"value is {size} bytes, over Cloudflare's 5 KB limit ({MAX_TEXT_BYTES} bytes)")
+    return SecretBody({"name": name, "type": BindingKind.SECRET_TEXT.value, "text": value.reveal()})
+
+
+def _text_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[SecretBody | ValueProblem]:
+    spec: SecretTextBindings | None = mapping.secret_text
+    if spec is None:
+        return
+    data = secret.data
+    if spec.json_binding is not None:
+        yield _text_body(spec.json_binding, data.as_json())
+    elif spec.keys is not None:
+        for key, name in sorted(spec.keys.items(), key=lambda kv: kv[1]):
+            yield _text_body(name, data.text(key)) if key in data else ValueProblem(name, _missing(key, secret))
+    else:
+        consumed = {k.vault_key for k in mapping.secret_key}
+        for key in data:
+            if key in consumed:
+                continue
+            name = spec.prefix + (key.upper() if spec.uppercase else key)
+            if not is_binding_name(name):
+                yield ValueProblem(
+                    name, f"Vault key {key!r} does not make a valid binding name (JavaScript identifier)"
+                )
+            else:
+                yield _text_body(name, data.text(key))
+
+
+def _key_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[SecretBody | ValueProblem]:
+    for spec in mapping.secret_key:
+        if spec.vault_key not in secret.data:
+            yield ValueProblem(spec.binding, _missing(spec.vault_key, secret))
+            continue
+        try:
+            material = encode_key_material(spec, secret.data.raw(spec.vault_key))
+        except ValueRejected as exc:
+            yield ValueProblem(exc.binding, exc.why)
+            continue
+        yield SecretBody(
+            {
+                "name": spec.binding,
+                "type": BindingKind.SECRET_KEY.value,
+                "format": spec.format,
+                "algorithm": dict(spec.algorithm),
+                "usages": list(spec.usages),
+                **material,
+            }
+        )
