@@ -1,0 +1,324 @@
+"""Prometheus metrics for syncd, in a registry of its own (never the process-global one).
+
+:class:`Metrics` adapts three things to Prometheus: every HTTP attempt of the clients (it is a
+``RequestObserver``), every finished ``CycleReport``, and a few gauges the service sets (readiness,
+Vault token expiry, Cloudflare rate budget).
+
+Label values are bounded by the configuration: mapping and script names from the config, outcomes
+and codes from small fixed sets; anything else collapses to ``"other"``. Vault paths and values are
+never labels. :meth:`Metrics.configure_mappings` drops the series of mappings that left the config.
+Unknown gauges start as NaN so that an alert comparing them never fires before the first reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import platform
+import re
+import threading
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Final
+
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+import syncd
+from syncd import errors
+from syncd.engine.report import Action, CycleReport, PushRecord, Reason
+from syncd.model import Target
+
+__all__ = ["Metrics"]
+
+log = structlog.get_logger(__name__)
+
+OTHER: Final = "other"
+CYCLE_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+PROPAGATION_BUCKETS: Final = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+REQUEST_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+_TRIGGERS: Final = frozenset({"interval", "startup", "manual", "notification", "once", "plan"})
+_REQUEST_OUTCOMES: Final = frozenset({"ok", "error", "retry"})
+_PUSH_OUTCOMES: Final = frozenset({"ok", "error"})
+_OPERATION: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_CODE: Final = re.compile(r"\d{1,6}|timeout|connection")
+
+
+def _error_classes() -> frozenset[str]:
+    found: set[str] = set()
+    pending: list[type[BaseException]] = [errors.SyncdError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return frozenset(found)
+
+
+def failure_reason(error_code: str) -> str:
+    """The error class of an ``error_code`` ("CloudflareNotDeployed(10215)" -> "CloudflareNotDeployed")."""
+    name = error_code.split("(", 1)[0].strip()
+    return name if name in _error_classes() else OTHER
+
+
+def script_label(target: Target) -> str:
+    if target.dispatch_namespace:
+        return f"{target.dispatch_namespace}/{target.script}"
+    return target.script
+
+
+def _bounded(value: str, allowed: frozenset[str]) -> str:
+    return value if value in allowed else OTHER
+
+
+def _epoch(moment: datetime) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+class Metrics:
+    """syncd's metrics. Thread-safe: clients observe from worker threads while a cycle is recorded."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, version: str = syncd.__version__) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+
+        self.build_info = Gauge("syncd_build_info", "syncd build; always 1", ["version", "python"], registry=r)
+        self.build_info.labels(version=version, python=platform.python_version()).set(1)
+        self.ready = Gauge("syncd_ready", "1 when syncd is ready (Vault auth valid, a cycle completed)", registry=r)
+
+        self.cycle_duration = Histogram(
+            "syncd_cycle_duration_seconds", "Duration of reconciliation cycles", buckets=CYCLE_BUCKETS, registry=r
+        )
+        self.cycles = Counter(
+            "syncd_cycles", "Reconciliation cycles by trigger and outcome", ["trigger", "outcome"], registry=r
+        )
+        self.last_cycle = Gauge(
+            "syncd_last_cycle_timestamp_seconds", "When the last cycle finished (any outcome)", registry=r
+        )
+        self.last_successful_cycle = Gauge(
+            "syncd_last_successful_cycle_timestamp_seconds",
+            "When the last cycle finished with every mapping in sync",
+            registry=r,
+        )
+
+        self.vault_requests = Counter(
+            "syncd_vault_requests", "Vault HTTP attempts", ["operation", "outcome"], registry=r
+        )
+        self.vault_duration = Histogram(
+            "syncd_vault_request_duration_seconds",
+            "Vault HTTP attempt duration",
+            ["operation"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.cloudflare_requests = Counter(
+            "syncd_cloudflare_requests", "Cloudflare API attempts", ["operation", "outcome", "code"], registry=r
+        )
+        self.cloudflare_duration = Histogram(
+            "syncd_cloudflare_request_duration_seconds",
+            "Cloudflare API attempt duration",
+            ["operation"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+
+        self.pushes = Counter(
+            "syncd_pushes", "Cloudflare writes per mapping and script", ["mapping", "script", "outcome"], registry=r
+        )
+        self.bindings_written = Counter(
+            "syncd_bindings_written", "Secret bindings written to Cloudflare", ["mapping", "script"], registry=r
+        )
+        self.mapping_in_sync = Gauge(
+            "syncd_mapping_in_sync", "1 when the mapping's Worker bindings equal Vault", ["mapping"], registry=r
+        )
+        self.mapping_last_success = Gauge(
+            "syncd_mapping_last_success_timestamp_seconds",
+            "When the mapping last finished a cycle in sync",
+            ["mapping"],
+            registry=r,
+        )
+        self.mapping_failures = Counter(
+            "syncd_mapping_failures", "Failed mapping reconciliations by error class", ["mapping", "reason"], registry=r
+        )
+        self.propagation_delay = Histogram(
+            "syncd_propagation_delay_seconds",
+            "From a Vault version's creation to Cloudflare's confirmation of the write",
+            buckets=PROPAGATION_BUCKETS,
+            registry=r,
+        )
+        self.vault_token_expiry = Gauge(
+            "syncd_vault_token_expiry_timestamp_seconds",
+            "When syncd's Vault token expires (NaN: none/unknown)",
+            registry=r,
+        )
+        self.vault_token_expiry.set(math.nan)
+        self.rate_budget = Gauge(
+            "syncd_cloudflare_rate_budget_remaining",
+            "Cloudflare requests syncd may still send in the window",
+            registry=r,
+        )
+        self.rate_budget.set(math.nan)
+
+        self._lock = threading.Lock()
+        self._configured: frozenset[str] | None = None  # None: not configured yet, every mapping accepted
+        self._script_of: dict[str, str] = {}
+        self._series: dict[str, set[tuple[Counter | Gauge, tuple[str, ...]]]] = {}
+
+    # --- RequestObserver ------------------------------------------------------------------------
+
+    def observe(self, service: str, operation: str, outcome: str, code: str, seconds: float) -> None:
+        """One HTTP attempt by a client. Never raises: a metrics bug must not fail a request."""
+        try:
+            op = operation if _OPERATION.fullmatch(operation) else OTHER
+            result = _bounded(outcome, _REQUEST_OUTCOMES)
+            duration = max(0.0, seconds)
+            if service == "vault":
+                self.vault_requests.labels(operation=op, outcome=result).inc()
+                self.vault_duration.labels(operation=op).observe(duration)
+            elif service == "cloudflare":
+                status = code if _CODE.fullmatch(code) else OTHER
+                self.cloudflare_requests.labels(operation=op, outcome=result, code=status).inc()
+                self.cloudflare_duration.labels(operation=op).observe(duration)
+        except Exception:  # pragma: no cover - defensive: observers must not raise
+            log.debug("metrics_observe_failed", service=service, exc_info=True)
+
+    # --- gauges the service sets ------------------------------------------------------------------
+
+    def set_ready(self, ready: bool) -> None:
+        self.ready.set(1 if ready else 0)
+
+    def set_vault_token_expiry(self, epoch_seconds: float | None) -> None:
+        self.vault_token_expiry.set(math.nan if epoch_seconds is None else epoch_seconds)
+
+    def set_rate_budget(self, remaining: float) -> None:
+        self.rate_budget.set(remaining)
+
+    # --- label bounds -----------------------------------------------------------------------------
+
+    def configure_mappings(self, names: Iterable[str]) -> None:
+        """Accept only these mapping names from now on and drop every series of any other mapping."""
+        with self._lock:
+            self._configured = frozenset(names)
+            for mapping in [m for m in self._series if m not in self._configured]:
+                self._drop(mapping, lambda labels: True)
+                self._script_of.pop(mapping, None)
+
+    def _accepts(self, mapping: str) -> bool:
+        return self._configured is None or mapping in self._configured
+
+    def _track(self, mapping: str, metric: Counter | Gauge, labels: tuple[str, ...]) -> None:
+        self._series.setdefault(mapping, set()).add((metric, labels))
+
+    def _drop(self, mapping: str, which: Callable[[tuple[str, ...]], bool]) -> None:
+        kept: set[tuple[Counter | Gauge, tuple[str, ...]]] = set()
+        for metric, labels in self._series.pop(mapping, set()):
+            if which(labels):
+                with contextlib.suppress(KeyError):
+                    metric.remove(*labels)
+            else:
+                kept.add((metric, labels))
+        if kept:
+            self._series[mapping] = kept
+
+    def _note_script(self, mapping: str, script: str) -> None:
+        """A mapping moved to another script: its series with the old script label go."""
+        previous = self._script_of.get(mapping)
+        if previous is not None and previous != script:
+            self._drop(mapping, lambda labels: len(labels) > 1 and labels[1] == previous)
+        self._script_of[mapping] = script
+
+    # --- cycles -----------------------------------------------------------------------------------
+
+    def record_cycle(self, report: CycleReport) -> None:
+        """Account for one finished cycle. Dry runs (``plan``) change nothing and are not recorded."""
+        if report.dry_run:
+            return
+        outcome = "timeout" if report.timed_out else ("ok" if report.ok else "failed")
+        self.cycles.labels(trigger=_bounded(report.trigger, _TRIGGERS), outcome=outcome).inc()
+        self.cycle_duration.observe(max(0.0, report.finished_at - report.started_at))
+        self.last_cycle.set(report.finished_at)
+        if outcome == "ok":
+            self.last_successful_cycle.set(report.finished_at)
+        with self._lock:
+            for result in report.results:
+                if self._accepts(result.mapping):
+                    self._record_result(report, result.mapping, result.target, result.in_sync, result.error_code)
+            for push in report.pushes:
+                self._record_push(report, push)
+
+    def _record_result(
+        self, report: CycleReport, mapping: str, target: Target, in_sync: bool, error_code: str | None
+    ) -> None:
+        self._note_script(mapping, script_label(target))
+        healthy = in_sync and error_code is None
+        self.mapping_in_sync.labels(mapping=mapping).set(1 if healthy else 0)
+        self._track(mapping, self.mapping_in_sync, (mapping,))
+        if healthy:
+            self.mapping_last_success.labels(mapping=mapping).set(report.finished_at)
+            self._track(mapping, self.mapping_last_success, (mapping,))
+        if error_code is not None:
+            reason = failure_reason(error_code)
+            self.mapping_failures.labels(mapping=mapping, reason=reason).inc()
+            self._track(mapping, self.mapping_failures, (mapping, reason))
+
+    def _record_push(self, report: CycleReport, push: PushRecord) -> None:
+        script = script_label(push.target)
+        outcome = _bounded(push.outcome, _PUSH_OUTCOMES)
+        mappings = [m for m in push.mappings if self._accepts(m)]
+        for mapping in mappings:
+            self.pushes.labels(mapping=mapping, script=script, outcome=outcome).inc()
+            self._track(mapping, self.pushes, (mapping, script, outcome))
+        if push.outcome != "ok":
+            return
+        for mapping, count in self._written_per_mapping(report, push).items():
+            if self._accepts(mapping):
+                self.bindings_written.labels(mapping=mapping, script=script).inc(count)
+                self._track(mapping, self.bindings_written, (mapping, script))
+        if push.confirmed_at is None:
+            return
+        for mapping, created in push.vault_created.items():
+            if self._accepts(mapping) and _is_rotation(report, push, mapping):
+                self.propagation_delay.observe(max(0.0, push.confirmed_at - _epoch(created)))
+
+    @staticmethod
+    def _written_per_mapping(report: CycleReport, push: PushRecord) -> Tally[str]:
+        """Which mapping each written binding belongs to, from the report's planned changes."""
+        owner = {c.binding: c.mapping for c in report.changes if c.target == push.target and c.action is Action.WRITE}
+        tally: Tally[str] = Tally()
+        for binding in push.written:
+            mapping = owner.get(binding) or (push.mappings[0] if len(push.mappings) == 1 else None)
+            if mapping is not None:
+                tally[mapping] += 1
+        return tally
+
+    # --- exposition -------------------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _is_rotation(report: CycleReport, push: PushRecord, mapping: str) -> bool:
+    """Whether a push carried a new Vault version (rather than a first or config-driven write).
+
+    A first push after deployment writes a version created long ago; counting it as propagation
+    delay would fire the propagation alert on every fresh install. When the report itemizes no
+    changes for the mapping, the engine's ``vault_created`` is taken at its word.
+    """
+    reasons = {
+        c.reason
+        for c in report.changes
+        if c.mapping == mapping and c.target == push.target and c.action is Action.WRITE and c.binding in push.written
+    }
+    return not reasons or Reason.CHANGED in reasons
