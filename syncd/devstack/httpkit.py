@@ -218,6 +218,12 @@ def add_admin_routes(router: Router, state: EmulatorState) -> None:
     router.add(["POST"], ADMIN_PREFIX + "/clock", advance_clock)
 
 
+class _ListeningServer(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: more simultaneous connects than that are reset
+    # by the kernel, which loses writes when many client threads start at once.
+    request_queue_size = 128
+
+
 class EmulatorServer:
     """Serves one emulator on a background thread. ``port=0`` picks a free port.
 
@@ -241,7 +247,7 @@ class EmulatorServer:
         self.state = state
         add_admin_routes(router, state)
         handler_class = _make_handler(self, not_found, method_not_allowed, before, after)
-        self._server = ThreadingHTTPServer((host, port), handler_class)
+        self._server = _ListeningServer((host, port), handler_class)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
