@@ -1,0 +1,199 @@
+"""One Vault call through hvac: error mapping, observation and retries, shared by reader and auth.
+
+``vault_call`` runs a zero-argument function that makes exactly one hvac request, maps what goes
+wrong to ``syncd.errors`` (see ``map_error``), reports each attempt to the observer and retries
+``VaultUnavailable`` with stamina (exponential backoff with jitter, bounded attempts and an overall
+deadline).
+
+Messages carry the operation, the Vault path and Vault's own error text (collapsed, truncated),
+never a value or a token. hvac and requests exceptions are not chained to ours (their attributes
+hold response bodies and request details), so a traceback cannot show them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import hvac.adapters
+import hvac.exceptions as hx
+import requests
+import stamina
+
+from syncd.clients.observe import ERROR, OK, RETRY, RequestObserver
+from syncd.errors import (
+    VaultAuthError,
+    VaultError,
+    VaultPermissionDenied,
+    VaultSecretNotFound,
+    VaultUnavailable,
+)
+
+T = TypeVar("T")
+
+_STATUS: dict[type[Exception], int] = {
+    hx.InvalidRequest: 400,
+    hx.Unauthorized: 401,
+    hx.Forbidden: 403,
+    hx.InvalidPath: 404,
+    hx.UnsupportedOperation: 405,
+    hx.PreconditionFailed: 412,
+    hx.RateLimitExceeded: 429,
+    hx.InternalServerError: 500,
+    hx.VaultNotInitialized: 501,
+    hx.BadGateway: 502,
+    hx.VaultDown: 503,
+}
+_UNAVAILABLE = (
+    hx.PreconditionFailed,
+    hx.RateLimitExceeded,
+    hx.InternalServerError,
+    hx.VaultNotInitialized,
+    hx.BadGateway,
+    hx.VaultDown,
+    hx.UnexpectedError,  # a status hvac does not know (without StatusAwareAdapter: maybe a 504)
+)
+_MAX_REASON = 200
+
+
+def vault_reason(exc: BaseException) -> str:
+    """Vault's error text from an hvac exception (``errors`` list), collapsed and truncated."""
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, list) and errors:
+        text = "; ".join(str(e) for e in errors)
+    elif isinstance(exc, hx.VaultError) and exc.args and exc.args[0]:
+        text = str(exc.args[0])
+    else:
+        text = type(exc).__name__
+    return " ".join(text.split())[:_MAX_REASON]
+
+
+class StatusAwareAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
+    """hvac's JSON adapter, plus the HTTP status on the exceptions it raises (``status_code``).
+
+    hvac turns statuses it does not know (405, 504, 473, ...) into ``UnexpectedError`` and drops
+    the status; with it, a gateway's 504 is retried and a 405 is not.
+    """
+
+    def _raise_for_error(self, method: str, url: str, response: requests.Response) -> None:
+        try:
+            super()._raise_for_error(method, url, response)
+        except hx.VaultError as exc:
+            exc.status_code = response.status_code
+            raise
+
+
+def status_of(exc: BaseException) -> int | None:
+    known = getattr(exc, "status_code", None)
+    if isinstance(known, int):
+        return known
+    for cls, status in _STATUS.items():
+        if isinstance(exc, cls):
+            return status
+    return None
+
+
+def map_error(exc: Exception, *, operation: str, path: str, auth: bool = False) -> tuple[VaultError, str] | None:
+    """The syncd error for an hvac/requests exception, and the observer's code; None if foreign.
+
+    With ``auth=True`` (login, renew, lookup), 400/401/403 mean the credential was refused.
+    """
+    status = status_of(exc)
+    where = f"Vault {operation} {path}"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return VaultUnavailable(f"{where}: timed out", path=path), "timeout"
+    if isinstance(exc, requests.exceptions.RequestException):
+        return VaultUnavailable(f"{where}: connection failed ({type(exc).__name__})", path=path), "connection"
+    if not isinstance(exc, hx.VaultError):
+        return None
+    reason = vault_reason(exc)
+    code = str(status) if status is not None else "unexpected"
+    message = f"{where}: HTTP {status or '?'}: {reason}"
+    error: VaultError
+    if isinstance(exc, hx.UnexpectedError) and status is not None:
+        unavailable = status >= 500 or status in (412, 429)
+    else:
+        unavailable = isinstance(exc, _UNAVAILABLE)
+    if unavailable:
+        error = VaultUnavailable(message, path=path, status=status)
+    elif isinstance(exc, hx.Unauthorized) or (auth and isinstance(exc, (hx.Forbidden, hx.InvalidRequest))):
+        error = VaultAuthError(message, path=path, status=status)
+    elif isinstance(exc, hx.Forbidden):
+        error = VaultPermissionDenied(message, path=path, status=status)
+    elif isinstance(exc, hx.InvalidPath):
+        error = VaultSecretNotFound(message, path=path, status=status)
+    else:
+        error = VaultError(message, path=path, status=status)
+    return error, code
+
+
+def vault_call(
+    fn: Callable[[], T],
+    *,
+    operation: str,
+    path: str,
+    observer: RequestObserver,
+    attempts: int,
+    deadline: float,
+    auth: bool = False,
+    translate: Callable[[Exception], VaultError | None] | None = None,
+) -> T:
+    """Run ``fn`` (one hvac request) with mapping, observation and retries of VaultUnavailable.
+
+    ``translate`` may map an exception first (e.g. a deleted version's 404); its result is
+    reported and raised as is.
+    """
+    for attempt in stamina.retry_context(
+        on=VaultUnavailable, attempts=attempts, timeout=deadline, wait_initial=0.2, wait_max=5.0
+    ):
+        with attempt:
+            return _attempt(
+                fn,
+                operation=operation,
+                path=path,
+                observer=observer,
+                auth=auth,
+                translate=translate,
+                last=attempt.num >= attempts,
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _attempt(
+    fn: Callable[[], T],
+    *,
+    operation: str,
+    path: str,
+    observer: RequestObserver,
+    auth: bool,
+    translate: Callable[[Exception], VaultError | None] | None,
+    last: bool,
+) -> T:
+    started = time.perf_counter()
+    mapped: tuple[VaultError, str] | None = None
+    try:
+        result = fn()
+    except Exception as exc:
+        translated = translate(exc) if translate is not None else None
+        if translated is not None:
+            mapped = translated, str(translated.status or status_of(exc) or "error")
+        else:
+            mapped = map_error(exc, operation=operation, path=path, auth=auth)
+        if mapped is None:
+            observer.observe("vault", operation, ERROR, "unexpected", time.perf_counter() - started)
+            raise
+    if mapped is not None:
+        error, code = mapped
+        outcome = RETRY if error.retryable and not last else ERROR
+        observer.observe("vault", operation, outcome, code, time.perf_counter() - started)
+        raise error  # outside the except block: nothing of hvac's is chained
+    observer.observe("vault", operation, OK, "200", time.perf_counter() - started)
+    return result
+
+
+def expect_dict(value: Any, *, operation: str, path: str) -> dict[str, Any]:
+    """hvac returns a ``requests.Response`` instead of a dict for a 2xx without a JSON body."""
+    if not isinstance(value, dict):
+        raise VaultError(f"Vault {operation} {path}: the response is not a JSON object", path=path)
+    return value
