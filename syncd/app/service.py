@@ -1,0 +1,554 @@
+"""The long-running service behind ``syncd run``.
+
+``Service`` owns the schedule and the lifecycle; the work is the reconciler's. Jobs (APScheduler 3.x
+``BackgroundScheduler``, or any object with the same ``add_job``/``reschedule_job``/``start``/
+``shutdown`` subset, which is how tests drive it without real time):
+
+- ``startup``: one reconciliation as soon as the scheduler starts;
+- ``reconcile``: every ``sync.interval_seconds`` plus up to ``sync.jitter_seconds``, with
+  ``max_instances=1`` and ``coalesce=True`` so a slow cycle never stacks runs;
+- ``vault-token``: ``VaultTokenManager.maintain()`` says when it wants to run again;
+- ``manual``: operator triggers from ``POST /trigger``; triggers that arrive while one is queued or
+  running merge into the next run (a set of mappings, or everything).
+
+Every cycle gets a hard deadline (``now + sync.cycle_timeout_seconds``) passed to the reconciler,
+and runs in its own thread that the caller waits on only a little longer than that: a cycle hung
+in a call that ignores the deadline is abandoned (logged, /healthz turns unhealthy) instead of
+wedging the schedule, and no new cycle starts until it has ended.
+
+``reload()`` (SIGHUP) re-reads the config file: a valid one takes effect at the next cycle, an
+invalid one is logged with all its problems and the old one stays. ``shutdown()`` (SIGTERM/SIGINT)
+stops triggering, lets an in-flight cycle finish within ``sync.shutdown_grace_seconds``, closes the
+state store and the clients, and stops the HTTP server last. ``run_forever()`` is the thin part
+that installs signal handlers and blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+import structlog
+
+from syncd.config import Settings, load_config
+from syncd.engine.report import CycleReport
+from syncd.errors import ConfigError, SyncdError
+
+log = structlog.get_logger("syncd.service")
+
+RECONCILE_JOB = "reconcile"
+STARTUP_JOB = "startup"
+TOKEN_JOB = "vault-token"
+MANUAL_JOB = "manual"
+TOKEN_RETRY_SECONDS = 30.0
+
+
+# -- what the service needs from its parts (wiring provides the real ones, tests fakes) ----------
+
+
+class ReconcilerLike(Protocol):
+    def update_settings(self, settings: Settings) -> None: ...
+
+    def reconcile(
+        self,
+        *,
+        trigger: str = "interval",
+        only_mappings: Iterable[str] | None = None,
+        deadline: float | None = None,
+        dry_run: bool = False,
+    ) -> CycleReport: ...
+
+
+class StateLike(Protocol):
+    def all_mapping_status(self) -> Sequence[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class MetricsLike(Protocol):
+    def record_cycle(self, report: CycleReport) -> None: ...
+
+    def set_ready(self, ready: bool) -> None: ...
+
+    def set_vault_token_expiry(self, expires_at: float | None) -> None: ...
+
+    def set_rate_budget(self, remaining: int) -> None: ...
+
+    def configure_mappings(self, names: Iterable[str]) -> None: ...
+
+
+class TokenKeeperLike(Protocol):
+    @property
+    def expires_at(self) -> float | None: ...
+
+    def ensure_token(self) -> Any: ...
+
+    def maintain(self) -> float: ...
+
+    def is_valid(self) -> bool: ...
+
+
+class RateBudgetLike(Protocol):
+    def remaining(self) -> int: ...
+
+
+class ServerLike(Protocol):
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+class SchedulerLike(Protocol):
+    def add_job(self, func: Callable[..., Any], trigger: str | None = None, **kwargs: Any) -> Any: ...
+
+    def reschedule_job(
+        self, job_id: str, jobstore: str | None = None, trigger: str | None = None, **kw: Any
+    ) -> Any: ...
+
+    def start(self) -> None: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+ServerFactory = Callable[["Service"], ServerLike]
+
+
+@dataclass
+class ServiceParts:
+    """Everything ``Service`` drives; ``closers`` run at shutdown (HTTP clients, sessions)."""
+
+    reconciler: ReconcilerLike
+    state: StateLike
+    metrics: MetricsLike
+    token_manager: TokenKeeperLike | None = None
+    rate_budget: RateBudgetLike | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+def _default_scheduler() -> SchedulerLike:
+    from apscheduler.schedulers.background import BackgroundScheduler  # noqa: PLC0415 - only for run
+
+    scheduler: SchedulerLike = BackgroundScheduler(timezone="UTC", job_defaults={"max_instances": 1})
+    return scheduler
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly form of a state record (a dataclass or a plain object)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return {k: v for k, v in vars(value).items() if not k.startswith("_")}
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: Path | str,
+        parts: ServiceParts,
+        *,
+        clock: Callable[[], float] = time.time,
+        scheduler: SchedulerLike | None = None,
+        server_factory: ServerFactory | None = None,
+        loader: Callable[[Path], Settings] = load_config,
+        hang_slack_seconds: float = 10.0,
+    ) -> None:
+        self._settings = settings
+        self.config_path = Path(config_path)
+        self._parts = parts
+        self._clock = clock
+        self._scheduler = scheduler if scheduler is not None else _default_scheduler()
+        self._server_factory = server_factory
+        self._server: ServerLike | None = None
+        self._loader = loader
+        self._hang_slack = hang_slack_seconds
+
+        self._lock = threading.Lock()  # guards the fields below
+        self._cycle_lock = threading.Lock()  # one cycle starter at a time
+        self._inflight: threading.Thread | None = None
+        self._abandoned_since: float | None = None
+        self._pending_all = False
+        self._pending: set[str] = set()
+        self._manual_queued = False
+        self._manual_seq = 0
+        self._started_at: float | None = None
+        self._startup_done = False
+        self._stopping = False
+        self._stopped = False
+        self._last_report: CycleReport | None = None
+        self._last_cycle_end: float | None = None
+        self._commands: queue.Queue[str] = queue.Queue()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def start(self) -> None:
+        """Start the HTTP server, then the schedule (a startup cycle runs at once)."""
+        self._started_at = self._clock()
+        metrics = self._parts.metrics
+        metrics.configure_mappings([m.name for m in self._settings.mappings])
+        metrics.set_ready(False)
+        if self._server_factory is not None:
+            self._server = self._server_factory(self)
+            self._server.start()
+        sync = self._settings.sync
+        if self._parts.token_manager is not None:
+            self._scheduler.add_job(self._maintain_token, "date", id=TOKEN_JOB, replace_existing=True)
+        self._scheduler.add_job(self._job_cycle, "date", args=["startup"], id=STARTUP_JOB, misfire_grace_time=None)
+        self._scheduler.add_job(
+            self._job_cycle,
+            "interval",
+            args=["interval"],
+            id=RECONCILE_JOB,
+            seconds=sync.interval_seconds,
+            jitter=sync.jitter_seconds or None,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(sync.interval_seconds)),
+        )
+        self._scheduler.start()
+        log.info(
+            "service started",
+            mappings=len(self._settings.mappings),
+            interval_seconds=sync.interval_seconds,
+            config=str(self.config_path),
+        )
+
+    def shutdown(self) -> None:
+        """Stop triggering, let an in-flight cycle finish within the grace, close, stop the server."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            inflight = self._inflight
+        log.info("service stopping")
+        self._parts.metrics.set_ready(False)
+        try:
+            self._scheduler.shutdown(wait=False)
+        except Exception as exc:
+            log.debug("scheduler shutdown", error=type(exc).__name__)
+        grace = self._settings.sync.shutdown_grace_seconds
+        if inflight is not None and inflight.is_alive():
+            log.info("waiting for the in-flight cycle", grace_seconds=grace)
+            inflight.join(grace)
+            if inflight.is_alive():
+                log.warning("in-flight cycle did not finish within the shutdown grace", grace_seconds=grace)
+        try:
+            self._parts.state.close()
+        except SyncdError as exc:
+            log.error("closing the state store failed", error=str(exc))
+        for close in self._parts.closers:
+            try:
+                close()
+            except Exception as exc:
+                log.warning("closing a client failed", error=type(exc).__name__)
+        if self._server is not None:
+            self._server.stop()
+        with self._lock:
+            self._stopped = True
+        log.info("service stopped")
+
+    def run_forever(self) -> int:
+        """Start, then handle SIGHUP (reload) and SIGTERM/SIGINT (stop) until stopped. Returns 0."""
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self._commands.put("reload" if signum == signal.SIGHUP else "stop")
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        try:
+            self.start()
+            while True:
+                command = self._commands.get()
+                if command == "reload":
+                    self.reload()
+                else:
+                    break
+        finally:
+            self.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def request_stop(self) -> None:
+        """Make ``run_forever`` return (what SIGTERM does)."""
+        self._commands.put("stop")
+
+    # -- cycles -----------------------------------------------------------------------------
+
+    def run_cycle(self, trigger: str = "interval", only_mappings: Iterable[str] | None = None) -> CycleReport | None:
+        """Run one reconciliation under the hard deadline; ``None`` when none ran (or it hung)."""
+        with self._cycle_lock:
+            with self._lock:
+                if self._stopping:
+                    return None
+                previous = self._inflight
+            if previous is not None and previous.is_alive():
+                log.error("previous cycle still running past its deadline; skipping", trigger=trigger)
+                return None
+            with self._lock:
+                self._abandoned_since = None
+            timeout = self._settings.sync.cycle_timeout_seconds
+            deadline = self._clock() + timeout
+            only = None if only_mappings is None else sorted(set(only_mappings))
+            box: dict[str, Any] = {}
+
+            def work() -> None:
+                try:
+                    self._ensure_token()
+                    box["report"] = self._parts.reconciler.reconcile(
+                        trigger=trigger, only_mappings=only, deadline=deadline
+                    )
+                except BaseException as exc:
+                    box["error"] = exc
+
+            thread = threading.Thread(target=work, name=f"syncd-cycle-{trigger}", daemon=True)
+            with self._lock:
+                self._inflight = thread
+            thread.start()
+            thread.join(timeout + self._hang_slack)
+            if thread.is_alive():
+                with self._lock:
+                    self._abandoned_since = self._clock()
+                log.error("cycle passed its hard deadline and was abandoned", trigger=trigger, timeout_seconds=timeout)
+                return None
+        return self._finish_cycle(trigger, box)
+
+    def _finish_cycle(self, trigger: str, box: dict[str, Any]) -> CycleReport | None:
+        if "error" in box:
+            error = box["error"]
+            # Not str(error): an unexpected exception's text is not vetted for values.
+            detail = str(error) if isinstance(error, SyncdError) else type(error).__name__
+            log.error("cycle failed", trigger=trigger, error_code=type(error).__name__, error=detail)
+            with self._lock:
+                self._startup_done = self._startup_done or trigger == "startup"
+            self._update_gauges()
+            return None
+        report: CycleReport = box["report"]
+        with self._lock:
+            self._last_report = report
+            self._last_cycle_end = self._clock()
+            if trigger == "startup":
+                self._startup_done = True
+        self._parts.metrics.record_cycle(report)
+        self._update_gauges()
+        failed = [r.mapping for r in report.results if r.failed]
+        log.info(
+            "cycle finished",
+            trigger=trigger,
+            cycle_id=report.cycle_id,
+            mappings=len(report.results),
+            failed=len(failed),
+            pushes=len(report.pushes),
+            timed_out=report.timed_out,
+            seconds=round(report.finished_at - report.started_at, 3),
+        )
+        return report
+
+    def _job_cycle(self, trigger: str) -> None:
+        try:
+            self.run_cycle(trigger)
+        except Exception as exc:
+            log.error("cycle job crashed", trigger=trigger, error_code=type(exc).__name__)
+
+    def _ensure_token(self) -> None:
+        tokens = self._parts.token_manager
+        if tokens is None:
+            return
+        try:
+            tokens.ensure_token()
+        except SyncdError as exc:
+            log.error("vault login failed before the cycle", error_code=exc.reason, error=str(exc))
+
+    def _maintain_token(self) -> None:
+        tokens = self._parts.token_manager
+        if tokens is None:
+            return
+        try:
+            delay = max(1.0, float(tokens.maintain()))
+        except SyncdError as exc:
+            log.error("vault token maintenance failed", error_code=exc.reason, error=str(exc))
+            delay = TOKEN_RETRY_SECONDS
+        self._update_gauges()
+        with self._lock:
+            if self._stopping:
+                return
+        from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+        self._scheduler.add_job(
+            self._maintain_token,
+            "date",
+            id=TOKEN_JOB,
+            replace_existing=True,
+            run_date=datetime.now(UTC) + timedelta(seconds=delay),
+        )
+
+    def _update_gauges(self) -> None:
+        metrics = self._parts.metrics
+        if self._parts.token_manager is not None:
+            metrics.set_vault_token_expiry(self._parts.token_manager.expires_at)
+        if self._parts.rate_budget is not None:
+            metrics.set_rate_budget(self._parts.rate_budget.remaining())
+        metrics.set_ready(self.readyz()[0])
+
+    # -- manual triggers --------------------------------------------------------------------
+
+    def trigger(self, mapping: str | None) -> tuple[int, dict[str, Any]]:
+        """Queue a reconcile of one mapping (or all); repeated triggers coalesce. HTTP status + body."""
+        known = {m.name for m in self._settings.mappings}
+        if mapping is not None and mapping not in known:
+            return 404, {"error": "unknown mapping", "mapping": mapping}
+        with self._lock:
+            if self._stopping:
+                return 503, {"error": "shutting down"}
+            if mapping is None:
+                self._pending_all = True
+            else:
+                self._pending.add(mapping)
+            already = self._manual_queued
+            self._manual_queued = True
+            self._manual_seq += 1
+            seq = self._manual_seq
+        if not already:
+            self._scheduler.add_job(self._drain_manual, "date", id=f"{MANUAL_JOB}-{seq}", misfire_grace_time=None)
+        return 202, {"queued": True, "mapping": mapping or "*", "coalesced": already}
+
+    def _drain_manual(self) -> None:
+        while True:
+            with self._lock:
+                if self._stopping or (not self._pending_all and not self._pending):
+                    self._manual_queued = False
+                    return
+                only = None if self._pending_all else set(self._pending)
+                self._pending_all = False
+                self._pending.clear()
+            try:
+                self.run_cycle("manual", only)
+            except Exception as exc:
+                log.error("manual cycle crashed", error_code=type(exc).__name__)
+
+    # -- reload -----------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the config file; apply it at the next cycle when valid. True when applied."""
+        try:
+            new = self._loader(self.config_path)
+        except ConfigError as exc:
+            log.error(
+                "configuration reload refused; keeping the running configuration",
+                config=str(self.config_path),
+                problems=[str(p) for p in exc.problems],
+            )
+            return False
+        old = self._settings
+        restart_needed = [
+            section
+            for section, before, after in (
+                ("vault", old.vault, new.vault),
+                ("cloudflare", old.cloudflare, new.cloudflare),
+                ("server", old.server, new.server),
+                ("sync.state_path", old.sync.state_path, new.sync.state_path),
+            )
+            if before != after
+        ]
+        if restart_needed:
+            log.warning("configuration sections changed that apply only after a restart", sections=restart_needed)
+        self._parts.reconciler.update_settings(new)
+        self._parts.metrics.configure_mappings([m.name for m in new.mappings])
+        with self._lock:
+            self._settings = new
+        if (old.sync.interval_seconds, old.sync.jitter_seconds) != (new.sync.interval_seconds, new.sync.jitter_seconds):
+            self._scheduler.reschedule_job(
+                RECONCILE_JOB,
+                trigger="interval",
+                seconds=new.sync.interval_seconds,
+                jitter=new.sync.jitter_seconds or None,
+            )
+        log.info("configuration reloaded", config=str(self.config_path), mappings=len(new.mappings))
+        return True
+
+    # -- StatusSource -----------------------------------------------------------------------
+
+    def _max_cycle_age(self) -> float:
+        sync = self._settings.sync
+        configured = self._settings.server.healthz_max_cycle_age_seconds
+        return configured if configured is not None else 3 * sync.interval_seconds + sync.cycle_timeout_seconds
+
+    def healthz(self) -> tuple[bool, dict[str, Any]]:
+        """Alive: no abandoned cycle, and a cycle finished recently (or the start was recent)."""
+        now = self._clock()
+        with self._lock:
+            abandoned = self._abandoned_since
+            since = self._last_cycle_end if self._last_cycle_end is not None else self._started_at
+            stopped = self._stopped
+        limit = self._max_cycle_age()
+        age = None if since is None else now - since
+        problems = []
+        if abandoned is not None:
+            problems.append("a cycle passed its hard deadline and is still running")
+        if age is not None and age > limit:
+            problems.append(f"no cycle finished for {age:.0f}s (limit {limit:.0f}s)")
+        if stopped:
+            problems.append("stopped")
+        body = {"status": "ok" if not problems else "unhealthy", "last_cycle_age_seconds": age, "problems": problems}
+        return not problems, body
+
+    def readyz(self) -> tuple[bool, dict[str, Any]]:
+        """Ready: the startup cycle ran, the Vault token is valid, not shutting down."""
+        with self._lock:
+            startup_done = self._startup_done
+            stopping = self._stopping
+        problems = []
+        if not startup_done:
+            problems.append("startup reconciliation has not finished")
+        if stopping:
+            problems.append("shutting down")
+        tokens = self._parts.token_manager
+        if tokens is not None and not tokens.is_valid():
+            problems.append("no valid Vault token")
+        return not problems, {"status": "ready" if not problems else "not ready", "problems": problems}
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            report = self._last_report
+            started = self._started_at
+        mappings = [_plain(s) for s in self._parts.state.all_mapping_status()]
+        body: dict[str, Any] = {
+            "started_at": started,
+            "mappings_configured": [m.name for m in self._settings.mappings],
+            "mappings": mappings,
+            "last_cycle": None,
+        }
+        if report is not None:
+            body["last_cycle"] = {
+                "cycle_id": report.cycle_id,
+                "trigger": report.trigger,
+                "started_at": report.started_at,
+                "finished_at": report.finished_at,
+                "ok": report.ok,
+                "timed_out": report.timed_out,
+                "pushes": len(report.pushes),
+                "failed": [
+                    {"mapping": r.mapping, "error_code": r.error_code, "error": r.error}
+                    for r in report.results
+                    if r.failed
+                ],
+            }
+        return body
+
+
+__all__ = ["Service", "ServiceParts"]

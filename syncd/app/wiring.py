@@ -1,0 +1,260 @@
+"""Building the object graph from ``Settings``: clients, token manager, pacer, reconciler, service.
+
+Everything that talks to the network takes its transport or session from outside (``vault_session``,
+``cloudflare_transport``), so tests can point the real clients anywhere. Credentials become
+callables (``syncd.app.credentials``) read when needed, so rotated files take effect without a
+restart. One ``Pacer`` per Cloudflare credential (``PacerRegistry``): every client using the same
+credential shares the account's rate budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import requests
+
+from syncd.app.credentials import credential_from, read_token_file
+from syncd.app.service import Service, ServiceParts
+from syncd.clients.cloudflare import ApiTokenAuth, CloudflareAuth, CloudflareClient, GlobalKeyAuth
+from syncd.clients.observe import NULL_OBSERVER, RequestObserver
+from syncd.clients.pacer import Pacer
+from syncd.clients.vault import VaultReader, build_hvac_client
+from syncd.clients.vault_auth import (
+    AppRoleLogin,
+    JwtLogin,
+    KubernetesLogin,
+    LoginStrategy,
+    TokenLogin,
+    VaultTokenManager,
+)
+from syncd.config import (
+    AppRoleAuth,
+    CloudflareApiToken,
+    CloudflareSettings,
+    JwtAuth,
+    KubernetesAuth,
+    Settings,
+    TokenAuth,
+)
+from syncd.model import SecretValue
+
+CLOUDFLARE_RETRY_DEADLINE = 60.0
+
+
+# -- Vault -----------------------------------------------------------------------------------------
+
+
+def _constant(text: str) -> Callable[[], SecretValue]:
+    value = SecretValue(text)
+    return lambda: value
+
+
+def vault_login_strategy(settings: Settings) -> LoginStrategy:
+    """The login strategy for ``vault.auth``; credentials are read at login time."""
+    auth = settings.vault.auth
+    if isinstance(auth, TokenAuth):
+        return TokenLogin(credential_from(auth.token, key="vault.auth.token"))
+    if isinstance(auth, AppRoleAuth):
+        return AppRoleLogin(
+            _constant(auth.role_id),
+            credential_from(auth.secret_id, key="vault.auth.secret_id"),
+            mount_point=auth.mount,
+        )
+    if isinstance(auth, KubernetesAuth):
+        return KubernetesLogin(auth.role, read_token_file(auth.token_file), mount_point=auth.mount)
+    if isinstance(auth, JwtAuth):
+        return JwtLogin(auth.role, read_token_file(auth.token_file), mount_point=auth.mount)
+    raise AssertionError(f"unknown vault auth {type(auth).__name__}")  # pragma: no cover
+
+
+def _vault_verify(settings: Settings) -> bool | str:
+    tls = settings.vault.tls
+    if not tls.verify:
+        return False
+    return str(tls.ca_bundle) if tls.ca_bundle is not None else True
+
+
+def build_vault(
+    settings: Settings,
+    observer: RequestObserver = NULL_OBSERVER,
+    *,
+    session: requests.Session | None = None,
+    clock: Callable[[], float] = time.time,
+) -> tuple[Any, VaultTokenManager, VaultReader]:
+    """``(hvac.Client, VaultTokenManager, VaultReader)``: TLS, namespace, timeout, a pool sized to
+    ``vault.concurrency`` (plus one for the token manager), the configured login."""
+    vault = settings.vault
+    tls = vault.tls
+    client_cert = (str(tls.client_cert), str(tls.client_key)) if tls.client_cert and tls.client_key else None
+    client = build_hvac_client(
+        vault.address,
+        namespace=vault.namespace,
+        timeout=vault.timeout_seconds,
+        verify=_vault_verify(settings),
+        client_cert=client_cert,
+        pool_size=vault.concurrency + 1,
+        session=session,
+    )
+    tokens = VaultTokenManager(client, vault_login_strategy(settings), clock, observer)
+    reader = VaultReader(client, observer=observer, clock=clock, token_valid=tokens.is_valid)
+    return client, tokens, reader
+
+
+# -- Cloudflare ------------------------------------------------------------------------------------
+
+
+def cloudflare_auth(cloudflare: CloudflareSettings) -> CloudflareAuth:
+    auth = cloudflare.auth
+    if isinstance(auth, CloudflareApiToken):
+        return ApiTokenAuth(credential_from(auth.api_token, key="cloudflare.auth.api_token"))
+    return GlobalKeyAuth(auth.email, credential_from(auth.global_key, key="cloudflare.auth.global_key"))
+
+
+def credential_identity(cloudflare: CloudflareSettings) -> str:
+    """Which credential (not its value) a Cloudflare section uses: the key of its shared pacer."""
+    auth = cloudflare.auth
+    if isinstance(auth, CloudflareApiToken):
+        return f"token|{cloudflare.api_base}|{auth.api_token.describe()}"
+    return f"global|{cloudflare.api_base}|{auth.email}|{auth.global_key.describe()}"
+
+
+@dataclass
+class PacerRegistry:
+    """One ``Pacer`` per Cloudflare credential, created on first use."""
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _pacers: dict[str, Pacer] = field(default_factory=dict)
+
+    def pacer_for(self, cloudflare: CloudflareSettings) -> Pacer:
+        key = credential_identity(cloudflare)
+        pacer = self._pacers.get(key)
+        if pacer is None:
+            pacer = Pacer(
+                cloudflare.rate_limit_requests,
+                cloudflare.rate_limit_window_seconds,
+                clock=self.clock,
+                sleep=self.sleep,
+            )
+            self._pacers[key] = pacer
+        return pacer
+
+
+def build_cloudflare(
+    settings: Settings,
+    observer: RequestObserver = NULL_OBSERVER,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    pacers: PacerRegistry | None = None,
+) -> tuple[CloudflareClient, Pacer]:
+    """``(CloudflareClient, Pacer)`` for ``settings.cloudflare``; the pacer is the credential's."""
+    cloudflare = settings.cloudflare
+    pacer = (pacers or PacerRegistry()).pacer_for(cloudflare)
+    client = CloudflareClient(
+        cloudflare.api_base,
+        cloudflare_auth(cloudflare),
+        pacer=pacer,
+        transport=transport,
+        timeout=cloudflare.timeout_seconds,
+        observer=observer,
+        retry_attempts=cloudflare.retry_attempts,
+        retry_deadline=min(CLOUDFLARE_RETRY_DEADLINE, settings.sync.cycle_timeout_seconds),
+    )
+    return client, pacer
+
+
+# -- everything ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clients:
+    """The network clients of one process, with what closes them."""
+
+    vault: Any  # hvac.Client
+    tokens: VaultTokenManager
+    reader: VaultReader
+    cloudflare: CloudflareClient
+    pacer: Pacer
+
+    def close(self) -> None:
+        self.cloudflare.close()
+        adapter = getattr(self.vault, "adapter", None)
+        if adapter is not None:
+            adapter.close()
+
+
+def build_clients(
+    settings: Settings,
+    observer: RequestObserver = NULL_OBSERVER,
+    *,
+    vault_session: requests.Session | None = None,
+    cloudflare_transport: httpx.BaseTransport | None = None,
+    pacers: PacerRegistry | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Clients:
+    vault, tokens, reader = build_vault(settings, observer, session=vault_session, clock=clock)
+    cloudflare, pacer = build_cloudflare(settings, observer, transport=cloudflare_transport, pacers=pacers)
+    return Clients(vault, tokens, reader, cloudflare, pacer)
+
+
+def build_reconciler(
+    settings: Settings,
+    clients: Clients,
+    state: Any,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Any:
+    """The engine's ``Reconciler`` over the real clients and an open ``StateStore``."""
+    from syncd.engine.reconciler import Reconciler  # noqa: PLC0415 - keeps `syncd check` light
+
+    return Reconciler(
+        settings, clients.reader, clients.cloudflare, state, clock=clock, concurrency=settings.vault.concurrency
+    )
+
+
+def open_state(settings: Settings) -> Any:
+    from syncd.engine.state import StateStore  # noqa: PLC0415
+
+    return StateStore.open(settings.sync.state_path)
+
+
+def build_service(
+    settings: Settings,
+    config_path: Path | str,
+    *,
+    vault_session: requests.Session | None = None,
+    cloudflare_transport: httpx.BaseTransport | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Service:
+    """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server."""
+    from syncd.app.http_server import OpsServer  # noqa: PLC0415
+    from syncd.app.metrics import Metrics  # noqa: PLC0415
+
+    metrics = Metrics()
+    clients = build_clients(
+        settings, metrics, vault_session=vault_session, cloudflare_transport=cloudflare_transport, clock=clock
+    )
+    state = open_state(settings)
+    reconciler = build_reconciler(settings, clients, state, clock=clock)
+    parts = ServiceParts(
+        reconciler=reconciler,
+        state=state,
+        metrics=metrics,
+        token_manager=clients.tokens,
+        rate_budget=clients.pacer,
+        closers=[clients.close],
+    )
+    server = settings.server
+    trigger_token = (
+        credential_from(server.trigger_token, key="server.trigger_token") if server.trigger_token is not None else None
+    )
+
+    def make_server(source: Service) -> OpsServer:
+        return OpsServer(source, metrics, bind=server.bind, port=server.port, trigger_token=trigger_token)
+
+    return Service(settings, config_path, parts, clock=clock, server_factory=make_server if server.enabled else None)
