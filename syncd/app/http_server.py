@@ -1,0 +1,274 @@
+"""The operations HTTP endpoint: metrics, probes, status and the manual trigger.
+
+One stdlib ``ThreadingHTTPServer`` on a background thread serves:
+
+    GET  /metrics              Prometheus text exposition
+    GET  /healthz              liveness, 200 or 503 with a JSON body
+    GET  /readyz               readiness, 200 or 503 with a JSON body
+    GET  /status               200, JSON per mapping (never a value)
+    POST /trigger[?mapping=M]  run a reconciliation now; 202 when accepted
+
+``/trigger`` is disabled unless a trigger token is configured: it then answers 403 with a JSON
+reason (403 rather than 404 so that an operator sees why, not a typo hunt). With a token it
+needs ``Authorization: Bearer <token>`` (compared in constant time; the token is read at every
+request, so a rotated file applies at once) and answers 401 with ``WWW-Authenticate: Bearer``
+otherwise. Unknown paths are 404, a known path with the wrong method 405 with ``Allow``.
+
+Access lines go to structlog at debug level, not to stderr. Errors raised by the status source
+answer 500/503 with the error's class name only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
+
+from syncd.app.metrics import Metrics
+from syncd.model import SecretValue
+
+__all__ = ["OpsServer", "StatusSource"]
+
+log = structlog.get_logger(__name__)
+
+_JSON: Final = "application/json"
+_MAX_BODY: Final = 64 * 1024
+_REQUEST_TIMEOUT: Final = 10.0  # seconds a client may take to send its request; bounds idle threads
+_ROUTES: Final[dict[str, frozenset[str]]] = {
+    "/metrics": frozenset({"GET", "HEAD"}),
+    "/healthz": frozenset({"GET", "HEAD"}),
+    "/readyz": frozenset({"GET", "HEAD"}),
+    "/status": frozenset({"GET", "HEAD"}),
+    "/trigger": frozenset({"POST"}),
+}
+
+
+class StatusSource(Protocol):
+    def healthz(self) -> tuple[bool, dict[str, Any]]:
+        """Liveness: the scheduler is alive and the last cycle started within a bound."""
+        ...
+
+    def readyz(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness: Vault auth valid and at least one completed cycle."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Per-mapping state as JSON-able data, no values."""
+        ...
+
+    def trigger(self, mapping: str | None) -> tuple[int, dict[str, Any]]:
+        """Run (or queue) a reconciliation; returns the HTTP status and body. Unknown mapping: 404."""
+        ...
+
+
+class OpsServer:
+    """The HTTP endpoint on its own thread. ``port=0`` binds a free port; see ``.port``/``.url``."""
+
+    def __init__(
+        self,
+        source: StatusSource,
+        metrics: Metrics,
+        *,
+        bind: str,
+        port: int,
+        trigger_token: Callable[[], SecretValue] | None,
+    ) -> None:
+        self.source = source
+        self.metrics = metrics
+        self.trigger_token = trigger_token
+        self._bind = bind
+        self._requested_port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the server is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = self._bind
+        if host in ("", "0.0.0.0"):  # noqa: S104 - naming the wildcard, not binding it
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> OpsServer:
+        if self._server is not None:
+            raise RuntimeError("the server is already started")
+        server_class = _IPv6Server if ":" in self._bind else _IPv4Server
+        handler = type("BoundOpsHandler", (_OpsHandler,), {"ops": self})
+        self._server = server_class((self._bind, self._requested_port), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="syncd-ops-http", daemon=True)
+        self._thread.start()
+        log.info("ops server listening", url=self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, close the socket and wait for the serving thread. Idempotent."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5.0)
+        self._server = self._thread = None
+        log.info("ops server stopped")
+
+    def __enter__(self) -> OpsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _IPv4Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+
+class _IPv6Server(_IPv4Server):
+    address_family = socket.AF_INET6
+
+
+class _OpsHandler(BaseHTTPRequestHandler):
+    ops: OpsServer  # set on the per-server subclass
+    server_version = "syncd"
+    sys_version = ""
+    timeout = _REQUEST_TIMEOUT
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        allowed = _ROUTES.get(parts.path)
+        if not self._drain_body():
+            return
+        if allowed is None:
+            self._send_json(404, {"error": "not found", "path": parts.path})
+            return
+        if method not in allowed:
+            self._send_json(405, {"error": "method not allowed"}, {"Allow": ", ".join(sorted(allowed))})
+            return
+        try:
+            if parts.path == "/trigger":
+                self._trigger(parts.query)
+            else:
+                self._get(parts.path)
+        except Exception as exc:
+            log.exception("ops endpoint failed", path=parts.path, error_code=type(exc).__name__)
+            self._send_json(500, {"error": "internal error", "error_code": type(exc).__name__})
+
+    def _get(self, path: str) -> None:
+        source = self.ops.source
+        if path == "/metrics":
+            body, content_type = self.ops.metrics.render()
+            self._send(200, body, content_type)
+        elif path == "/healthz":
+            self._probe(source.healthz)
+        elif path == "/readyz":
+            self._probe(source.readyz)
+        else:
+            self._send_json(200, source.status())
+
+    def _probe(self, probe: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+        try:
+            ok, body = probe()
+        except Exception as exc:
+            log.exception("probe failed", path=self.path, error_code=type(exc).__name__)
+            ok, body = False, {"status": "error", "error_code": type(exc).__name__}
+        self._send_json(200 if ok else 503, body)
+
+    def _trigger(self, query: str) -> None:
+        token_source = self.ops.trigger_token
+        if token_source is None:
+            self._send_json(403, {"error": "trigger disabled", "reason": "no server.trigger_token is configured"})
+            return
+        if not _bearer_matches(self.headers.get("Authorization"), token_source()):
+            challenge = {"WWW-Authenticate": 'Bearer realm="syncd"'}
+            self._send_json(401, {"error": "unauthorized", "reason": "a valid bearer token is required"}, challenge)
+            return
+        names = parse_qs(query, keep_blank_values=True).get("mapping")
+        if names is not None and (len(names) != 1 or not names[0]):
+            self._send_json(400, {"error": "bad request", "reason": "give at most one non-empty mapping"})
+            return
+        mapping = names[0] if names else None
+        status, body = self.ops.source.trigger(mapping)
+        log.info("manual trigger", mapping=mapping, status=status)
+        self._send_json(status, body)
+
+    def _drain_body(self) -> bool:
+        """Read (and ignore) a request body so the client never sees a reset; refuse huge ones."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > _MAX_BODY:
+            self.close_connection = True
+            self._send_json(413 if length > 0 else 400, {"error": "bad request body"})
+            return False
+        if length:
+            self.rfile.read(length)
+        return True
+
+    def _send_json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body, default=str, sort_keys=True).encode()
+        self._send(status, payload, _JSON, headers)
+
+    def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("ops request", method=self.command, path=urlsplit(self.path).path, status=code)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("ops server", detail=format % args)
+
+
+def _bearer_matches(header: str | None, expected: SecretValue) -> bool:
+    if not header:
+        return False
+    scheme, _, presented = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.reveal().encode())
