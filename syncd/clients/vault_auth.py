@@ -308,7 +308,7 @@ class VaultTokenManager:
         if self._has_token and self._expires_at is not None:
             left = self._expires_at - self._clock()
             if left > 0:  # try again well before the token runs out
-                delay = min(delay, max(self._min_backoff, left / 3))
+                delay = min(delay, max(left / 3, min(1.0, left)))
         log.warning(
             "vault_token_maintenance_failed",
             reason=exc.reason,
