@@ -14,7 +14,8 @@ key in one of four encodings, chosen per binding in the config:
 
 There is no crypto library here, only sanity checks that catch the common mistakes: raw keys are not
 empty, AES raw keys are 16, 24 or 32 bytes (and match ``algorithm.length`` when given), DER is one
-complete ASN.1 SEQUENCE. Every refusal is a ``ValueRejected`` that says why without key bytes.
+complete ASN.1 SEQUENCE whose first elements fit PKCS#8 or SPKI. Every refusal is a
+``ValueRejected`` that says why without key bytes.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def encode_key_material(binding: SecretKeyBinding, raw: Any) -> dict[str, Any]:
         if binding.format == "raw":
             _check_raw(binding, der_or_raw)
         else:
-            check_der_sequence(der_or_raw)
+            check_der_structure(der_or_raw, binding.format)
         return {"key_base64": base64.b64encode(der_or_raw).decode("ascii")}
     except KeyMaterialError as exc:
         where = f"Vault key {binding.vault_key!r} ({binding.format}, {binding.value_encoding})"
@@ -103,8 +104,23 @@ def pem_to_der(text: str, expected_label: str) -> bytes:
     return _strict_base64("".join(body_lines), what="PEM body")
 
 
-def check_der_sequence(der: bytes) -> None:
-    """DER that is one complete ASN.1 SEQUENCE (what PKCS#8 and SPKI are), nothing after it."""
+def check_der_structure(der: bytes, fmt: str) -> None:
+    """DER whose first elements fit PKCS#8 or SPKI, which tells them from PKCS#1 and SEC1 keys.
+
+    PKCS#8 is SEQUENCE { INTEGER version (0 or 1), SEQUENCE algorithm, ... }; SEC1 has version 1
+    followed by an OCTET STRING and PKCS#1 a second INTEGER. SPKI is SEQUENCE { SEQUENCE algorithm,
+    BIT STRING }; a PKCS#1 public key starts with an INTEGER.
+    """
+    header = check_der_sequence(der)
+    inner = der[header : header + 4]
+    if fmt == "pkcs8" and not (inner[:2] == b"\x02\x01" and inner[2:3] in (b"\x00", b"\x01") and inner[3:4] == b"\x30"):
+        raise KeyMaterialError(f"DER is not a PKCS#8 private key (a PKCS#1 or SEC1 key?); {_PKCS8_CONVERT}")
+    if fmt == "spki" and inner[:1] != b"\x30":
+        raise KeyMaterialError("DER is not a SubjectPublicKeyInfo (a PKCS#1 public key?)")
+
+
+def check_der_sequence(der: bytes) -> int:
+    """DER that is one complete ASN.1 SEQUENCE, nothing after it; returns its header length."""
     if not der:
         raise KeyMaterialError("key is empty")
     if der[0] != 0x30:
@@ -121,6 +137,7 @@ def check_der_sequence(der: bytes) -> None:
         header, length = 2 + count, int.from_bytes(der[2 : 2 + count], "big")
     if header + length != len(der):
         raise KeyMaterialError(f"not DER: the SEQUENCE says {header + length} bytes, the key has {len(der)}")
+    return header
 
 
 def _decode(binding: SecretKeyBinding, raw: Any) -> bytes:
