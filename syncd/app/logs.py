@@ -56,7 +56,7 @@ SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
 
 # A key ending in "_<suffix>" is sensitive too ("cf_api_token", "approle_secret", "db_password").
 # "value" and "text" are exact matches only: "exc_value" is an exception's message, not a secret.
-_SENSITIVE_SUFFIXES: Final = ("token", "secret", "password", "passphrase", "key", "authorization", "jwt", "credentials")
+_SENSITIVE_SUFFIXES: Final = ("token", "secret", "secret_id", "password", "passphrase", "key", "authorization", "jwt", "credentials")
 
 _FREE_TEXT_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+"), r"\1\2" + MASK),
@@ -112,6 +112,13 @@ def redact_processor(logger: WrappedLogger, method_name: str, event_dict: EventD
         if key in ("exc_info", "_record", "_from_structlog"):
             continue
         event_dict[key] = MASK if is_sensitive_key(key) else _redact(value, 0)
+    return event_dict
+
+
+def _drop_formatted_message(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    # ExtraAdder copies ``record.message`` when another formatter (pytest's, say) already ran;
+    # it repeats ``event``. Logging forbids "message" in ``extra``, so nothing real is lost.
+    event_dict.pop("message", None)
     return event_dict
 
 
@@ -172,7 +179,7 @@ def configure_logging(*, format: LogFormat = "auto", level: str = "info", stream
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_formatted_message],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *_exception_renderer(renderer),
