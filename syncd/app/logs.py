@@ -56,7 +56,17 @@ SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
 
 # A key ending in "_<suffix>" is sensitive too ("cf_api_token", "approle_secret", "db_password").
 # "value" and "text" are exact matches only: "exc_value" is an exception's message, not a secret.
-_SENSITIVE_SUFFIXES: Final = ("token", "secret", "secret_id", "password", "passphrase", "key", "authorization", "jwt", "credentials")
+_SENSITIVE_SUFFIXES: Final = (
+    "token",
+    "secret",
+    "secret_id",
+    "password",
+    "passphrase",
+    "key",
+    "authorization",
+    "jwt",
+    "credentials",
+)
 
 _FREE_TEXT_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+"), r"\1\2" + MASK),

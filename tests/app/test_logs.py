@@ -133,15 +133,19 @@ def test_console_format_renders_a_readable_line_with_masked_keys() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    sorted(SENSITIVE_KEYS)
-    + ["Token", "X-Vault-Token", "Authorization", "cf_api_token", "vault-client-token", "APPROLE_SECRET_ID"]
-    + ["db_password", "cloudflare_global_key", "oidc_jwt", "approle_secret"],
+    [
+        *sorted(SENSITIVE_KEYS),
+        *("Token", "X-Vault-Token", "Authorization", "cf_api_token", "vault-client-token", "APPROLE_SECRET_ID"),
+        *("db_password", "cloudflare_global_key", "oidc_jwt", "approle_secret"),
+    ],
 )
 def test_sensitive_key_is_masked_at_top_level(key: str) -> None:
     assert _redact(event="e", **{key: "s3cr3t"})[key] == MASK
 
 
-@pytest.mark.parametrize("key", ["binding", "script", "mapping", "version", "event", "exc_value", "keys", "secret_name"])
+@pytest.mark.parametrize(
+    "key", ["binding", "script", "mapping", "version", "event", "exc_value", "keys", "secret_name", "token_ttl"]
+)
 def test_harmless_key_is_kept(key: str) -> None:
     assert _redact(**{key: "shown"})[key] == "shown"
 
