@@ -1,0 +1,209 @@
+"""Carrying a plan out against Cloudflare, recording each change only once Cloudflare confirmed it.
+
+Per target script, every write and delete of every mapping goes into one ``secrets-bulk`` call
+(chunks of at most 100 names; one Worker version per call, invariant 4), or, with
+``write_mode = "single"``, one PUT/DELETE per binding. A call's bindings are recorded in the state
+store only after that call succeeded (invariant 2): a crash between write and record costs one
+repeated write. A refused call fails the mappings that had changes in it and in the target's later
+calls; other targets go on (invariant 6).
+
+One structlog line per call (event ``push``): names, versions, outcome, duration, error code; never a
+value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import structlog
+
+from syncd.engine.planner import Delete, Plan, TargetPlan, Write
+from syncd.engine.ports import WorkerSecrets
+from syncd.engine.report import PushRecord
+from syncd.engine.state import StateStore
+from syncd.errors import CloudflareNotFound, StateError, SyncdError
+from syncd.model import SecretBody, Target
+
+MAX_NAMES_PER_CALL = 100
+SCRIPT_NOT_FOUND = 10007
+
+log = structlog.get_logger("syncd.engine")
+
+
+class CycleTimeout(SyncdError):
+    """The cycle's deadline passed before this work started."""
+
+
+@dataclass
+class ApplyResult:
+    pushes: list[PushRecord] = field(default_factory=list)
+    failures: dict[str, SyncdError] = field(default_factory=dict)  # mapping -> first error
+    pushed: set[str] = field(default_factory=set)  # mappings with at least one confirmed change
+    timed_out: bool = False
+
+    def fail(self, mappings: Sequence[str], error: SyncdError) -> None:
+        for mapping in mappings:
+            self.failures.setdefault(mapping, error)
+
+
+Step = Write | Delete
+
+
+class Applier:
+    def __init__(
+        self,
+        workers: WorkerSecrets,
+        state: StateStore,
+        *,
+        write_mode: Literal["bulk", "single"] = "bulk",
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_names_per_call: int = MAX_NAMES_PER_CALL,
+    ) -> None:
+        if not 1 <= max_names_per_call <= MAX_NAMES_PER_CALL:
+            raise ValueError(f"max_names_per_call must be 1..{MAX_NAMES_PER_CALL}")
+        self._workers = workers
+        self._state = state
+        self._write_mode = write_mode
+        self._clock = clock
+        self._monotonic = monotonic
+        self._chunk = max_names_per_call
+
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        vault_created: Mapping[str, datetime] | None = None,
+        deadline: float | None = None,
+    ) -> ApplyResult:
+        """Execute ``plan``; ``deadline`` (on the injected clock) stops new calls once passed."""
+        result = ApplyResult()
+        self._record_state_only(plan, result)
+        for target_plan in plan.targets:
+            if deadline is not None and self._clock() >= deadline:
+                result.timed_out = True
+                result.fail(
+                    target_plan.mappings, CycleTimeout(f"cycle deadline passed before writing to {target_plan.target}")
+                )
+                continue
+            self._apply_target(target_plan, result, vault_created or {}, deadline)
+        return result
+
+    def _record_state_only(self, plan: Plan, result: ApplyResult) -> None:
+        try:
+            self._state.record_bindings(plan.record_only)
+            for record in plan.forget:
+                self._state.forget_bindings(record.target, [record.name])
+        except StateError as exc:
+            result.fail(sorted({r.mapping for r in (*plan.record_only, *plan.forget)}), exc)
+
+    def _calls(self, target_plan: TargetPlan) -> list[list[Step]]:
+        steps: list[Step] = sorted(
+            [*target_plan.writes, *target_plan.deletes], key=lambda s: (s.change.binding, s.change.action)
+        )
+        size = 1 if self._write_mode == "single" else self._chunk
+        return [steps[i : i + size] for i in range(0, len(steps), size)]
+
+    def _apply_target(
+        self,
+        target_plan: TargetPlan,
+        result: ApplyResult,
+        vault_created: Mapping[str, datetime],
+        deadline: float | None,
+    ) -> None:
+        calls = self._calls(target_plan)
+        for index, steps in enumerate(calls):
+            if index and deadline is not None and self._clock() >= deadline:
+                result.timed_out = True
+                pending = sorted({s.change.mapping for chunk in calls[index:] for s in chunk})
+                result.fail(pending, CycleTimeout(f"cycle deadline passed while writing to {target_plan.target}"))
+                return
+            error = self._call(target_plan, steps, result, vault_created)
+            if error is not None:
+                # Later calls of this target would most likely be refused the same way (not deployed,
+                # auth): fail every mapping with a change not yet confirmed and leave the target.
+                pending = sorted({s.change.mapping for chunk in calls[index:] for s in chunk})
+                result.fail(pending, error)
+                return
+
+    def _call(
+        self,
+        target_plan: TargetPlan,
+        steps: list[Step],
+        result: ApplyResult,
+        vault_created: Mapping[str, datetime],
+    ) -> SyncdError | None:
+        target = target_plan.target
+        writes = [s for s in steps if isinstance(s, Write)]
+        deletes = [s for s in steps if isinstance(s, Delete)]
+        mappings = tuple(sorted({s.change.mapping for s in steps}))
+        started = self._monotonic()
+        error: SyncdError | None = None
+        try:
+            self._send(target, writes, deletes)
+        except CloudflareNotFound as exc:
+            # Deleting from a script that no longer exists: its secrets are gone with it.
+            if writes or exc.code != SCRIPT_NOT_FOUND:
+                error = exc
+        except SyncdError as exc:
+            error = exc
+        seconds = self._monotonic() - started
+        confirmed_at = None if error is not None else self._clock()
+        if confirmed_at is not None:
+            try:
+                self._state.record_bindings([dataclasses.replace(w.record, pushed_at=confirmed_at) for w in writes])
+                self._state.forget_bindings(target, [d.record.name for d in deletes])
+            except StateError as exc:
+                error = exc
+            else:
+                result.pushed.update(mappings)
+        push = PushRecord(
+            target=target,
+            mappings=mappings,
+            written=tuple(w.binding.name for w in writes),
+            deleted=tuple(d.record.name for d in deletes),
+            outcome="ok" if error is None else "error",
+            seconds=seconds,
+            confirmed_at=confirmed_at,
+            vault_created={m: vault_created[m] for m in mappings if m in vault_created},
+            error_code=None if error is None else error.reason,
+        )
+        result.pushes.append(push)
+        self._log(push, steps)
+        return error
+
+    def _send(self, target: Target, writes: list[Write], deletes: list[Delete]) -> None:
+        if self._write_mode == "single":
+            for w in writes:
+                self._workers.put_secret(target, w.binding.body)
+            for d in deletes:
+                self._workers.delete_secret(target, d.record.name)
+            return
+        changes: dict[str, SecretBody | None] = {w.binding.name: w.binding.body for w in writes}
+        changes.update({d.record.name: None for d in deletes})
+        self._workers.bulk_update(target, changes)
+
+    @staticmethod
+    def _log(push: PushRecord, steps: list[Step]) -> None:
+        versions = sorted({s.change.vault_version for s in steps if s.change.vault_version is not None})
+        fields = {
+            "mappings": list(push.mappings),
+            "account": push.target.account_id,
+            "namespace": push.target.dispatch_namespace,
+            "script": push.target.script,
+            "written": list(push.written),
+            "deleted": list(push.deleted),
+            "vault_versions": versions,
+            "outcome": push.outcome,
+            "duration_s": round(push.seconds, 4),
+            "error_code": push.error_code,
+        }
+        if push.outcome == "ok":
+            log.info("push", **fields)
+        else:
+            log.warning("push", **fields)

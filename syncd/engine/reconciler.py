@@ -1,0 +1,480 @@
+"""One reconciliation: Vault versions -> desired bindings -> plan -> Cloudflare -> state.
+
+The same cycle serves every trigger (interval, notification, manual, start-up, ``syncd plan``):
+
+1. group the configured mappings by distinct Vault secret; learn each mount's KV version once;
+2. per secret, in a bounded thread pool: one metadata read (KV v2). The data is read only if some
+   mapping of it has no status yet, a changed configuration, a recorded version other than the
+   current one, an unresolved failure, or is KV v1 (no versions). Otherwise the secret costs that
+   one call and no Cloudflare call, also after a restart, since the state persists (invariant 3);
+3. desired bindings per mapping; the Worker's secret names where ownership must be decided;
+4. one plan across all mappings, grouped by target script (one call per script, invariant 4);
+5. apply (skipped for ``dry_run``), then record every touched mapping's result.
+
+Every error of one mapping, secret or target is caught and reported in that mapping's result only
+(invariant 6); error texts carry paths, names and codes, never values.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from syncd.config import MappingSettings, Settings, mapping_fingerprint
+from syncd.engine.applier import Applier, ApplyResult, CycleTimeout
+from syncd.engine.fingerprint import Fingerprinter
+from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
+from syncd.engine.ports import SecretSource, WorkerSecrets
+from syncd.engine.report import Action, CycleReport, MappingResult
+from syncd.engine.state import BindingRecord, MappingStatus, StateStore
+from syncd.engine.values import desired_bindings
+from syncd.errors import SyncdError, VaultSecretDeleted, VaultSecretNotFound
+from syncd.model import KvVersion, SecretData, SecretVersion, Target, VaultSecretRef, VersionInfo
+
+log = structlog.get_logger("syncd.engine")
+
+INTERNAL_ERROR = "InternalError"
+
+
+@dataclass
+class _Work:
+    """One configured mapping through one cycle."""
+
+    mapping: MappingSettings
+    target: Target
+    config_fingerprint: str
+    status: MappingStatus | None
+    records: list[BindingRecord]
+    started: bool = False
+    version: int | None = None
+    created: datetime | None = None
+    desire: MappingDesire | None = None
+    error_code: str | None = None
+    error: str | None = None
+    gone: SyncdError | None = None  # the secret vanished and on_delete = "delete" handles it
+
+    @property
+    def name(self) -> str:
+        return self.mapping.name
+
+    def fail(self, exc: SyncdError) -> None:
+        if self.error_code is None:
+            self.error_code, self.error = exc.reason, str(exc)
+        self.desire = None
+
+    def fail_internal(self, exc: BaseException) -> None:
+        self.error_code, self.error = INTERNAL_ERROR, f"internal error ({type(exc).__name__})"
+        self.desire = None
+
+
+@dataclass
+class _Cycle:
+    settings: Settings
+    policy: Policy
+    fingerprinter: Fingerprinter
+    deadline: float | None
+    dry_run: bool
+    works: list[_Work]
+    records: list[BindingRecord]
+    timed_out: bool = False
+    removed: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: Settings,
+        source: SecretSource,
+        workers: WorkerSecrets,
+        state: StateStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        concurrency: int | None = None,
+    ) -> None:
+        self._settings = settings
+        self._source = source
+        self._workers = workers
+        self._state = state
+        self._clock = clock
+        self._concurrency = concurrency
+        self._fingerprinter = Fingerprinter(state.hmac_key)
+        self._lock = threading.Lock()
+
+    def update_settings(self, settings: Settings) -> None:
+        """Takes effect at the next cycle (a running one keeps the settings it started with)."""
+        self._settings = settings
+
+    def reconcile(
+        self,
+        *,
+        trigger: str = "interval",
+        only_mappings: Collection[str] | None = None,
+        deadline: float | None = None,
+        dry_run: bool = False,
+    ) -> CycleReport:
+        with self._lock:
+            settings = self._settings
+            started_at = self._clock()
+            cycle = self._start(settings, only_mappings, deadline, dry_run)
+            self._inspect_secrets(cycle)
+            remote = self._remote_names(cycle)
+            the_plan = self._plan(cycle, remote, full=only_mappings is None)
+            applied = ApplyResult()
+            if not dry_run:
+                applied = Applier(
+                    self._workers, self._state, write_mode=settings.cloudflare.write_mode, clock=self._clock
+                ).apply(the_plan, vault_created=_created(cycle), deadline=deadline)
+            results = self._results(cycle, the_plan, applied)
+            if not dry_run:
+                self._record(cycle, results, applied)
+            report = CycleReport(
+                cycle_id=uuid.uuid4().hex[:12],
+                trigger=trigger,
+                started_at=started_at,
+                finished_at=self._clock(),
+                results=tuple(results),
+                pushes=tuple(applied.pushes),
+                dry_run=dry_run,
+                timed_out=cycle.timed_out or applied.timed_out,
+            )
+            log.debug(
+                "cycle",
+                cycle_id=report.cycle_id,
+                trigger=trigger,
+                mappings=len(results),
+                failed=sum(r.failed for r in results),
+                pushes=len(report.pushes),
+                dry_run=dry_run,
+                timed_out=report.timed_out,
+            )
+            return report
+
+    # --- 1. what this cycle looks at --------------------------------------------------------------
+
+    def _start(self, settings: Settings, only: Collection[str] | None, deadline: float | None, dry_run: bool) -> _Cycle:
+        records = self._state.bindings()
+        by_mapping: dict[str, list[BindingRecord]] = defaultdict(list)
+        for record in records:
+            by_mapping[record.mapping].append(record)
+        chosen = [m for m in settings.mappings if only is None or m.name in only]
+        works = []
+        for mapping in chosen:
+            target = settings.target_of(mapping)
+            works.append(
+                _Work(
+                    mapping=mapping,
+                    target=target,
+                    config_fingerprint=mapping_fingerprint(mapping, target),
+                    status=self._state.mapping_status(mapping.name),
+                    records=by_mapping.get(mapping.name, []),
+                )
+            )
+        cycle = _Cycle(settings, Policy.of(settings.sync), self._fingerprinter, deadline, dry_run, works, records)
+        if only is None:
+            configured = {m.name for m in settings.mappings}
+            cycle.removed = sorted(self._state.mapping_names() - configured)
+        return cycle
+
+    def _past_deadline(self, cycle: _Cycle) -> bool:
+        if cycle.deadline is not None and self._clock() >= cycle.deadline:
+            cycle.timed_out = True
+            return True
+        return False
+
+    # --- 2. Vault ---------------------------------------------------------------------------------
+
+    def _inspect_secrets(self, cycle: _Cycle) -> None:
+        groups: dict[VaultSecretRef, list[_Work]] = defaultdict(list)
+        for work in cycle.works:
+            groups[work.mapping.vault.ref].append(work)
+        kv_versions = self._kv_versions(cycle, groups)
+        jobs = [(ref, works, kv_versions[ref]) for ref, works in groups.items() if ref in kv_versions]
+        if not jobs:
+            return
+        size = max(1, min(self._concurrency or cycle.settings.vault.concurrency, len(jobs)))
+        with ThreadPoolExecutor(max_workers=size, thread_name_prefix="syncd-vault") as pool:
+            for future in [pool.submit(self._inspect_guarded, cycle, *job) for job in jobs]:
+                future.result()
+
+    def _kv_versions(self, cycle: _Cycle, groups: dict[VaultSecretRef, list[_Work]]) -> dict[VaultSecretRef, KvVersion]:
+        """Each secret's KV version: as a mapping states it, else the mount's (asked once per mount)."""
+        by_mount: dict[str, KvVersion | SyncdError] = {}
+        resolved: dict[VaultSecretRef, KvVersion] = {}
+        for ref, works in groups.items():
+            stated = next(
+                (w.mapping.vault.stated_kv_version for w in works if w.mapping.vault.stated_kv_version is not None),
+                None,
+            )
+            if stated is not None:
+                resolved[ref] = stated
+                continue
+            if ref.mount not in by_mount:
+                if self._past_deadline(cycle):
+                    continue
+                try:
+                    by_mount[ref.mount] = self._source.kv_version(ref.mount)
+                except SyncdError as exc:
+                    by_mount[ref.mount] = exc
+            found = by_mount[ref.mount]
+            if isinstance(found, SyncdError):
+                for work in works:
+                    work.started = True
+                    work.fail(found)
+            else:
+                resolved[ref] = found
+        return resolved
+
+    def _inspect_guarded(self, cycle: _Cycle, ref: VaultSecretRef, works: list[_Work], kv: KvVersion) -> None:
+        if self._past_deadline(cycle):
+            return
+        for work in works:
+            work.started = True
+        try:
+            self._inspect(cycle, ref, works, kv)
+        except Exception as exc:
+            _log_internal(exc, [w.name for w in works], ref)
+            for work in works:
+                work.fail_internal(exc)
+
+    def _inspect(self, cycle: _Cycle, ref: VaultSecretRef, works: list[_Work], kv: KvVersion) -> None:
+        try:
+            info = self._source.current_version(ref, kv)
+        except (VaultSecretNotFound, VaultSecretDeleted) as exc:
+            self._secret_gone(cycle, works, None, exc)
+            return
+        except SyncdError as exc:
+            for work in works:
+                work.fail(exc)
+            return
+        for work in works:
+            work.version = info.version
+            work.created = info.created_time
+        if info.deleted or info.destroyed:
+            state = "destroyed" if info.destroyed else "deleted"
+            gone = VaultSecretDeleted(f"the current version {info.version} of {ref} is {state}", path=str(ref))
+            self._secret_gone(cycle, works, info.version, gone)
+            return
+        stale = [w for w in works if _needs_read(w, info)]
+        if not stale:
+            return
+        try:
+            secret = self._source.read(ref, kv, info.version)
+        except (VaultSecretNotFound, VaultSecretDeleted) as exc:
+            self._secret_gone(cycle, stale, info.version, exc)
+            return
+        except SyncdError as exc:
+            for work in stale:
+                work.fail(exc)
+            return
+        for work in stale:
+            work.version, work.created = secret.version, secret.created_time
+            try:
+                work.desire = self._desire(cycle, work, secret)
+            except SyncdError as exc:
+                work.fail(exc)
+            except Exception as exc:
+                _log_internal(exc, [work.name], ref)
+                work.fail_internal(exc)
+
+    def _secret_gone(self, cycle: _Cycle, works: list[_Work], version: int | None, exc: SyncdError) -> None:
+        for work in works:
+            if cycle.policy.on_delete != "delete":
+                work.fail(exc)
+                continue
+            # Delete what syncd owns. A mapping that never synced reports the missing secret (a typo
+            # in the path should not look like success); one that did is in sync once cleaned up.
+            work.desire = MappingDesire(
+                work.name,
+                work.target,
+                work.mapping.vault.ref,
+                version,
+                vanished=frozenset(r.name for r in work.records if r.target == work.target),
+            )
+            if work.status is None or work.status.last_success_at is None:
+                work.gone = exc
+
+    def _desire(self, cycle: _Cycle, work: _Work, secret: SecretVersion) -> MappingDesire:
+        mapping = work.mapping
+        vanished: set[str] = set()
+        missing = _missing_key_bindings(mapping, secret.data)
+        if missing and cycle.policy.on_delete == "delete":
+            mapping = _without_bindings(mapping, missing)
+            vanished |= missing
+        bindings = desired_bindings(mapping, work.target, secret)
+        text = mapping.secret_text
+        if (
+            text is not None
+            and text.all_keys
+            and work.status
+            and work.status.config_fingerprint == work.config_fingerprint
+        ):
+            # Same configuration, fewer Vault keys: the recorded names no longer produced vanished.
+            produced = {b.name for b in bindings} | set(mapping.static_binding_names())
+            vanished |= {r.name for r in work.records if r.target == work.target and r.name not in produced}
+        return MappingDesire(
+            work.name, work.target, work.mapping.vault.ref, secret.version, tuple(bindings), frozenset(vanished)
+        )
+
+    # --- 3. ownership and the plan ----------------------------------------------------------------
+
+    def _remote_names(self, cycle: _Cycle) -> dict[Target, set[str]]:
+        desires = [w.desire for w in cycle.works if w.desire is not None]
+        names: dict[Target, set[str]] = {}
+        for target in sorted(targets_needing_names(desires, cycle.records)):
+            if self._past_deadline(cycle):
+                error: SyncdError = CycleTimeout(f"cycle deadline passed before listing the secrets of {target}")
+            else:
+                try:
+                    names[target] = {s.name for s in self._workers.list_secrets(target)}
+                    continue
+                except SyncdError as exc:
+                    error = exc
+            for work in cycle.works:
+                if work.desire is not None and any(b.target == target for b in work.desire.bindings):
+                    work.fail(error)
+        return names
+
+    def _plan(self, cycle: _Cycle, remote: dict[Target, set[str]], *, full: bool) -> Plan:
+        desires = [w.desire for w in cycle.works if w.desire is not None]
+        claimed = {
+            (cycle.settings.target_of(m), name): m.name
+            for m in cycle.settings.mappings
+            for name in m.static_binding_names()
+        }
+        return plan(
+            desires,
+            cycle.records,
+            cycle.fingerprinter,
+            cycle.policy,
+            remote_names=remote,
+            removed_mappings=cycle.removed if full else (),
+            claimed=claimed,
+        )
+
+    # --- 4. results -------------------------------------------------------------------------------
+
+    def _results(self, cycle: _Cycle, the_plan: Plan, applied: ApplyResult) -> list[MappingResult]:
+        results = []
+        for work in cycle.works:
+            changes = the_plan.changes_for(work.name) if work.desire is not None else ()
+            code, error = work.error_code, work.error
+            if code is None and not work.started:
+                cycle.timed_out = True
+                timeout = CycleTimeout("cycle deadline passed before this mapping was checked")
+                code, error = timeout.reason, str(timeout)
+            failure = applied.failures.get(work.name)
+            if code is None and failure is not None:
+                code, error = failure.reason, str(failure)
+            if code is None and work.gone is not None:
+                code, error = work.gone.reason, str(work.gone)
+            pending = any(c.action is not Action.ADOPT for c in changes)
+            in_sync = code is None and not (cycle.dry_run and pending)
+            results.append(
+                MappingResult(
+                    work.name, work.target, work.mapping.vault.ref, in_sync, work.version, changes, code, error
+                )
+            )
+        results.extend(self._removed_results(cycle, the_plan, applied))
+        return results
+
+    @staticmethod
+    def _removed_results(cycle: _Cycle, the_plan: Plan, applied: ApplyResult) -> list[MappingResult]:
+        by_mapping: dict[str, list[BindingRecord]] = defaultdict(list)
+        for record in cycle.records:
+            by_mapping[record.mapping].append(record)
+        results = []
+        for name in cycle.removed:
+            changes = the_plan.changes_for(name)
+            if not changes or not by_mapping.get(name):
+                continue
+            first = by_mapping[name][0]
+            failure = applied.failures.get(name)
+            results.append(
+                MappingResult(
+                    name,
+                    first.target,
+                    first.ref,
+                    failure is None and not cycle.dry_run,
+                    first.vault_version,
+                    changes,
+                    None if failure is None else failure.reason,
+                    None if failure is None else str(failure),
+                )
+            )
+        return results
+
+    def _record(self, cycle: _Cycle, results: Sequence[MappingResult], applied: ApplyResult) -> None:
+        at = self._clock()
+        configured = {w.name: w for w in cycle.works}
+        failed = {r.mapping for r in results if r.failed}
+        for result in results:
+            work = configured.get(result.mapping)
+            if work is None and not result.failed:
+                continue  # a removed mapping, pruned: its status goes below
+            try:
+                self._state.record_mapping_result(
+                    result.mapping,
+                    at=at,
+                    config_fingerprint=None if work is None else work.config_fingerprint,
+                    version=result.vault_version,
+                    in_sync=result.in_sync,
+                    pushed=result.mapping in applied.pushed,
+                    error_code=result.error_code,
+                    error=result.error,
+                )
+            except SyncdError as exc:
+                log.error("state.record_failed", mapping=result.mapping, error_code=exc.reason, error=str(exc))
+        for name in cycle.removed:
+            if name not in failed:
+                try:
+                    self._state.remove_mapping_status(name)
+                except SyncdError as exc:
+                    log.error("state.record_failed", mapping=name, error_code=exc.reason, error=str(exc))
+
+
+def _needs_read(work: _Work, info: VersionInfo) -> bool:
+    status = work.status
+    return (
+        info.version is None  # KV v1: no versions, compare the content
+        or status is None
+        or not status.in_sync
+        or status.config_fingerprint != work.config_fingerprint
+        or status.last_version != info.version
+    )
+
+
+def _missing_key_bindings(mapping: MappingSettings, data: SecretData) -> set[str]:
+    """Binding names whose explicitly mapped Vault key is absent from the data."""
+    missing = {b.binding for b in mapping.secret_key if b.vault_key not in data}
+    text = mapping.secret_text
+    if text is not None and text.keys:
+        missing |= {name for key, name in text.keys.items() if key not in data}
+    return missing
+
+
+def _without_bindings(mapping: MappingSettings, names: set[str]) -> MappingSettings:
+    """The mapping minus some explicitly mapped bindings (not re-validated: it may map no key at all)."""
+    update: dict[str, object] = {"secret_key": [b for b in mapping.secret_key if b.binding not in names]}
+    text = mapping.secret_text
+    if text is not None and text.keys:
+        update["secret_text"] = text.model_copy(update={"keys": {k: n for k, n in text.keys.items() if n not in names}})
+    return mapping.model_copy(update=update)
+
+
+def _created(cycle: _Cycle) -> dict[str, datetime]:
+    return {w.name: w.created for w in cycle.works if w.created is not None}
+
+
+def _log_internal(exc: BaseException, mappings: list[str], ref: VaultSecretRef) -> None:
+    """Where it failed (frames only): no exception text and no locals, either could hold a value."""
+    frames = [f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+    log.error("mapping.internal_error", mappings=mappings, secret=str(ref), exc_type=type(exc).__name__, frames=frames)
