@@ -93,13 +93,18 @@ def test_dispatch_namespace_secrets_work_like_script_secrets(
     cf.create_namespace("tenants")
     cf.create_script("tenant-1", namespace="tenants")
     secrets = sdk.workers_for_platforms.dispatch.namespaces.scripts.secrets
-    where = {"account_id": cf.account_id, "dispatch_namespace": "tenants"}
+    account, ns = cf.account_id, "tenants"
 
-    secrets.update("tenant-1", name="T", text="t", type="secret_text", **where)
-    secrets.bulk_update("tenant-1", secrets={"U": {"name": "U", "type": "secret_text", "text": "u"}}, **where)
-    listed = [item.name for item in secrets.list("tenant-1", **where)]
-    got = secrets.get("U", script_name="tenant-1", **where)
-    secrets.delete("T", script_name="tenant-1", **where)
+    secrets.update("tenant-1", account_id=account, dispatch_namespace=ns, name="T", text="t", type="secret_text")
+    secrets.bulk_update(
+        "tenant-1",
+        account_id=account,
+        dispatch_namespace=ns,
+        secrets={"U": {"name": "U", "type": "secret_text", "text": "u"}},
+    )
+    listed = [item.name for item in secrets.list("tenant-1", account_id=account, dispatch_namespace=ns)]
+    got = secrets.get("U", account_id=account, dispatch_namespace=ns, script_name="tenant-1")
+    secrets.delete("T", account_id=account, dispatch_namespace=ns, script_name="tenant-1")
 
     assert listed == ["T", "U"]
     assert got is not None and got.name == "U"

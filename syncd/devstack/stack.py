@@ -1,0 +1,82 @@
+"""``Devstack``: the Vault and Cloudflare emulators together, for local runs and end-to-end tests.
+
+```python
+with Devstack(scripts=["my-worker"]) as stack:
+    stack.describe()  # {"vault_addr", "vault_token", "cloudflare_api_base", "cloudflare_api_token",
+                      #  "cloudflare_account_id"}
+```
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from syncd.devstack.cloudflare import CloudflareEmulator
+from syncd.devstack.vault import VaultEmulator
+
+READY_TIMEOUT_SECONDS = 10.0
+
+
+class Devstack:
+    """Both emulators on one host, started on construction; ports 0 pick free ports."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", vault_port: int = 0, cloudflare_port: int = 0, scripts: Iterable[str] = ()
+    ) -> None:
+        self.vault = VaultEmulator(host=host, port=vault_port).start()
+        try:
+            self.cloudflare = CloudflareEmulator(host=host, port=cloudflare_port, scripts=tuple(scripts)).start()
+        except BaseException:
+            self.vault.stop()
+            raise
+        self._running = True
+
+    def start(self) -> Devstack:
+        """Already running after construction; kept for symmetry with the emulators."""
+        return self
+
+    def wait_until_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Return once both emulators accept TCP connections; ``TimeoutError`` otherwise."""
+        deadline = time.monotonic() + timeout
+        for url in (self.vault.url, self.cloudflare.url):
+            _wait_for_port(url, deadline)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "vault_addr": self.vault.url,
+            "vault_token": self.vault.root_token,
+            "cloudflare_api_base": self.cloudflare.api_base,
+            "cloudflare_api_token": self.cloudflare.api_token,
+            "cloudflare_account_id": self.cloudflare.account_id,
+        }
+
+    def stop(self) -> None:
+        if self._running:
+            self._running = False
+            self.cloudflare.stop()
+            self.vault.stop()
+
+    def __enter__(self) -> Devstack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _wait_for_port(url: str, deadline: float) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - a wildcard bind is reached through loopback
+        host = "127.0.0.1"
+    port = parts.port or 80
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{url} does not accept connections") from None
+            time.sleep(0.01)
