@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from syncd.config import MappingSettings
 from syncd.model import KvVersion, SecretData, SecretVersion, Target, VaultSecretRef
 
@@ -51,11 +49,6 @@ def mapping(**fields: Any) -> MappingSettings:
 def secret(data: dict[str, Any], version: int | None = 7) -> SecretVersion:
     kv = KvVersion.V2 if version is not None else KvVersion.V1
     return SecretVersion(REF, kv, version, None, SecretData(data))
-
-
-@pytest.fixture
-def data_dir() -> Path:
-    return DATA
 
 
 def read_data(name: str) -> str:
