@@ -23,7 +23,7 @@ def _canary() -> str:
 
 
 def _redact(**event: Any) -> dict[str, Any]:
-    return redact_processor(None, "info", dict(event))
+    return dict(redact_processor(None, "info", dict(event)))
 
 
 class _TtyStream(io.StringIO):
