@@ -71,17 +71,17 @@ class LogicalRouter:
         self._routes.append(_Route(frozenset(operations), re.compile(pattern + r"\Z"), handler, unauthenticated, sudo))
 
     def match(self, operation: str, path: str) -> tuple[_Route, dict[str, str]]:
-        """The route for this call; 405 ``unsupported operation`` when only the path matches."""
-        path_known = False
+        """The first route whose pattern matches decides, as in Vault's ``framework.Backend``.
+
+        Its operations not including this one is 405 ``unsupported operation``.
+        """
         for route in self._routes:
             found = route.pattern.match(path)
             if found is None:
                 continue
-            if operation in route.operations:
-                return route, {k: v for k, v in found.groupdict().items() if v is not None}
-            path_known = True
-        if path_known:
-            raise VaultError(405, multi_error(UNSUPPORTED_OPERATION))
+            if operation not in route.operations:
+                raise VaultError(405, multi_error(UNSUPPORTED_OPERATION))
+            return route, {k: v for k, v in found.groupdict().items() if v is not None}
         raise RouteNotFound(path)
 
 
