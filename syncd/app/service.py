@@ -30,7 +30,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -61,7 +61,7 @@ class ReconcilerLike(Protocol):
         self,
         *,
         trigger: str = "interval",
-        only_mappings: Iterable[str] | None = None,
+        only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,
     ) -> CycleReport: ...

@@ -19,6 +19,8 @@ import httpx
 import requests
 
 from syncd.app.credentials import credential_from, read_token_file
+from syncd.app.http_server import OpsServer
+from syncd.app.metrics import Metrics
 from syncd.app.service import Service, ServiceParts
 from syncd.clients.cloudflare import ApiTokenAuth, CloudflareAuth, CloudflareClient, GlobalKeyAuth
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
@@ -41,6 +43,8 @@ from syncd.config import (
     Settings,
     TokenAuth,
 )
+from syncd.engine.reconciler import Reconciler
+from syncd.engine.state import StateStore
 from syncd.model import SecretValue
 
 CLOUDFLARE_RETRY_DEADLINE = 60.0
@@ -205,21 +209,17 @@ def build_clients(
 def build_reconciler(
     settings: Settings,
     clients: Clients,
-    state: Any,
+    state: StateStore,
     *,
     clock: Callable[[], float] = time.time,
-) -> Any:
+) -> Reconciler:
     """The engine's ``Reconciler`` over the real clients and an open ``StateStore``."""
-    from syncd.engine.reconciler import Reconciler  # noqa: PLC0415 - keeps `syncd check` light
-
     return Reconciler(
         settings, clients.reader, clients.cloudflare, state, clock=clock, concurrency=settings.vault.concurrency
     )
 
 
-def open_state(settings: Settings) -> Any:
-    from syncd.engine.state import StateStore  # noqa: PLC0415
-
+def open_state(settings: Settings) -> StateStore:
     return StateStore.open(settings.sync.state_path)
 
 
@@ -232,9 +232,6 @@ def build_service(
     clock: Callable[[], float] = time.time,
 ) -> Service:
     """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server."""
-    from syncd.app.http_server import OpsServer  # noqa: PLC0415
-    from syncd.app.metrics import Metrics  # noqa: PLC0415
-
     metrics = Metrics()
     clients = build_clients(
         settings, metrics, vault_session=vault_session, cloudflare_transport=cloudflare_transport, clock=clock

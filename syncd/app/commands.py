@@ -1,0 +1,208 @@
+"""The one-shot commands: ``once``, ``plan`` and ``status`` (``check`` lives in ``commands_check``).
+
+Each takes loaded ``Settings`` and an output stream, prints names, versions, reasons and error
+codes (never a value or a credential) and returns the exit code: 0 all in sync, 1 some mappings
+failed. Errors that concern the whole run (a bad config, a missing credential, an unreadable state
+store) propagate as ``SyncdError`` and the command line maps them to their ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import requests
+
+from syncd.app.wiring import Clients, build_clients, build_reconciler, open_state
+from syncd.config import Settings
+from syncd.engine.report import Action, CycleReport, MappingResult
+from syncd.engine.state import MappingStatus, StateStore
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "never"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _version(version: int | None) -> str:
+    return "-" if version is None else f"v{version}"
+
+
+def reconcile_once(
+    settings: Settings,
+    *,
+    trigger: str,
+    dry_run: bool,
+    vault_session: requests.Session | None = None,
+    cloudflare_transport: httpx.BaseTransport | None = None,
+    clock: Callable[[], float] = time.time,
+) -> CycleReport:
+    """Build the clients and the reconciler, run one cycle under the configured deadline, close."""
+    clients: Clients = build_clients(
+        settings, vault_session=vault_session, cloudflare_transport=cloudflare_transport, clock=clock
+    )
+    try:
+        clients.tokens.ensure_token()
+        state = open_state(settings)
+        try:
+            reconciler = build_reconciler(settings, clients, state, clock=clock)
+            deadline = clock() + settings.sync.cycle_timeout_seconds
+            report: CycleReport = reconciler.reconcile(trigger=trigger, deadline=deadline, dry_run=dry_run)
+            return report
+        finally:
+            state.close()
+    finally:
+        clients.close()
+
+
+# -- once --------------------------------------------------------------------------------------------
+
+
+def _counts(result: MappingResult) -> str:
+    writes = sum(1 for c in result.changes if c.action is Action.WRITE)
+    deletes = sum(1 for c in result.changes if c.action is Action.DELETE)
+    adopted = sum(1 for c in result.changes if c.action is Action.ADOPT)
+    parts = [f"{writes} written", f"{deletes} deleted"]
+    if adopted:
+        parts.append(f"{adopted} adopted")
+    return ", ".join(parts)
+
+
+def format_once(report: CycleReport) -> list[str]:
+    lines = []
+    for r in sorted(report.results, key=lambda r: r.mapping):
+        where = f"{r.mapping} ({r.ref} {_version(r.vault_version)} -> {r.target})"
+        if r.failed:
+            lines.append(f"FAIL {where}: {r.error_code}: {r.error or ''}".rstrip(": "))
+        elif r.changes:
+            lines.append(f"ok   {where}: {_counts(r)}")
+        else:
+            lines.append(f"ok   {where}: in sync")
+    if report.timed_out:
+        lines.append("FAIL cycle: passed its deadline before every mapping was reconciled")
+    return lines
+
+
+def run_once(settings: Settings, out: TextIO, **clients: Any) -> int:
+    report = reconcile_once(settings, trigger="once", dry_run=False, **clients)
+    for line in format_once(report):
+        print(line, file=out)
+    return report.exit_code
+
+
+# -- plan --------------------------------------------------------------------------------------------
+
+
+def plan_as_json(report: CycleReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "timed_out": report.timed_out,
+        "mappings": [
+            {
+                "mapping": r.mapping,
+                "target": str(r.target),
+                "vault_path": str(r.ref),
+                "vault_version": r.vault_version,
+                "in_sync": r.in_sync and not r.changes,
+                "error_code": r.error_code,
+                "error": r.error,
+                "changes": [
+                    {
+                        "binding": c.binding,
+                        "action": str(c.action),
+                        "reason": str(c.reason),
+                        "vault_version": c.vault_version,
+                        "target": str(c.target),
+                    }
+                    for c in r.changes
+                ],
+            }
+            for r in sorted(report.results, key=lambda r: r.mapping)
+        ],
+    }
+
+
+def format_plan(report: CycleReport) -> list[str]:
+    lines = []
+    for r in sorted(report.results, key=lambda r: r.mapping):
+        head = f"{r.mapping} ({r.ref} {_version(r.vault_version)} -> {r.target})"
+        if r.failed:
+            lines.append(f"FAIL {head}: {r.error_code}: {r.error or ''}".rstrip(": "))
+            continue
+        if not r.changes:
+            lines.append(f"{head}: no changes")
+            continue
+        lines.append(f"{head}: {len(r.changes)} change(s)")
+        for c in sorted(r.changes, key=lambda c: (c.target, c.binding)):
+            target = f" on {c.target}" if c.target != r.target else ""
+            lines.append(f"  {c.action:<6} {c.binding}{target} ({c.reason}, vault {_version(c.vault_version)})")
+    total = len(report.changes)
+    lines.append(f"plan: {total} change(s) in {sum(1 for r in report.results if r.changes)} mapping(s)")
+    return lines
+
+
+def run_plan(settings: Settings, out: TextIO, *, as_json: bool = False, **clients: Any) -> int:
+    report = reconcile_once(settings, trigger="plan", dry_run=True, **clients)
+    if as_json:
+        print(json.dumps(plan_as_json(report), indent=2), file=out)
+    else:
+        for line in format_plan(report):
+            print(line, file=out)
+    return report.exit_code
+
+
+# -- status ------------------------------------------------------------------------------------------
+
+
+def _status_rows(settings: Settings, known: dict[str, MappingStatus]) -> list[dict[str, Any]]:
+    rows = []
+    configured = [m.name for m in settings.mappings]
+    for name in configured + sorted(set(known) - set(configured)):
+        status = known.get(name)
+        rows.append(
+            {
+                "mapping": name,
+                "configured": name in configured,
+                "in_sync": bool(status and status.in_sync),
+                "last_version": status.last_version if status else None,
+                "last_pushed_at": status.last_pushed_at if status else None,
+                "last_success_at": status.last_success_at if status else None,
+                "last_attempt_at": status.last_attempt_at if status else None,
+                "last_error_code": status.last_error_code if status else None,
+                "last_error": status.last_error if status else None,
+            }
+        )
+    return rows
+
+
+def run_status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
+    path = Path(settings.sync.state_path)
+    known: dict[str, MappingStatus] = {}
+    if path.exists():
+        with StateStore.open(path) as state:
+            known = {s.mapping: s for s in state.all_mapping_status()}
+    rows = _status_rows(settings, known)
+    configured_ok = all(r["in_sync"] for r in rows if r["configured"])
+    if as_json:
+        print(json.dumps({"state_path": str(path), "mappings": rows}, indent=2), file=out)
+    else:
+        if not path.exists():
+            print(f"no state yet at {path}", file=out)
+        for r in rows:
+            mark = "ok  " if r["in_sync"] else "FAIL" if r["last_error_code"] else "----"
+            line = (
+                f"{mark} {r['mapping']}: pushed {_version(r['last_version'])} at {_when(r['last_pushed_at'])}, "
+                f"last checked {_when(r['last_attempt_at'])}"
+            )
+            if r["last_error_code"]:
+                line += f"; last error {r['last_error_code']}: {r['last_error'] or ''}".rstrip(": ")
+            if not r["configured"]:
+                line += " (no longer configured)"
+            print(line, file=out)
+    return 0 if configured_ok else 1

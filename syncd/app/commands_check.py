@@ -1,0 +1,186 @@
+"""``syncd check``: can this configuration work here? One line per check, ``ok|FAIL name: detail``.
+
+Checks, in order: the configured credentials can be read; Vault answers ``sys/health``; Vault
+login works; every mapping's path is readable (a metadata read for KV v2, a read whose values are
+discarded for KV v1, which has no metadata); the Cloudflare credential verifies; every target
+script exists. Later checks still run when an earlier one fails, except that secret reads are
+skipped without a Vault token. The exit code is the highest ``exit_code`` among the failures
+(a credential that cannot be read is a configuration error, 2), 0 when everything passed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import httpx
+import requests
+
+from syncd.app.credentials import CredentialError, credential_from
+from syncd.app.wiring import Clients, build_clients
+from syncd.config import (
+    AppRoleAuth,
+    CloudflareApiToken,
+    CredentialRef,
+    JwtAuth,
+    KubernetesAuth,
+    Settings,
+    TokenAuth,
+)
+from syncd.errors import CloudflareAuthError, SyncdError
+from syncd.model import KvVersion, Target
+
+_HEALTH_DETAIL = {
+    429: "unsealed standby",
+    472: "disaster-recovery secondary",
+    473: "performance standby",
+    474: "standby without an active node",
+    501: "not initialised",
+    503: "sealed",
+}
+_HEALTH_OK = frozenset({200, 429, 473})
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    exit_code: int = 0
+
+    def line(self) -> str:
+        return f"{'ok' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def _failure(name: str, exc: BaseException) -> CheckResult:
+    if isinstance(exc, SyncdError):
+        return CheckResult(name, False, str(exc), exc.exit_code)
+    # Text of an unexpected exception is not vetted for values: the class name only.
+    return CheckResult(name, False, f"unexpected {type(exc).__name__}", 1)
+
+
+def _run(name: str, check: Callable[[], str]) -> CheckResult:
+    try:
+        return CheckResult(name, True, check())
+    except Exception as exc:  # a check reports every failure as a line
+        return _failure(name, exc)
+
+
+def _credential_refs(settings: Settings) -> list[tuple[str, CredentialRef]]:
+    refs: list[tuple[str, CredentialRef]] = []
+    auth = settings.vault.auth
+    if isinstance(auth, TokenAuth):
+        refs.append(("vault.auth.token", auth.token))
+    elif isinstance(auth, AppRoleAuth):
+        refs.append(("vault.auth.secret_id", auth.secret_id))
+    elif isinstance(auth, KubernetesAuth | JwtAuth):
+        refs.append(("vault.auth.token_file", CredentialRef(file=auth.token_file)))
+    cf = settings.cloudflare.auth
+    if isinstance(cf, CloudflareApiToken):
+        refs.append(("cloudflare.auth.api_token", cf.api_token))
+    else:
+        refs.append(("cloudflare.auth.global_key", cf.global_key))
+    if settings.server.trigger_token is not None:
+        refs.append(("server.trigger_token", settings.server.trigger_token))
+    return refs
+
+
+def check_credentials(settings: Settings) -> Iterator[CheckResult]:
+    for key, ref in _credential_refs(settings):
+        name = f"credential {key}"
+        try:
+            credential_from(ref, key=key)()
+        except CredentialError as exc:
+            yield CheckResult(name, False, exc.problems[0].message, exc.exit_code)
+        else:
+            yield CheckResult(name, True, f"readable ({ref.describe()})")
+
+
+def _vault_health(clients: Clients) -> str:
+    try:
+        response = clients.vault.sys.read_health_status(method="GET")
+    except requests.RequestException as exc:
+        raise SyncdError(f"cannot reach Vault ({type(exc).__name__})") from None
+    if isinstance(response, dict):
+        version = response.get("version")
+        return "active, unsealed" + (f", version {version}" if version else "")
+    status = int(getattr(response, "status_code", 0))
+    detail = _HEALTH_DETAIL.get(status, f"HTTP {status}")
+    if status in _HEALTH_OK:
+        return detail
+    raise SyncdError(f"Vault is not serving: {detail}")
+
+
+def _vault_auth(settings: Settings, clients: Clients) -> str:
+    clients.tokens.ensure_token()
+    expires = clients.tokens.expires_at
+    lifetime = "does not expire" if expires is None else f"valid for {max(0.0, expires - time.time()):.0f}s"
+    return f"logged in with {settings.vault.auth.method}; token {lifetime}"
+
+
+def _mapping_read(settings: Settings, clients: Clients, name: str) -> str:
+    mapping = next(m for m in settings.mappings if m.name == name)
+    ref = mapping.vault.ref
+    kv = mapping.vault.stated_kv_version or clients.reader.kv_version(ref.mount)
+    if kv is KvVersion.V2:
+        info = clients.reader.current_version(ref, kv)
+        state = " (current version deleted)" if info.deleted or info.destroyed else ""
+        return f"{ref} readable, kv v2, version {info.version}{state}"
+    clients.reader.read(ref, kv, None)  # KV v1 has no metadata: read, discard the values
+    return f"{ref} readable, kv v1"
+
+
+def _cloudflare_auth(settings: Settings, clients: Clients) -> str:
+    account = settings.cloudflare.account_id
+    try:
+        clients.cloudflare.verify_token(None)
+    except CloudflareAuthError:
+        if account is None or not isinstance(settings.cloudflare.auth, CloudflareApiToken):
+            raise
+        clients.cloudflare.verify_token(account)  # an account-owned token verifies under its account
+        return f"account token active (account {account})"
+    kind = "API token active" if isinstance(settings.cloudflare.auth, CloudflareApiToken) else "global key accepted"
+    return kind
+
+
+def _script(clients: Clients, target: Target) -> str:
+    if not clients.cloudflare.script_exists(target):
+        raise SyncdError("no such Worker script (10007)")
+    return "exists"
+
+
+def run_checks(
+    settings: Settings,
+    *,
+    vault_session: requests.Session | None = None,
+    cloudflare_transport: httpx.BaseTransport | None = None,
+) -> Iterator[CheckResult]:
+    yield from check_credentials(settings)
+    clients = build_clients(settings, vault_session=vault_session, cloudflare_transport=cloudflare_transport)
+    try:
+        yield _run("vault health", lambda: _vault_health(clients))
+        auth = _run("vault auth", lambda: _vault_auth(settings, clients))
+        yield auth
+        for mapping in settings.mappings:
+            name = f"vault read {mapping.name}"
+            if not auth.ok:
+                yield CheckResult(name, False, "skipped: no Vault token", 1)
+            else:
+                yield _run(name, lambda m=mapping.name: _mapping_read(settings, clients, m))  # type: ignore[misc]
+        yield _run("cloudflare auth", lambda: _cloudflare_auth(settings, clients))
+        targets = sorted({settings.target_of(m) for m in settings.mappings})
+        for target in targets:
+            yield _run(f"cloudflare script {target}", lambda t=target: _script(clients, t))  # type: ignore[misc]
+    finally:
+        clients.close()
+
+
+def run_check(settings: Settings, out: TextIO, **clients: Any) -> int:
+    worst = 0
+    for result in run_checks(settings, **clients):
+        print(result.line(), file=out, flush=True)
+        if not result.ok:
+            worst = max(worst, result.exit_code or 1)
+    return worst
