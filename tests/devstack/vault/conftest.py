@@ -12,7 +12,25 @@ import httpx
 import hvac
 import pytest
 
+from syncd.devstack.httpkit import Clock
 from syncd.devstack.vault import VaultEmulator
+
+
+class FrozenClock(Clock):
+    """Stands still unless advanced, so TTLs and timestamps are exact in assertions."""
+
+    def __init__(self, start: float = 1_760_000_000.123456) -> None:
+        super().__init__()
+        self._start = start
+        self._moved = 0.0
+
+    def now(self) -> float:
+        return self._start + self._moved
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self._moved += seconds
 
 
 _stopping: list[threading.Thread] = []
@@ -28,7 +46,7 @@ def _join_stopped_emulators() -> Iterator[None]:
 @pytest.fixture
 def vault() -> Iterator[VaultEmulator]:
     """A fresh emulator per test; it is stopped in the background (shutdown polls every 0.5 s)."""
-    emulator = VaultEmulator().start()
+    emulator = VaultEmulator(clock=FrozenClock()).start()
     yield emulator
     stopper = threading.Thread(target=emulator.stop, daemon=True)
     stopper.start()
