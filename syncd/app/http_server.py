@@ -41,6 +41,7 @@ log = structlog.get_logger(__name__)
 _JSON: Final = "application/json"
 _MAX_BODY: Final = 64 * 1024
 _REQUEST_TIMEOUT: Final = 10.0  # seconds a client may take to send its request; bounds idle threads
+_SHUTDOWN_POLL: Final = 0.05  # seconds; how quickly stop() is noticed by the serving loop
 _ROUTES: Final[dict[str, frozenset[str]]] = {
     "/metrics": frozenset({"GET", "HEAD"}),
     "/healthz": frozenset({"GET", "HEAD"}),
@@ -111,7 +112,12 @@ class OpsServer:
         server_class = _IPv6Server if ":" in self._bind else _IPv4Server
         handler = type("BoundOpsHandler", (_OpsHandler,), {"ops": self})
         self._server = server_class((self._bind, self._requested_port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="syncd-ops-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _SHUTDOWN_POLL},
+            name="syncd-ops-http",
+            daemon=True,
+        )
         self._thread.start()
         log.info("ops server listening", url=self.url)
         return self
