@@ -50,7 +50,9 @@ def make_settings(mappings: Sequence[Mapping[str, Any]], *, concurrency: int = 4
     )
 
 
-def keys_mapping(name: str, path: str, script: str, keys: Mapping[str, str], *, mount: str = "secret") -> dict[str, Any]:
+def keys_mapping(
+    name: str, path: str, script: str, keys: Mapping[str, str], *, mount: str = "secret"
+) -> dict[str, Any]:
     return {
         "name": name,
         "vault": {"mount": mount, "path": path},
@@ -73,6 +75,7 @@ class FakeSource:
         self.secrets: dict[VaultSecretRef, _Secret] = {}
         self.errors: dict[VaultSecretRef, SyncdError] = {}
         self.calls: list[tuple[str, str]] = []
+        self._known_mounts: set[str] = set()
         self.before_call: Callable[[str, str], None] = lambda op, where: None
 
     # --- test controls ---
@@ -100,7 +103,10 @@ class FakeSource:
         self.calls.append((operation, where))
 
     def kv_version(self, mount: str) -> KvVersion:
-        self._log("kv_version", mount)
+        """Asked once per mount, then cached, as the port says the real reader does."""
+        if mount not in self._known_mounts:
+            self._log("kv_version", mount)
+            self._known_mounts.add(mount)
         return self.mounts[mount]
 
     def _secret(self, ref: VaultSecretRef) -> _Secret:

@@ -116,7 +116,9 @@ def test_records_carry_the_confirmation_time_ownership_and_fingerprint(state: St
 def test_one_failing_script_fails_only_the_mappings_writing_to_it(state: StateStore, workers: FakeWorkers) -> None:
     a, b = workers.add_script("script-a"), workers.add_script("script-b")
     workers.not_deployed(a)
-    the_plan = make_plan(state, workers, desire("on-a", a, ["X"]), desire("also-on-a", a, ["Y"]), desire("on-b", b, ["Z"]))
+    the_plan = make_plan(
+        state, workers, desire("on-a", a, ["X"]), desire("also-on-a", a, ["Y"]), desire("on-b", b, ["Z"])
+    )
     result = Applier(workers, state).apply(the_plan)
     assert {m: e.reason for m, e in result.failures.items()} == {
         "on-a": "CloudflareNotDeployed(10215)",
@@ -127,7 +129,9 @@ def test_one_failing_script_fails_only_the_mappings_writing_to_it(state: StateSt
     assert workers.texts(a) == {}
 
 
-def test_a_failure_mid_target_keeps_confirmed_chunks_and_fails_the_rest(state: StateStore, workers: FakeWorkers) -> None:
+def test_a_failure_mid_target_keeps_confirmed_chunks_and_fails_the_rest(
+    state: StateStore, workers: FakeWorkers
+) -> None:
     a = workers.add_script("script-a")
     original = workers.bulk_update
     calls = 0
@@ -140,7 +144,9 @@ def test_a_failure_mid_target_keeps_confirmed_chunks_and_fails_the_rest(state: S
         original(target, changes)
 
     workers.bulk_update = second_call_fails  # type: ignore[method-assign,assignment]
-    the_plan = make_plan(state, workers, desire("first", a, [f"A{i:03d}" for i in range(100)]), desire("late", a, ["Z"]))
+    the_plan = make_plan(
+        state, workers, desire("first", a, [f"A{i:03d}" for i in range(100)]), desire("late", a, ["Z"])
+    )
     result = Applier(workers, state).apply(the_plan)
     assert len(state.bindings()) == 100
     assert set(result.failures) == {"late"}

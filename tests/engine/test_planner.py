@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 import pytest
 
@@ -78,10 +79,14 @@ NEW_NAME = binding("API_KEY")
     ],
 )
 def test_binding_without_record_is_written_or_adopted_by_first_sight_rules(
-    remote: set[str], initial_sync: str, expected_action: Action, expected_owned: bool
+    remote: set[str], initial_sync: Literal["push", "missing-only"], expected_action: Action, expected_owned: bool
 ) -> None:
     result = plan(
-        [desire(NEW_NAME)], [], FP, Policy(initial_sync=initial_sync), remote_names={A: remote}  # type: ignore[arg-type]
+        [desire(NEW_NAME)],
+        [],
+        FP,
+        Policy(initial_sync=initial_sync),
+        remote_names={A: remote},
     )
     name, action, reason = only_change(result)
     assert (name, action) == ("API_KEY", expected_action)
@@ -100,7 +105,9 @@ def test_binding_without_record_is_written_or_adopted_by_first_sight_rules(
 
 
 def test_adopting_a_kv_v1_binding_records_its_vault_fingerprint_since_there_is_no_version() -> None:
-    result = plan([desire(NEW_NAME, version=None)], [], FP, Policy(initial_sync="missing-only"), remote_names={A: {"API_KEY"}})
+    result = plan(
+        [desire(NEW_NAME, version=None)], [], FP, Policy(initial_sync="missing-only"), remote_names={A: {"API_KEY"}}
+    )
     (adopted,) = result.record_only
     assert adopted.fingerprint == FP.of(NEW_NAME.body)
     later = binding("API_KEY", CANARY_2)
@@ -120,9 +127,14 @@ def test_adopting_a_kv_v1_binding_records_its_vault_fingerprint_since_there_is_n
             id="shape-changed",
         ),
         pytest.param(
-            record_of(binding("K"), fingerprint=None, version=1), binding("K"), Reason.CHANGED, id="adopted-newer-version"
+            record_of(binding("K"), fingerprint=None, version=1),
+            binding("K"),
+            Reason.CHANGED,
+            id="adopted-newer-version",
         ),
-        pytest.param(record_of(binding("K"), fingerprint=None, version=2), binding("K"), None, id="adopted-same-version"),
+        pytest.param(
+            record_of(binding("K"), fingerprint=None, version=2), binding("K"), None, id="adopted-same-version"
+        ),
     ],
 )
 def test_recorded_binding_is_rewritten_only_when_value_shape_or_adopted_version_changed(
@@ -180,11 +192,11 @@ def test_names_are_needed_only_for_targets_with_unrecorded_bindings() -> None:
     ],
 )
 def test_vanished_vault_key_is_deleted_only_when_owned_and_on_delete_says_so(
-    on_delete: str, owned: bool, expected: str
+    on_delete: Literal["keep", "delete"], owned: bool, expected: str
 ) -> None:
     kept = binding("KEPT")
     gone = record_of(binding("GONE"), owned=owned)
-    policy = Policy(on_delete=on_delete)  # type: ignore[arg-type]
+    policy = Policy(on_delete=on_delete)
     result = plan([desire(kept, vanished=frozenset({"GONE"}))], [record_of(kept), gone], FP, policy)
     deletes = [d.change for t in result.targets for d in t.deletes]
     if expected == "delete":
