@@ -142,6 +142,8 @@ class CloudflareClient:
 
     def list_secrets(self, target: Target) -> Sequence[RemoteSecret]:
         result = self._call("GET", f"{script_path(target)}/secrets", operation="list_secrets")
+        if result is None:
+            return []
         if not isinstance(result, list):
             raise CloudflareError(f"Cloudflare GET {script_path(target)}/secrets: result is not a list", status=200)
         return [

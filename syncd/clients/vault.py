@@ -39,7 +39,9 @@ def build_hvac_client(
     sized for ``pool_size`` concurrent requests and no urllib3-level retries (ours are typed).
 
     ``verify`` is True, False or a CA bundle path; ``client_cert`` is ``(cert_file, key_file)``.
-    The environment (VAULT_TOKEN, ~/.vault-token) is deliberately not consulted.
+    hvac's token sources (VAULT_TOKEN, ~/.vault-token) are deliberately not consulted; proxy
+    variables (HTTPS_PROXY, NO_PROXY) still apply, as requests does by default. A ``session``
+    passed in keeps its own connection pool (the caller sized it).
     """
     if session is None:
         session = requests.Session()
@@ -48,7 +50,6 @@ def build_hvac_client(
         session.mount("http://", adapter)
     session.verify = verify
     session.cert = client_cert
-    session.trust_env = False  # no proxy or CA settings picked up from the environment by surprise
     return hvac.Client(
         url=address,
         token="",
