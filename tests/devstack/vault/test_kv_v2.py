@@ -175,9 +175,7 @@ def test_mount_config_applies_max_versions_and_cas_required(root: hvac.Client) -
     assert sorted(root.secrets.kv.v2.read_secret_metadata("cfg")["data"]["versions"]) == ["3", "4", "5"]
 
 
-def test_delete_version_after_expires_versions_by_the_emulator_clock(
-    vault: VaultEmulator, root: hvac.Client
-) -> None:
+def test_delete_version_after_expires_versions_by_the_emulator_clock(vault: VaultEmulator, root: hvac.Client) -> None:
     root.secrets.kv.v2.configure(delete_version_after="30s")
     written = root.secrets.kv.v2.create_or_update_secret("ephemeral", secret={"a": "1"})
     assert written["data"]["deletion_time"] != ""

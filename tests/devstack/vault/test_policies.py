@@ -89,7 +89,8 @@ def test_read_only_policy_allows_reads_and_forbids_writes(
 ) -> None:
     root.secrets.kv.v2.create_or_update_secret("app/db", secret={"pw": "x"})
     token = token_with_policy(
-        root, "reader",
+        root,
+        "reader",
         'path "secret/data/app/*" { capabilities = ["read"] }\n'
         'path "secret/metadata/app/*" { capabilities = ["list", "read"] }',
     )

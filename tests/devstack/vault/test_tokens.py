@@ -64,7 +64,9 @@ def test_token_expires_by_the_emulator_clock(
         client.auth.token.lookup_self()
 
 
-def test_renew_self_extends_the_ttl(vault: VaultEmulator, root: hvac.Client, client_for: Callable[..., hvac.Client]) -> None:
+def test_renew_self_extends_the_ttl(
+    vault: VaultEmulator, root: hvac.Client, client_for: Callable[..., hvac.Client]
+) -> None:
     token = root.auth.token.create(policies=["default"], ttl="60s")["auth"]["client_token"]
     client = client_for(token)
     vault.state.clock.advance(50)
@@ -111,9 +113,7 @@ def test_non_renewable_token_cannot_renew(root: hvac.Client, client_for: Callabl
 def test_revoke_self_invalidates_the_token_and_its_children(
     root: hvac.Client, client_for: Callable[..., hvac.Client]
 ) -> None:
-    root.sys.create_or_update_acl_policy(
-        name="minter", policy='path "auth/token/create" { capabilities = ["update"] }'
-    )
+    root.sys.create_or_update_acl_policy(name="minter", policy='path "auth/token/create" { capabilities = ["update"] }')
     parent = root.auth.token.create(policies=["minter"], ttl="1h")["auth"]["client_token"]
     child = client_for(parent).auth.token.create(policies=["default"], ttl="1h")["auth"]["client_token"]
 
@@ -125,9 +125,7 @@ def test_revoke_self_invalidates_the_token_and_its_children(
 
 
 def test_child_policies_must_be_a_subset(root: hvac.Client, client_for: Callable[..., hvac.Client]) -> None:
-    root.sys.create_or_update_acl_policy(
-        name="minter", policy='path "auth/token/create" { capabilities = ["update"] }'
-    )
+    root.sys.create_or_update_acl_policy(name="minter", policy='path "auth/token/create" { capabilities = ["update"] }')
     parent = root.auth.token.create(policies=["minter"], ttl="1h")["auth"]["client_token"]
     with pytest.raises(hvac.exceptions.InvalidRequest, match="subset"):
         client_for(parent).auth.token.create(policies=["admin"])
@@ -136,9 +134,7 @@ def test_child_policies_must_be_a_subset(root: hvac.Client, client_for: Callable
 def test_orphan_token_needs_root_or_sudo(root: hvac.Client, client_for: Callable[..., hvac.Client]) -> None:
     orphan = root.auth.token.create(policies=["default"], no_parent=True, ttl="1h")["auth"]
     assert orphan["orphan"] is True
-    root.sys.create_or_update_acl_policy(
-        name="minter", policy='path "auth/token/create" { capabilities = ["update"] }'
-    )
+    root.sys.create_or_update_acl_policy(name="minter", policy='path "auth/token/create" { capabilities = ["update"] }')
     parent = root.auth.token.create(policies=["minter"], ttl="1h")["auth"]["client_token"]
     with pytest.raises(hvac.exceptions.InvalidRequest, match="root or sudo"):
         client_for(parent).auth.token.create(policies=["minter"], no_parent=True)

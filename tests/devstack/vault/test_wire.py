@@ -9,7 +9,15 @@ import httpx
 from syncd.devstack.vault import VaultEmulator
 
 ENVELOPE_KEYS = [
-    "request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth", "mount_type",
+    "request_id",
+    "lease_id",
+    "renewable",
+    "lease_duration",
+    "data",
+    "wrap_info",
+    "warnings",
+    "auth",
+    "mount_type",
 ]
 
 
@@ -101,10 +109,14 @@ def test_unsupported_operation_on_a_known_path_is_405(http: httpx.Client) -> Non
 def test_patch_needs_merge_patch_content_type(http: httpx.Client) -> None:
     http.post("/v1/secret/data/p", json={"data": {"a": "1"}})
 
-    wrong = http.patch("/v1/secret/data/p", content=json.dumps({"data": {"b": "2"}}),
-                       headers={"Content-Type": "application/json"})
-    right = http.patch("/v1/secret/data/p", content=json.dumps({"data": {"b": "2", "a": None}}),
-                       headers={"Content-Type": "application/merge-patch+json"})
+    wrong = http.patch(
+        "/v1/secret/data/p", content=json.dumps({"data": {"b": "2"}}), headers={"Content-Type": "application/json"}
+    )
+    right = http.patch(
+        "/v1/secret/data/p",
+        content=json.dumps({"data": {"b": "2", "a": None}}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
 
     assert wrong.status_code == 415
     assert wrong.json() == {
@@ -116,16 +128,22 @@ def test_patch_needs_merge_patch_content_type(http: httpx.Client) -> None:
 
 
 def test_patch_of_a_missing_secret_is_404(http: httpx.Client) -> None:
-    response = http.patch("/v1/secret/data/nothing", content=b'{"data":{"a":"1"}}',
-                          headers={"Content-Type": "application/merge-patch+json"})
+    response = http.patch(
+        "/v1/secret/data/nothing",
+        content=b'{"data":{"a":"1"}}',
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
     assert response.status_code == 404
     assert response.json() == {"errors": []}
 
 
 def test_metadata_patch_merges_custom_metadata(http: httpx.Client) -> None:
     http.post("/v1/secret/metadata/m", json={"custom_metadata": {"a": "1", "b": "2"}, "max_versions": 4})
-    patched = http.patch("/v1/secret/metadata/m", content=b'{"custom_metadata":{"a":null,"c":"3"}}',
-                         headers={"Content-Type": "application/merge-patch+json"})
+    patched = http.patch(
+        "/v1/secret/metadata/m",
+        content=b'{"custom_metadata":{"a":null,"c":"3"}}',
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
     assert patched.status_code == 204
     data = http.get("/v1/secret/metadata/m").json()["data"]
     assert data["custom_metadata"] == {"b": "2", "c": "3"}
