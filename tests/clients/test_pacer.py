@@ -93,7 +93,12 @@ def test_server_budget_higher_than_ours_changes_nothing(fake_time: FakeTime) -> 
 
 def test_is_thread_safe(fake_time: FakeTime) -> None:
     pacer = make(fake_time, limit=1000, headroom=1.0)
-    threads = [threading.Thread(target=lambda: [pacer.acquire() for _ in range(100)]) for _ in range(8)]
+
+    def take_100() -> None:
+        for _ in range(100):
+            pacer.acquire()
+
+    threads = [threading.Thread(target=take_100) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
