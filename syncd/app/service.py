@@ -288,6 +288,23 @@ class Service:
         """Make ``run_forever`` return (what SIGTERM does)."""
         self._commands.put("stop")
 
+    def request_reload(self) -> None:
+        """Make ``run_forever`` reload the configuration (what SIGHUP does)."""
+        self._commands.put("reload")
+
+    @property
+    def server(self) -> ServerLike | None:
+        return self._server
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no cycle thread is running; False if one still is after ``timeout`` seconds."""
+        with self._lock:
+            inflight = self._inflight
+        if inflight is not None:
+            inflight.join(timeout)
+            return not inflight.is_alive()
+        return True
+
     # -- cycles -----------------------------------------------------------------------------
 
     def run_cycle(self, trigger: str = "interval", only_mappings: Iterable[str] | None = None) -> CycleReport | None:

@@ -21,7 +21,7 @@ import requests
 from syncd.app.credentials import credential_from, read_token_file
 from syncd.app.http_server import OpsServer
 from syncd.app.metrics import Metrics
-from syncd.app.service import Service, ServiceParts
+from syncd.app.service import SchedulerLike, Service, ServiceParts
 from syncd.clients.cloudflare import ApiTokenAuth, CloudflareAuth, CloudflareClient, GlobalKeyAuth
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.pacer import Pacer
@@ -230,6 +230,7 @@ def build_service(
     vault_session: requests.Session | None = None,
     cloudflare_transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
+    scheduler: SchedulerLike | None = None,
 ) -> Service:
     """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server."""
     metrics = Metrics()
@@ -254,4 +255,11 @@ def build_service(
     def make_server(source: Service) -> OpsServer:
         return OpsServer(source, metrics, bind=server.bind, port=server.port, trigger_token=trigger_token)
 
-    return Service(settings, config_path, parts, clock=clock, server_factory=make_server if server.enabled else None)
+    return Service(
+        settings,
+        config_path,
+        parts,
+        clock=clock,
+        scheduler=scheduler,
+        server_factory=make_server if server.enabled else None,
+    )
