@@ -193,15 +193,14 @@ class VaultEmulator:
         if path.startswith(("sys/", "auth/token/")):
             return self.system, path, "", None
         if path.startswith("auth/"):
-            mounts, rest, prefix = self.state.auth_mounts, path[len("auth/") :], "auth/"
+            mounts, rest = self.state.auth_mounts, path[len("auth/") :]
         else:
-            mounts, rest, prefix = self.state.secret_mounts, path, ""
+            mounts, rest = self.state.secret_mounts, path
         candidates = [m for m in mounts if rest.startswith(m) or rest + "/" == m]
         if not candidates:
             raise VaultError(404, f'no handler for route "{path}". route entry not found.')
         mount = mounts[max(candidates, key=len)]
         relative = rest[len(mount.path) :] if rest.startswith(mount.path) else ""
-        del prefix
         return mount.backend.router, relative, mount.path, mount.backend
 
     def _authorize(

@@ -1,7 +1,8 @@
 """``sys/health``, ``sys/seal-status``, ``sys/seal`` and ``sys/unseal``.
 
 Health codes as Vault's ``http/sys_health.go``: 200 active and unsealed, 503 sealed, with the
-``activecode``/``sealedcode``/``uninitcode``/``standbycode``/... query overrides; HEAD answers the
+``activecode`` and ``sealedcode`` query overrides (the node is always an initialised
+active node, so the standby, DR and uninit codes never apply); HEAD answers the
 same status without a body. The emulator is one active node with a single-share Shamir seal:
 ``sys/unseal`` with any non-empty ``key`` unseals, ``reset: true`` only resets progress.
 ``sys/seal`` needs a root or sudo token (204). While sealed every other path answers 503
@@ -19,11 +20,6 @@ from syncd.devstack.vault.wire import VaultError, error_response, json_response,
 
 VAULT_VERSION = "1.17.0"
 SEALED_MESSAGE = "Vault is sealed"
-_CODE_PARAMS = {
-    "active": "activecode",
-    "sealed": "sealedcode",
-    "uninit": "uninitcode",
-}
 
 
 def health_response(state: VaultState, request: Request) -> Response:
