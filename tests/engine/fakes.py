@@ -39,11 +39,13 @@ def target(script: str) -> Target:
     return Target(ACCOUNT, script)
 
 
-def make_settings(mappings: Sequence[Mapping[str, Any]], *, concurrency: int = 4, **sync: Any) -> Settings:
+def make_settings(
+    mappings: Sequence[Mapping[str, Any]], *, concurrency: int = 4, account: str = ACCOUNT, **sync: Any
+) -> Settings:
     return Settings.model_validate(
         {
             "vault": {"address": "http://vault.invalid", "concurrency": concurrency},
-            "cloudflare": {"account_id": ACCOUNT, "auth": {"api_token": {"env": "CF_TOKEN"}}},
+            "cloudflare": {"account_id": account, "auth": {"api_token": {"env": "CF_TOKEN"}}},
             "sync": sync,
             "mapping": list(mappings),
         }
