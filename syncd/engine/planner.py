@@ -117,10 +117,6 @@ class Plan:
     def changes_for(self, mapping: str) -> tuple[PlannedChange, ...]:
         return tuple(c for c in self.changes if c.mapping == mapping)
 
-    @property
-    def calls_needed(self) -> bool:
-        return bool(self.targets)
-
 
 def targets_needing_names(desires: Iterable[MappingDesire], records: Iterable[BindingRecord]) -> set[Target]:
     """Targets where some desired binding has no record: ownership needs the Worker's current names."""

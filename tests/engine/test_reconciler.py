@@ -294,6 +294,32 @@ def test_a_deleted_current_version_with_keep_fails_the_mapping_and_keeps_the_bin
     assert world.workers.texts(A) == {"ONE": "one"}
 
 
+def test_all_keys_with_on_delete_delete_removes_the_binding_of_a_key_gone_from_vault(world: World) -> None:
+    world.source.put("app", {"alpha": "a", "beta": "b"})
+    all_keys = {
+        "name": "all",
+        "vault": {"mount": "secret", "path": "app"},
+        "target": {"script": "script-a"},
+        "secret_text": {"all_keys": True, "prefix": "APP_", "uppercase": True},
+    }
+    reconciler = world.reconciler(make_settings([all_keys], on_delete="delete"))
+    reconciler.reconcile()
+    assert set(world.workers.texts(A)) == {"APP_ALPHA", "APP_BETA"}
+    world.source.put("app", {"alpha": "a"})
+    report = reconciler.reconcile()
+    assert [(c.binding, c.action, c.reason) for c in report.changes] == [
+        ("APP_BETA", Action.DELETE, Reason.VAULT_DELETED)
+    ]
+    assert world.workers.texts(A) == {"APP_ALPHA": "a"}
+
+
+def test_on_delete_delete_still_reports_a_path_that_never_existed(world: World) -> None:
+    settings = make_settings([keys_mapping("typo", "no/such/path", "script-a", {"k": "K"})], on_delete="delete")
+    report = world.reconciler(settings).reconcile()
+    assert result(report, "typo").error_code == "VaultSecretNotFound"
+    assert world.workers.writes() == []
+
+
 def test_prune_deletes_the_owned_bindings_of_a_removed_mapping_and_forgets_it(world: World) -> None:
     world.workers.add_script("script-a", FOREIGN="theirs")
     world.source.put("app", {"k1": "one"})
