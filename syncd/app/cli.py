@@ -88,7 +88,11 @@ def _cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from syncd.app.wiring import build_service  # noqa: PLC0415 - imports the whole daemon
 
     _configure_logs(args, settings, sys.stdout)
-    return build_service(settings, args.config).run_forever()
+    try:
+        return build_service(settings, args.config).run_forever()
+    except OSError as exc:  # the ops port is taken, the state directory is not writable, ...
+        print(f"syncd run: cannot start: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 1
 
 
 def _cmd_once(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -317,3 +327,77 @@ secret_text = { keys = { k = "BROKEN" } }
     assert code == 1
     line = next(line for line in out.splitlines() if "broken" in line)
     assert line.startswith("FAIL broken:") and "last error VaultSecretNotFound" in line
+
+
+# -- run: the real process, real signals -----------------------------------------------------------
+
+
+def _read_lines(stream: IO[str], into: queue.Queue[str]) -> None:
+    for line in stream:
+        into.put(line)
+
+
+def _wait_for_log(lines: queue.Queue[str], seen: list[str], event: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("event") == event:
+            return dict(record)
+    raise AssertionError(f"no {event!r} log line within the deadline")
+
+
+def test_run_serves_reloads_on_sighup_and_exits_0_on_sigterm(stack: Stack, tmp_path: Path) -> None:
+    config = write_config(tmp_path, stack)
+    config.write_text(
+        config.read_text().replace(
+            "[server]\nenabled = false", '[server]\nenabled = true\nbind = "127.0.0.1"\nport = 0'
+        )
+    )
+    env = {**os.environ, "SYNCD_TEST_VAULT_TOKEN": stack.vault.root_token, "SYNCD_TEST_CF_TOKEN": stack.cf.api_token}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "run", "--config", str(config), "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    seen: list[str] = []
+    threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
+    try:
+        url = _wait_for_log(lines, seen, "ops server listening")["url"]
+        startup = _wait_for_log(lines, seen, "cycle finished")
+        assert startup["trigger"] == "startup" and startup["failed"] == 0
+        with urllib.request.urlopen(url + "/readyz", timeout=5) as response:
+            assert response.status == 200
+        assert text_of(stack, SCRIPT) == {"API_KEY": CANARY_API_KEY, "WEBHOOK_SECRET": CANARY_WEBHOOK}
+        process.send_signal(signal.SIGHUP)
+        _wait_for_log(lines, seen, "configuration reloaded")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        _wait_for_log(lines, seen, "service stopped")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    err = process.stderr.read() if process.stderr else ""
+    assert_clean(stack, "".join(seen), err)
+
+
+def test_once_with_a_refused_vault_token_exits_1_without_showing_it(
+    stack: Stack, config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNCD_TEST_VAULT_TOKEN", "hvs.canary-refused-token")
+    code, out, err = run(capsys, "once", "--config", str(config))
+    assert code == 1
+    assert "VaultAuthError" in err
+    assert leaked_any(["canary-refused-token"], out, err) == []
+    assert stack.cloudflare_calls() == []
