@@ -276,7 +276,6 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for command in ("run", "once", "plan", "check", "status", "devstack"):
         assert command in out
-    assert "demo" not in out
 
 
 def test_devstack_is_delegated(capsys: pytest.CaptureFixture[str]) -> None:
