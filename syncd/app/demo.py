@@ -17,7 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -135,72 +134,61 @@ class LiveView:
         self._out.flush()
 
 
-def _arrived(stack: Devstack, script: str, binding: str, value: str) -> bool:
-    body = stack.cloudflare.secrets_of(script).get(binding)
-    if body is None:
+@dataclass
+class _DemoRun:
+    view: LiveView
+    stack: Devstack
+    vault: hvac.Client
+    stop: threading.Event
+
+    def arrived(self, script: str, binding: str, value: str) -> bool:
+        body = self.stack.cloudflare.secrets_of(script).get(binding)
+        return body is not None and body.get("text", body.get("key_base64")) == value
+
+    def wait_arrival(self, script: str, binding: str, value: str, deadline: float) -> bool:
+        """Poll the emulated Worker every 20 ms until it holds the value; False at the deadline or stop."""
+        while not self.stop.is_set():
+            if self.arrived(script, binding, value):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            self.stop.wait(0.02)
         return False
-    return body.get("text", body.get("key_base64")) == value
 
+    def seed(self) -> None:
+        for secret in DEMO_SECRETS:
+            self.vault.secrets.kv.v2.create_or_update_secret(path=secret.path, secret=secret.fresh_values())
 
-def _wait_for(condition: Callable[[], bool], timeout: float, stop: threading.Event) -> float | None:
-    """Seconds until the condition held, or None on timeout or stop. Polls every 20 ms."""
-    start = time.monotonic()
-    while not stop.is_set():
-        if condition():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            return None
-        stop.wait(0.02)
-    return None
+    def initial_sync(self) -> None:
+        deadline = time.monotonic() + ARRIVAL_TIMEOUT_SECONDS
+        for secret in DEMO_SECRETS:
+            current = self.vault.secrets.kv.v2.read_secret_version(path=secret.path, raise_on_deleted_version=True)
+            values = current["data"]["data"]
+            for key, lands in secret.lands.items():
+                for script, binding in lands:
+                    held = self.wait_arrival(script, binding, values[key], deadline)
+                    mark = self.view.ok("✓") if held else self.view.bad("✗ (not yet)")
+                    self.view.line(f"initial    {script}.{binding} {mark}")
 
-
-def _rotate(
-    view: LiveView, stack: Devstack, vault: hvac.Client, secret: DemoSecret, number: int, stop: threading.Event
-) -> list[float]:
-    values = secret.fresh_values()
-    written = vault.secrets.kv.v2.create_or_update_secret(path=secret.path, secret=values)
-    version = written["data"]["version"]
-    started = time.monotonic()
-    delays: list[float] = []
-    parts = []
-    for key, lands in secret.lands.items():
-        for script, binding in lands:
-            waited = _wait_for(
-                lambda s=script, b=binding, v=values[key]: _arrived(stack, s, b, v),
-                ARRIVAL_TIMEOUT_SECONDS - (time.monotonic() - started),
-                stop,
-            )
-            if waited is None:
-                parts.append(view.bad(f"{script}.{binding} ✗"))
-                continue
-            delay = time.monotonic() - started
-            delays.append(delay)
-            parts.append(f"{script}.{binding} {view.ok('✓')} {delay:.2f}s")
-    versions = ", ".join(f"{s} v{stack.cloudflare.versions_of(s)}" for s in SCRIPTS)
-    view.line(f"rotation {number:>2}  secret/{secret.path} → v{version}: " + "  ".join(parts))
-    view.line(view.dim(f"             Worker versions now: {versions}"))
-    return delays
-
-
-def _seed(stack: Devstack, vault: hvac.Client) -> None:
-    for secret in DEMO_SECRETS:
-        vault.secrets.kv.v2.create_or_update_secret(path=secret.path, secret=secret.fresh_values())
-    del stack  # the scripts were created by Devstack(scripts=...)
-
-
-def _initial_sync(view: LiveView, stack: Devstack, vault: hvac.Client, stop: threading.Event) -> None:
-    for secret in DEMO_SECRETS:
-        current = vault.secrets.kv.v2.read_secret_version(path=secret.path, raise_on_deleted_version=True)
-        values = current["data"]["data"]
+    def rotate(self, secret: DemoSecret, number: int) -> list[float]:
+        view = self.view
+        values = secret.fresh_values()
+        written = self.vault.secrets.kv.v2.create_or_update_secret(path=secret.path, secret=values)
+        started = time.monotonic()
+        deadline = started + ARRIVAL_TIMEOUT_SECONDS
+        delays: list[float] = []
+        parts = []
         for key, lands in secret.lands.items():
             for script, binding in lands:
-                waited = _wait_for(
-                    lambda s=script, b=binding, v=values[key]: _arrived(stack, s, b, v),
-                    ARRIVAL_TIMEOUT_SECONDS,
-                    stop,
-                )
-                mark = view.ok("✓") if waited is not None else view.bad("✗ (not yet)")
-                view.line(f"initial    {script}.{binding} {mark}")
+                if not self.wait_arrival(script, binding, values[key], deadline):
+                    parts.append(view.bad(f"{script}.{binding} ✗"))
+                    continue
+                delays.append(time.monotonic() - started)
+                parts.append(f"{script}.{binding} {view.ok('✓')} {delays[-1]:.2f}s")
+        versions = ", ".join(f"{s} v{self.stack.cloudflare.versions_of(s)}" for s in SCRIPTS)
+        view.line(f"rotation {number:>2}  secret/{secret.path} → v{written['data']['version']}: " + "  ".join(parts))
+        view.line(view.dim(f"             Worker versions now: {versions}"))
+        return delays
 
 
 def run_demo(out: TextIO, *, rotations: int = 3, interval: float = 1.0, wait: bool = True) -> int:
@@ -216,7 +204,8 @@ def run_demo(out: TextIO, *, rotations: int = 3, interval: float = 1.0, wait: bo
         try:
             stack.wait_until_ready()
             vault = hvac.Client(url=stack.vault.url, token=stack.vault.root_token, timeout=10)
-            _seed(stack, vault)
+            run = _DemoRun(view, stack, vault, stop)
+            run.seed()
             config_path = workdir / "syncd.toml"
             config_path.write_text(demo_config(stack, workdir, interval), encoding="utf-8")
             service = build_service(load_config(config_path), config_path)
@@ -226,11 +215,11 @@ def run_demo(out: TextIO, *, rotations: int = 3, interval: float = 1.0, wait: bo
             view.line(f"syncd demo · Vault {stack.vault.url} · Cloudflare {stack.cloudflare.api_base}")
             view.line(view.dim(f"config {config_path} · logs {log_path} · polling every {interval:g}s"))
             view.line()
-            _initial_sync(view, stack, vault, stop)
+            run.initial_sync()
             all_delays: list[float] = []
             for number in range(1, rotations + 1):
                 for secret in DEMO_SECRETS:
-                    all_delays.extend(_rotate(view, stack, vault, secret, number, stop))
+                    all_delays.extend(run.rotate(secret, number))
             view.line()
             if all_delays:
                 view.line(
