@@ -243,11 +243,15 @@ class Service:
         except Exception as exc:
             log.debug("scheduler shutdown", error=type(exc).__name__)
         grace = self._settings.sync.shutdown_grace_seconds
+        give_up_at = time.monotonic() + grace
         if inflight is not None and inflight.is_alive():
             log.info("waiting for the in-flight cycle", grace_seconds=grace)
             inflight.join(grace)
             if inflight.is_alive():
                 log.warning("in-flight cycle did not finish within the shutdown grace", grace_seconds=grace)
+        # Let the cycle's bookkeeping (metrics, last report) finish too, within what is left.
+        if self._cycle_lock.acquire(timeout=max(0.0, give_up_at - time.monotonic())):
+            self._cycle_lock.release()
         try:
             self._parts.state.close()
         except SyncdError as exc:
@@ -343,7 +347,7 @@ class Service:
                     self._abandoned_since = self._clock()
                 log.error("cycle passed its hard deadline and was abandoned", trigger=trigger, timeout_seconds=timeout)
                 return None
-        return self._finish_cycle(trigger, box)
+            return self._finish_cycle(trigger, box)
 
     def _finish_cycle(self, trigger: str, box: dict[str, Any]) -> CycleReport | None:
         if "error" in box:
