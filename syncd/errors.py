@@ -2,6 +2,7 @@
 
     SyncdError                       exit_code 1 unless stated
     ├── ConfigError                  exit_code 2; .problems: file, mapping, key, message
+    ├── CycleTimeout                 the cycle's deadline passed before this work started
     ├── StateError                   the state store cannot be opened or is of an unknown schema
     ├── ValueRejected                a Vault value cannot become a Cloudflare binding (too large,
     │                                undecodable key material, missing key); fails that mapping only
@@ -60,6 +61,10 @@ class ConfigError(SyncdError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class CycleTimeout(SyncdError):
+    """The cycle's deadline passed before this work started."""
 
 
 class StateError(SyncdError):

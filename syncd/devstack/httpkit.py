@@ -261,7 +261,9 @@ class EmulatorServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> EmulatorServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"emulator-{self.port}")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"emulator-{self.port}"
+        )
         self._thread.daemon = True
         self._thread.start()
         return self

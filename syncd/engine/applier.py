@@ -26,17 +26,13 @@ from syncd.engine.planner import Delete, Plan, TargetPlan, Write
 from syncd.engine.ports import WorkerSecrets
 from syncd.engine.report import PushRecord
 from syncd.engine.state import StateStore
-from syncd.errors import CloudflareNotFound, StateError, SyncdError
+from syncd.errors import CloudflareNotFound, CycleTimeout, StateError, SyncdError
 from syncd.model import SecretBody, Target
 
 MAX_NAMES_PER_CALL = 100
 SCRIPT_NOT_FOUND = 10007
 
 log = structlog.get_logger("syncd.engine")
-
-
-class CycleTimeout(SyncdError):
-    """The cycle's deadline passed before this work started."""
 
 
 @dataclass

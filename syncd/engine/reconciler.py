@@ -30,14 +30,14 @@ from datetime import datetime
 import structlog
 
 from syncd.config import MappingSettings, Settings, mapping_fingerprint
-from syncd.engine.applier import Applier, ApplyResult, CycleTimeout
+from syncd.engine.applier import Applier, ApplyResult
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import SecretSource, WorkerSecrets
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.state import BindingRecord, MappingStatus, StateStore
 from syncd.engine.values import desired_bindings
-from syncd.errors import SyncdError, VaultSecretDeleted, VaultSecretNotFound
+from syncd.errors import CycleTimeout, SyncdError, VaultSecretDeleted, VaultSecretNotFound
 from syncd.model import KvVersion, SecretData, SecretVersion, Target, VaultSecretRef, VersionInfo
 
 log = structlog.get_logger("syncd.engine")
