@@ -30,14 +30,14 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
+from syncd.app.service_parts import SchedulerLike, ServerLike, ServiceParts
 from syncd.config import Settings, load_config
 from syncd.engine.report import CycleReport
 from syncd.errors import ConfigError, SyncdError
@@ -51,86 +51,7 @@ MANUAL_JOB = "manual"
 TOKEN_RETRY_SECONDS = 30.0
 
 
-# -- what the service needs from its parts (wiring provides the real ones, tests fakes) ----------
-
-
-class ReconcilerLike(Protocol):
-    def update_settings(self, settings: Settings) -> None: ...
-
-    def reconcile(
-        self,
-        *,
-        trigger: str = "interval",
-        only_mappings: Collection[str] | None = None,
-        deadline: float | None = None,
-        dry_run: bool = False,
-    ) -> CycleReport: ...
-
-
-class StateLike(Protocol):
-    def all_mapping_status(self) -> Sequence[Any]: ...
-
-    def close(self) -> None: ...
-
-
-class MetricsLike(Protocol):
-    def record_cycle(self, report: CycleReport) -> None: ...
-
-    def set_ready(self, ready: bool) -> None: ...
-
-    def set_vault_token_expiry(self, expires_at: float | None) -> None: ...
-
-    def set_rate_budget(self, remaining: int) -> None: ...
-
-    def configure_mappings(self, names: Iterable[str]) -> None: ...
-
-
-class TokenKeeperLike(Protocol):
-    @property
-    def expires_at(self) -> float | None: ...
-
-    def ensure_token(self) -> Any: ...
-
-    def maintain(self) -> float: ...
-
-    def is_valid(self) -> bool: ...
-
-
-class RateBudgetLike(Protocol):
-    def remaining(self) -> int: ...
-
-
-class ServerLike(Protocol):
-    def start(self) -> Any: ...
-
-    def stop(self) -> None: ...
-
-
-class SchedulerLike(Protocol):
-    def add_job(self, func: Callable[..., Any], trigger: str | None = None, **kwargs: Any) -> Any: ...
-
-    def reschedule_job(
-        self, job_id: str, jobstore: str | None = None, trigger: str | None = None, **kw: Any
-    ) -> Any: ...
-
-    def start(self) -> None: ...
-
-    def shutdown(self, wait: bool = True) -> None: ...
-
-
 ServerFactory = Callable[["Service"], ServerLike]
-
-
-@dataclass
-class ServiceParts:
-    """Everything ``Service`` drives; ``closers`` run at shutdown (HTTP clients, sessions)."""
-
-    reconciler: ReconcilerLike
-    state: StateLike
-    metrics: MetricsLike
-    token_manager: TokenKeeperLike | None = None
-    rate_budget: RateBudgetLike | None = None
-    closers: list[Callable[[], None]] = field(default_factory=list)
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -572,4 +493,4 @@ class Service:
         return body
 
 
-__all__ = ["Service", "ServiceParts"]
+__all__ = ["SchedulerLike", "Service", "ServiceParts"]

@@ -1,0 +1,103 @@
+"""What ``Service`` drives, as protocols: wiring passes the real objects, tests pass fakes.
+
+The subset of APScheduler's scheduler API the service uses is ``SchedulerLike``; the reconciler,
+state store, metrics, Vault token manager and Cloudflare pacer appear as the few methods the
+service calls on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from syncd.config import Settings
+from syncd.engine.report import CycleReport
+
+
+class ReconcilerLike(Protocol):
+    def update_settings(self, settings: Settings) -> None: ...
+
+    def reconcile(
+        self,
+        *,
+        trigger: str = "interval",
+        only_mappings: Collection[str] | None = None,
+        deadline: float | None = None,
+        dry_run: bool = False,
+    ) -> CycleReport: ...
+
+
+class StateLike(Protocol):
+    def all_mapping_status(self) -> Sequence[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class MetricsLike(Protocol):
+    def record_cycle(self, report: CycleReport) -> None: ...
+
+    def set_ready(self, ready: bool) -> None: ...
+
+    def set_vault_token_expiry(self, expires_at: float | None) -> None: ...
+
+    def set_rate_budget(self, remaining: int) -> None: ...
+
+    def configure_mappings(self, names: Iterable[str]) -> None: ...
+
+
+class TokenKeeperLike(Protocol):
+    @property
+    def expires_at(self) -> float | None: ...
+
+    def ensure_token(self) -> Any: ...
+
+    def maintain(self) -> float: ...
+
+    def is_valid(self) -> bool: ...
+
+
+class RateBudgetLike(Protocol):
+    def remaining(self) -> int: ...
+
+
+class ServerLike(Protocol):
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+class SchedulerLike(Protocol):
+    def add_job(self, func: Callable[..., Any], trigger: str | None = None, **kwargs: Any) -> Any: ...
+
+    def reschedule_job(
+        self, job_id: str, jobstore: str | None = None, trigger: str | None = None, **kw: Any
+    ) -> Any: ...
+
+    def start(self) -> None: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+@dataclass
+class ServiceParts:
+    """Everything ``Service`` drives; ``closers`` run at shutdown (HTTP clients, sessions)."""
+
+    reconciler: ReconcilerLike
+    state: StateLike
+    metrics: MetricsLike
+    token_manager: TokenKeeperLike | None = None
+    rate_budget: RateBudgetLike | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+
+__all__ = [
+    "MetricsLike",
+    "RateBudgetLike",
+    "ReconcilerLike",
+    "SchedulerLike",
+    "ServerLike",
+    "ServiceParts",
+    "StateLike",
+    "TokenKeeperLike",
+]
