@@ -248,6 +248,17 @@ class ServerSettings(_Strict):
     healthz_max_cycle_age_seconds: float | None = Field(default=None, gt=0)
 
 
+class NotificationSettings(_Strict):
+    """Change notifications from Vault's ``socket`` audit device (every edition; see the README).
+
+    Vault streams one JSON line per request to ``audit_listen``; a write to a mapped path triggers a
+    reconciliation of just that secret's mappings. Polling stays the safety net.
+    """
+
+    audit_listen: str | None = Field(default=None, pattern=r"^[^:]*:\d{1,5}$")  # "HOST:PORT"; None = off
+    debounce_seconds: float = Field(default=0.2, ge=0, le=60)
+
+
 class LoggingSettings(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -436,6 +447,7 @@ class Settings(_Strict):
     cloudflare: CloudflareSettings
     sync: SyncSettings = SyncSettings()
     server: ServerSettings = ServerSettings()
+    notifications: NotificationSettings = NotificationSettings()
     logging: LoggingSettings = LoggingSettings()
     mapping: list[MappingSettings] = Field(default_factory=list)
 
