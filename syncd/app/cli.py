@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="show the state store's view of every mapping")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("devstack", add_help=False, help="run local Vault and Cloudflare emulators (syncd devstack -h)")
+    sub.add_parser("demo", add_help=False, help="watch rotations reach emulated Workers live (syncd demo -h)")
     return parser
 
 
@@ -133,19 +134,22 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
 }
 
 
-def _devstack(argv: list[str]) -> int:
-    from syncd.devstack.cli import main as devstack_main  # noqa: PLC0415 - the daemon never imports it
-
+def _delegate(command: str, argv: list[str]) -> int:
+    """``devstack`` and ``demo`` need the emulators: imported only here, so the daemon never loads them."""
+    if command == "devstack":
+        from syncd.devstack.cli import main as delegate_main  # noqa: PLC0415
+    else:
+        from syncd.app.demo import main as delegate_main  # noqa: PLC0415
     try:
-        return devstack_main(argv)
-    except SystemExit as exc:  # its argparse: --help (0) and usage errors (2)
+        return delegate_main(argv)
+    except SystemExit as exc:  # their argparse: --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "devstack":
-        return _devstack(argv[1:])
+    if argv and argv[0] in ("devstack", "demo"):
+        return _delegate(argv[0], argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -243,10 +243,12 @@ def run_demo(out: TextIO, *, rotations: int = 3, interval: float = 1.0, wait: bo
     return 0
 
 
-def main(argv: list[str], out: TextIO | None = None) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     import argparse  # noqa: PLC0415 - keeps import time of the daemon's CLI unaffected
 
-    parser = argparse.ArgumentParser(prog="syncd demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="syncd demo", description="Watch Vault rotations reach emulated Cloudflare Workers, live."
+    )
     parser.add_argument("--rotations", type=int, default=3, help="rounds of rotations (default 3)")
     parser.add_argument("--interval", type=float, default=1.0, help="polling interval in seconds (default 1)")
     parser.add_argument("--no-wait", action="store_true", help="exit after the rotations instead of waiting")

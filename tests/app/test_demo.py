@@ -1,0 +1,37 @@
+"""``syncd demo`` end to end: rotations arrive, values never printed, clean exit."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from syncd.app import demo
+from syncd.app.cli import main
+
+
+def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[str] = []
+    original = demo.DemoSecret.fresh_values
+
+    def remember(self: demo.DemoSecret) -> dict[str, str]:
+        values = original(self)
+        written.extend(values.values())
+        return values
+
+    monkeypatch.setattr(demo.DemoSecret, "fresh_values", remember)
+    out = io.StringIO()
+    assert demo.run_demo(out, rotations=2, interval=1.0, wait=False) == 0
+    text = out.getvalue()
+    assert text.count("initial ") == 4 and "✗" not in text
+    assert len(re.findall(r"^rotation ", text, flags=re.MULTILINE)) == 4
+    assert "8 bindings arrived" in text
+    assert re.search(r"metrics: http://127\.0\.0\.1:\d+/metrics", text)
+    leaked = [i for i, value in enumerate(written) if value in text]
+    assert not leaked, f"{len(leaked)} demo values appear in the output"
+
+
+def test_demo_is_reachable_from_the_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--help"]) == 0
+    assert "--rotations" in capsys.readouterr().out
