@@ -592,7 +592,7 @@ def test_rotated_cloudflare_token_file_is_used_by_the_next_cycle(stack: Stack, t
     # Rotate: the emulator knows only the new token from now on.
     old = stack.cf.api_token
     new = stack.cf.create_token("write")
-    del stack.cf.credentials.tokens[old]
+    stack.cf.revoke_token(old)
     token_file.write_text(new + "\n")
     stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
     second = service.run_cycle("interval")

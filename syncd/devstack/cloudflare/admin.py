@@ -9,6 +9,7 @@
 - ``POST /__devstack/accounts/{id}/workers/dispatch/namespaces/{ns}/scripts`` ``{"name", "plain_text"?}``.
 - ``POST .../scripts/{script}/undeployed`` ``{"undeployed": true|false}`` (both kinds of script).
 - ``POST /__devstack/tokens`` ``{"token"?, "permission": "write"|"read", "account_id"?}`` -> ``{"token"}``.
+- ``DELETE /__devstack/tokens/{token}``: revoke it -> ``{"revoked": true}``; 404 if unknown.
 - ``POST /__devstack/global-keys`` ``{"email", "key"}``.
 - ``POST /__devstack/ratelimit`` ``{"limit"?, "window"?, "block"?}`` (resets every bucket).
 - ``GET|POST /__devstack/config``: the ``EmulatorConfig`` fields / change some of them.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from syncd.devstack.cloudflare.envelope import ApiError
 from syncd.devstack.httpkit import ADMIN_PREFIX, Request, Response, Router
@@ -99,6 +101,13 @@ def register_admin_routes(router: Router, emulator: CloudflareEmulator) -> None:
         )
         return Response.json(201, {"token": token})
 
+    def revoke_token(request: Request, _: dict[str, Any]) -> Response:
+        try:
+            emulator.revoke_token(unquote(request.params["token"]))
+        except KeyError:
+            return Response.json(404, {"error": "no such token"})
+        return Response.json(200, {"revoked": True})
+
     def add_global_key(_: Request, body: dict[str, Any]) -> Response:
         emulator.add_global_key(str(body["email"]), str(body["key"]))
         return Response.json(201, {"email": body["email"]})
@@ -128,6 +137,7 @@ def register_admin_routes(router: Router, emulator: CloudflareEmulator) -> None:
     router.add(["POST"], SCRIPTS_PLAIN + r"/(?P<script>[^/]+)/undeployed", _admin(set_undeployed))
     router.add(["POST"], SCRIPTS_IN_NAMESPACE + r"/(?P<script>[^/]+)/undeployed", _admin(set_undeployed))
     router.add(["POST"], ADMIN_PREFIX + "/tokens", _admin(create_token))
+    router.add(["DELETE"], ADMIN_PREFIX + r"/tokens/(?P<token>[^/]+)", _admin(revoke_token))
     router.add(["POST"], ADMIN_PREFIX + "/global-keys", _admin(add_global_key))
     router.add(["POST"], ADMIN_PREFIX + "/ratelimit", _admin(set_rate_limit))
     router.add(["GET"], ADMIN_PREFIX + "/config", _admin(get_config))

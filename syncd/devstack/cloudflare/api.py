@@ -6,7 +6,7 @@ Platforms, ``/accounts/{account_id}/workers/dispatch/namespaces/{ns}/scripts/{sc
 (``?url_encoded=true`` percent-decodes the name; without it the path segment is taken as sent,
 which is how names with special characters became undeletable before the flag existed),
 ``PATCH {base}/secrets-bulk``. Tokens: ``GET /user/tokens/verify``,
-``GET /accounts/{account_id}/tokens/verify``.
+``GET /accounts/{account_id}/tokens/verify``. User details: ``GET /user``.
 
 Every request on these paths is authenticated, counted by the rate limiter and answered in the
 envelope with ``Ratelimit`` headers; see ``auth`` and ``ratelimit``.
@@ -63,6 +63,7 @@ class CloudflareApi:
             router.add(["GET"], prefix + r"/secrets/(?P<secret>[^/]+)", self._guarded("read", self.get_secret))
             router.add(["DELETE"], prefix + r"/secrets/(?P<secret>[^/]+)", self._guarded("write", self.delete_secret))
             router.add(["PATCH"], prefix + "/secrets-bulk", self._guarded("write", self.bulk_secrets))
+        router.add(["GET"], API_PREFIX + "/user", self._counted(self.user_details))
         router.add(["GET"], API_PREFIX + "/user/tokens/verify", self._counted(self.verify_user_token))
         router.add(["GET"], API_PREFIX + ACCOUNT + "/tokens/verify", self._counted(self.verify_account_token))
 
@@ -166,6 +167,9 @@ class CloudflareApi:
     def bulk_secrets(self, request: Request) -> Response:
         body: Any = parse_json_body(request.body)
         return success(self.emulator.store.bulk_patch(*self._target(request), body))
+
+    def user_details(self, request: Request) -> Response:
+        return success(self.emulator.credentials.user_details(request, self.emulator.config))
 
     def verify_user_token(self, request: Request) -> Response:
         result = self.emulator.credentials.verify(request, self.emulator.config, None)

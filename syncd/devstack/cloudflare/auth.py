@@ -13,10 +13,15 @@
   "Authentication error" (403).
 - Token verify endpoints: an unknown token is 1000 "Invalid API Token" (401). User tokens are
   verified at ``/user/tokens/verify``, account-owned tokens at ``/accounts/{id}/tokens/verify``.
+- ``GET /user`` (User Details): a global key answers for its email; a user token (one without an
+  account) answers for the emulator's one user (``DEFAULT_USER_EMAIL``); an account-owned token
+  is 10000 "Authentication error" (403; UNVERIFIED: account-owned tokens have no user).
+- A revoked token (``revoke_token``) is unknown from then on: 9109 on every endpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets as random_tokens
 import threading
@@ -40,6 +45,12 @@ PERMISSIONS = ("read", "write")
 BEARER_RE = re.compile(r"^Bearer ([A-Za-z0-9\-._~+/]+=*)$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 GLOBAL_KEY_RE = re.compile(r"^[A-Za-z0-9]+$")
+DEFAULT_USER_EMAIL = "devstack@example.com"
+
+
+def user_id_of(email: str) -> str:
+    """A stable 32-hex-digit user identifier per email, like the real API's user ids."""
+    return hashlib.sha256(email.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class Principal:
     permission: str
     account_id: str | None  # None: every account (a user token or a global key)
     token_id: str | None = None
+    email: str | None = None  # the user behind a global key or a user token
 
     def may(self, needed: str) -> bool:
         return self.permission == "write" or needed == "read"
@@ -80,6 +92,12 @@ class CredentialRegistry:
             self.tokens[value] = TokenRecord(random_tokens.token_hex(16), permission, account_id)
         return value
 
+    def revoke_token(self, token: str) -> None:
+        """Forget ``token``: it is unknown from the next request on. ``KeyError`` if not known."""
+        with self.lock:
+            if self.tokens.pop(token, None) is None:
+                raise KeyError("no such token")
+
     def add_global_key(self, email: str, key: str) -> None:
         if not email or not GLOBAL_KEY_RE.match(key):
             raise ValueError("a global key needs an email and an alphanumeric key")
@@ -108,7 +126,7 @@ class CredentialRegistry:
             known = self.global_keys.get(email)
         if known is None or not random_tokens.compare_digest(known, key):
             raise ApiError(403, UNKNOWN_GLOBAL_KEY, "Unknown X-Auth-Key or X-Auth-Email")
-        return Principal(bucket=f"user:{email}", permission="write", account_id=None)
+        return Principal(bucket=f"user:{email}", permission="write", account_id=None, email=email)
 
     def authorize(self, principal: Principal, account_id: str, needed: str, account_exists: bool) -> None:
         in_scope = principal.account_id in (None, account_id)
@@ -127,6 +145,29 @@ class CredentialRegistry:
             raise ApiError(401, INVALID_API_TOKEN, "Invalid API Token")
         return {"id": principal.token_id, "status": "active"}
 
+    def user_details(self, request: Request, config: EmulatorConfig) -> dict[str, object]:
+        """``GET /user``: the authenticated user (the SDK's ``UserGetResponse`` fields)."""
+        principal = self.authenticate(request, config)
+        if principal.email is None:
+            raise ApiError(403, AUTHENTICATION_ERROR, "Authentication error")
+        return {
+            "id": user_id_of(principal.email),
+            "email": principal.email,
+            "first_name": None,
+            "last_name": None,
+            "country": None,
+            "telephone": None,
+            "zipcode": None,
+            "betas": [],
+            "organizations": [],
+            "has_pro_zones": False,
+            "has_business_zones": False,
+            "has_enterprise_zones": False,
+            "suspended": False,
+            "two_factor_authentication_enabled": False,
+            "two_factor_authentication_locked": False,
+        }
+
     def _token_principal(self, authorization: str, config: EmulatorConfig) -> Principal:
         match = BEARER_RE.match(authorization.strip())
         if match is None:
@@ -140,6 +181,7 @@ class CredentialRegistry:
             permission=record.permission,
             account_id=record.account_id,
             token_id=record.token_id,
+            email=DEFAULT_USER_EMAIL if record.account_id is None else None,
         )
 
 

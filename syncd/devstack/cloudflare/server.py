@@ -124,6 +124,10 @@ class CloudflareEmulator:
     def create_token(self, permission: str = "write", token: str | None = None, account_id: str | None = None) -> str:
         return self.credentials.create_token(permission, token, account_id)
 
+    def revoke_token(self, token: str) -> None:
+        """The token is unknown from the next request on (9109); ``KeyError`` if it never was."""
+        self.credentials.revoke_token(token)
+
     def add_global_key(self, email: str, key: str) -> None:
         self.credentials.add_global_key(email, key)
 
