@@ -1,0 +1,1 @@
+"""Benchmarks of syncd against the devstack (see README.md)."""
