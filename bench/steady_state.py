@@ -29,13 +29,14 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` and ``syncd`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._floor import raw_metadata_reads, requests_metadata_reads  # noqa: E402
-from bench._stack import Admin, DevstackProcess, new_value  # noqa: E402
-from bench.workload import Workload, settings_for  # noqa: E402
-from syncd.app.metrics import Metrics  # noqa: E402
-from syncd.app.wiring import Clients, build_clients, build_reconciler, open_state  # noqa: E402
-from syncd.engine.report import CycleReport  # noqa: E402
-from syncd.engine.state import StateStore  # noqa: E402
+from bench._floor import raw_metadata_reads, requests_metadata_reads
+from bench._stack import Admin, DevstackProcess, new_value
+from bench.workload import Workload, settings_for
+from syncd.app.logs import configure_logging
+from syncd.app.metrics import Metrics
+from syncd.app.wiring import Clients, build_clients, build_reconciler, open_state
+from syncd.engine.report import CycleReport
+from syncd.engine.state import StateStore
 
 DEFAULT_ROTATIONS = ((1, 1), (50, 5), (100, 1))
 SYNCD = "syncd"
@@ -115,7 +116,9 @@ class SizeResult:
         return min(runs, key=lambda m: m.wall_seconds) if runs else None
 
     def median_cpu_us(self, client: str, concurrency: int) -> float | None:
-        runs = sorted(m.cpu_us_per_check for m in self.measurements if m.client == client and m.concurrency == concurrency)
+        runs = sorted(
+            m.cpu_us_per_check for m in self.measurements if m.client == client and m.concurrency == concurrency
+        )
         return runs[len(runs) // 2] if runs else None
 
 
@@ -320,8 +323,7 @@ def _counts(counts: dict[str, int]) -> str:
 def format_result(result: SizeResult, concurrencies: Sequence[int]) -> list[str]:
     init = result.initial
     lines = [
-        f"== {result.paths:,} paths over {result.scripts} scripts "
-        f"(seeded in {result.seed_seconds:.1f} s) ==",
+        f"== {result.paths:,} paths over {result.scripts} scripts (seeded in {result.seed_seconds:.1f} s) ==",
         f"initial sync: {init.wall_seconds:.2f} s wall, {init.cpu_seconds:.2f} s CPU, "
         f"{init.pushes} pushes, ok={init.ok}",
         f"  Vault: {_counts(init.vault_requests)}",
@@ -399,10 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from syncd.app.logs import configure_logging
-
     # syncd's logging as in production (JSON, info), so its cost is measured, but not on screen.
-    with open(os.devnull, "w") as devnull:  # noqa: PTH123
+    with open(os.devnull, "w") as devnull:
         configure_logging(format="json", level="info", stream=devnull)
         limit = None if args.cloudflare_rate_limit is None else (args.cloudflare_rate_limit, 300.0)
         results = []
