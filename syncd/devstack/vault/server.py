@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from syncd.devstack.httpkit import ADMIN_PREFIX, Clock, EmulatorServer, Request, Response, Router
+from syncd.devstack.vault.audit import AuditBroker, register_audit_routes
 from syncd.devstack.vault.routing import DELETE, LIST, PATCH, READ, WRITE, Call, LogicalRouter, RouteNotFound
 from syncd.devstack.vault.state import VaultState
 from syncd.devstack.vault.sys_mounts import enable_secrets_engine, register_mount_routes
@@ -116,6 +117,8 @@ class VaultEmulator:
         self.system = LogicalRouter()
         for register in (register_mount_routes, register_policy_routes, register_seal_routes, register_token_routes):
             register(self.system, self.state)
+        self.audit = AuditBroker(self.state)  # sys/audit devices; see syncd.devstack.vault.audit
+        register_audit_routes(self.system, self.audit)
         router = Router()
         router.add(HTTP_VERBS, r"/v1/(?P<path>.*)", self._handle_http)
         router.add(["POST"], ADMIN_PREFIX + "/seal", self._admin_seal(True))
@@ -139,6 +142,7 @@ class VaultEmulator:
 
     def stop(self) -> None:
         self._server.stop()
+        self.audit.close()
 
     def __enter__(self) -> VaultEmulator:
         return self.start()
@@ -184,10 +188,11 @@ class VaultEmulator:
             self._authorize(path, operation, token_id, token, exists=None)
             raise
         call = Call(operation, relative, path, data, request, now, token, mount_path, params)
+        exists = None
         if not route.unauthenticated:
             exists = backend.exists(call) if backend is not None and operation == WRITE else None
             self._authorize(path, operation, token_id, token, exists=exists, sudo=route.sudo)
-        return route.handler(call)
+        return self.audit.run(call, route.handler, exists=exists)
 
     def _resolve(self, path: str) -> tuple[LogicalRouter, str, str, Any]:
         if path.startswith(("sys/", "auth/token/")):
