@@ -3,7 +3,11 @@
 Login strategies (credentials are callables, re-invoked on every login, so a rotated file or a
 refreshed Kubernetes service-account token takes effect without a restart):
 
-- ``TokenLogin``: a given token; ``lookup-self`` learns its TTL and whether it is renewable;
+- ``TokenLogin``: a given token; ``lookup-self`` learns its TTL and whether it is renewable. It
+  remembers the token it logged in with, so a rotated token file is noticed (``credential_changed``)
+  without waiting for the old token to expire: ``ensure_token()`` (before every cycle) and
+  ``maintain()`` (every ``idle_interval``, 60 s, for a non-expiring token; at renewal time for
+  an expiring one) log in again with the new token;
 - ``AppRoleLogin``: ``role_id`` + ``secret_id``;
 - ``KubernetesLogin``: a role and the pod's service-account JWT;
 - ``JwtLogin``: a role and a JWT.
@@ -12,7 +16,9 @@ refreshed Kubernetes service-account token takes effect without a restart):
 It renews at about 2/3 of the lease minus a random 10-20 % grace (as Vault's LifetimeWatcher does),
 and logs in again when a renewal is refused, the token is not renewable, or a renewal grants less
 than was asked (the max TTL is near). Errors back off exponentially (with jitter), never past the
-token's expiry. The token never appears in logs, reprs or exceptions.
+token's expiry. ``invalidate()`` is for callers that saw Vault refuse the token (revoked, or
+rotated away): the next ``ensure_token()``/``maintain()`` logs in again. The token never appears
+in logs, reprs or exceptions.
 """
 
 from __future__ import annotations
@@ -22,13 +28,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.vault_calls import expect_dict, vault_call
-from syncd.errors import VaultAuthError, VaultError
+from syncd.errors import SyncdError, VaultAuthError, VaultError
 from syncd.model import SecretValue
 
 log = structlog.get_logger("syncd.clients.vault_auth")
@@ -55,6 +61,15 @@ class LoginStrategy(Protocol):
         ...
 
 
+@runtime_checkable
+class RotatingCredentialLogin(Protocol):
+    """A login whose credential is the token itself: a changed credential means a new token."""
+
+    def credential_changed(self) -> bool:
+        """True when the credential differs from the one of the last successful login."""
+        ...
+
+
 class VaultCall(Protocol):
     def __call__(self, fn: Callable[[], Any], operation: str, path: str) -> Any: ...
 
@@ -74,9 +89,22 @@ class TokenLogin:
 
     def __init__(self, token: Credential) -> None:
         self._token = token
+        self._logged_in_with: SecretValue | None = None
 
     def __repr__(self) -> str:
         return "TokenLogin(***)"
+
+    def credential_changed(self) -> bool:
+        """The credential now differs from the token of the last successful login. A credential
+        that cannot be read now counts as unchanged: the installed token is kept, and the next
+        login reports the unreadable file."""
+        if self._logged_in_with is None:
+            return False
+        try:
+            current = self._token()
+        except SyncdError:
+            return False
+        return current != self._logged_in_with
 
     def login(self, client: Any, call: VaultCall) -> LoginResult:
         token = self._token()
@@ -89,6 +117,8 @@ class TokenLogin:
         data = expect_dict(response, operation="lookup_self", path="auth/token/lookup-self").get("data") or {}
         ttl = float(data.get("ttl") or 0)
         increment = float(data.get("creation_ttl") or ttl)
+        # Only a token Vault accepted is remembered: a refused new token is tried again next time.
+        self._logged_in_with = token
         return LoginResult(token, ttl, bool(data.get("renewable")), increment)
 
 
@@ -174,7 +204,7 @@ class VaultTokenManager:
         rng: Callable[[], float] = random.random,
         min_backoff: float = 1.0,
         max_backoff: float = 300.0,
-        idle_interval: float = 300.0,
+        idle_interval: float = 60.0,
         retry_attempts: int = 3,
         retry_deadline: float = 15.0,
     ) -> None:
@@ -212,10 +242,20 @@ class VaultTokenManager:
             return self._valid_locked(self._clock(), 0.0)
 
     def ensure_token(self) -> None:
-        """Log in unless a token with some life left is installed. Raises VaultAuthError/VaultUnavailable."""
+        """Log in unless a token with some life left is installed and its credential (a token
+        file) is unchanged. Raises VaultAuthError/VaultUnavailable; a refused rotated token leaves
+        the previous token installed."""
         with self._lock:
-            if not self._valid_locked(self._clock(), self.EXPIRY_MARGIN):
+            if not self._valid_locked(self._clock(), self.EXPIRY_MARGIN) or self._rotated_locked():
                 self._login_locked()
+
+    def invalidate(self) -> None:
+        """Vault refused the installed token: count it as gone, so the next ``ensure_token()`` or
+        ``maintain()`` logs in again (with the credential as it is then)."""
+        with self._lock:
+            if self._has_token:
+                log.info("vault_token_invalidated", method=self._login.method)
+            self._has_token = False
 
     def maintain(self) -> float:
         """Renew or log in as due; returns the seconds until it wants to be called again. Never raises
@@ -223,7 +263,7 @@ class VaultTokenManager:
         with self._lock:
             now = self._clock()
             try:
-                if not self._valid_locked(now, self.EXPIRY_MARGIN):
+                if not self._valid_locked(now, self.EXPIRY_MARGIN) or self._rotated_locked():
                     self._login_locked()
                 elif self._renew_at is not None and now >= self._renew_at:
                     if self._renewable:
@@ -240,6 +280,14 @@ class VaultTokenManager:
             return max(0.0, self._renew_at - self._clock())
 
     # -- internals --------------------------------------------------------------------------
+
+    def _rotated_locked(self) -> bool:
+        if not (self._has_token and isinstance(self._login, RotatingCredentialLogin)):
+            return False
+        if not self._login.credential_changed():
+            return False
+        log.info("vault_token_credential_changed", method=self._login.method)
+        return True
 
     def _valid_locked(self, now: float, margin: float) -> bool:
         if not self._has_token:
