@@ -18,6 +18,7 @@ from typing import Any
 
 from syncd.devstack.httpkit import Response
 from syncd.devstack.vault.approle import AppRoleBackend
+from syncd.devstack.vault.jwt_auth import JwtBackend
 from syncd.devstack.vault.kubernetes import KubernetesBackend
 from syncd.devstack.vault.kv_v1 import KvV1Backend
 from syncd.devstack.vault.kv_v2 import KvV2Backend
@@ -34,6 +35,7 @@ from syncd.devstack.vault.wire import (
 
 AUTH_TYPES: dict[str, Callable[[VaultState], Backend]] = {
     "approle": AppRoleBackend,
+    "jwt": JwtBackend,
     "kubernetes": KubernetesBackend,
 }
 PROTECTED_SECRET_PATHS = ("sys/", "auth/", "cubbyhole/", "identity/")
