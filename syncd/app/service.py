@@ -37,6 +37,7 @@ from typing import Any
 
 import structlog
 
+from syncd.app.notify import AuditListener, paths_to_mappings
 from syncd.app.service_parts import SchedulerLike, ServerLike, ServiceParts
 from syncd.config import Settings, load_config
 from syncd.engine.report import CycleReport
@@ -102,6 +103,8 @@ class Service:
         self._abandoned_since: float | None = None
         self._pending_all = False
         self._pending: set[str] = set()
+        self._pending_sources: set[str] = set()
+        self._audit_listener: AuditListener | None = None
         self._manual_queued = False
         self._manual_seq = 0
         self._started_at: float | None = None
@@ -143,12 +146,37 @@ class Service:
             misfire_grace_time=max(1, int(sync.interval_seconds)),
         )
         self._scheduler.start()
+        self._start_audit_listener()
         log.info(
             "service started",
             mappings=len(self._settings.mappings),
             interval_seconds=sync.interval_seconds,
             config=str(self.config_path),
         )
+
+    def _start_audit_listener(self) -> None:
+        """Listen for Vault's socket audit device when configured; polling still works if it cannot."""
+        notifications = self._settings.notifications
+        if notifications.audit_listen is None:
+            return
+        host, _, port = notifications.audit_listen.rpartition(":")
+        try:
+            self._audit_listener = AuditListener(
+                host or "0.0.0.0",  # noqa: S104 - Vault connects to the pod's address
+                int(port),
+                self._on_vault_write,
+                debounce_seconds=notifications.debounce_seconds,
+            ).start()
+        except OSError as exc:
+            log.error("vault audit listener could not start", listen=notifications.audit_listen, error=str(exc))
+
+    def _on_vault_write(self, path: str) -> None:
+        for name in sorted(paths_to_mappings(self.settings, path)):  # current settings: reloads apply
+            self.trigger(name, source="notification")
+
+    @property
+    def audit_listener(self) -> AuditListener | None:
+        return self._audit_listener
 
     def shutdown(self) -> None:
         """Stop triggering, let an in-flight cycle finish within the grace, close, stop the server."""
@@ -158,6 +186,8 @@ class Service:
             self._stopping = True
             inflight = self._inflight
         log.info("service stopping")
+        if self._audit_listener is not None:  # outside the lock: stop() joins the thread that calls trigger()
+            self._audit_listener.stop()
         self._parts.metrics.set_ready(False)
         try:
             self._scheduler.shutdown(wait=False)
@@ -349,8 +379,12 @@ class Service:
 
     # -- manual triggers --------------------------------------------------------------------
 
-    def trigger(self, mapping: str | None) -> tuple[int, dict[str, Any]]:
-        """Queue a reconcile of one mapping (or all); repeated triggers coalesce. HTTP status + body."""
+    def trigger(self, mapping: str | None, *, source: str = "manual") -> tuple[int, dict[str, Any]]:
+        """Queue a reconcile of one mapping (or all); repeated triggers coalesce. HTTP status + body.
+
+        ``source`` labels the cycle: "manual" (``POST /trigger``) or "notification" (a Vault write);
+        a cycle that merges both counts as manual.
+        """
         known = {m.name for m in self._settings.mappings}
         if mapping is not None and mapping not in known:
             return 404, {"error": "unknown mapping", "mapping": mapping}
@@ -361,6 +395,7 @@ class Service:
                 self._pending_all = True
             else:
                 self._pending.add(mapping)
+            self._pending_sources.add(source)
             already = self._manual_queued
             self._manual_queued = True
             self._manual_seq += 1
@@ -376,10 +411,12 @@ class Service:
                     self._manual_queued = False
                     return
                 only = None if self._pending_all else set(self._pending)
+                label = "notification" if self._pending_sources == {"notification"} else "manual"
                 self._pending_all = False
                 self._pending.clear()
+                self._pending_sources.clear()
             try:
-                self.run_cycle("manual", only)
+                self.run_cycle(label, only)
             except Exception as exc:
                 log.error("manual cycle crashed", error_code=type(exc).__name__)
 
@@ -403,6 +440,7 @@ class Service:
                 ("vault", old.vault, new.vault),
                 ("cloudflare", old.cloudflare, new.cloudflare),
                 ("server", old.server, new.server),
+                ("notifications", old.notifications, new.notifications),
                 ("sync.state_path", old.sync.state_path, new.sync.state_path),
             )
             if before != after

@@ -1,0 +1,71 @@
+"""A Vault write reaches the Workers at once through the socket audit device, long before the next poll."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import hvac
+import pytest
+
+from syncd.app.wiring import build_service
+from syncd.config import load_config
+from tests.app.service_conftest_helpers import (
+    CANARY_API_KEY,
+    CANARY_ROTATED,
+    CANARY_WEBHOOK,
+    SCRIPT,
+    Stack,
+    config_text,
+    running_stack,
+)
+
+WAIT = 15.0
+_tick = threading.Event()  # never set: wait() is the poll interval
+
+
+def _wait(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        _tick.wait(0.02)
+    return condition()
+
+
+def _holds(stack: Stack, value: str) -> bool:
+    body = stack.cf.secrets_of(SCRIPT).get("API_KEY")
+    return body is not None and body.get("text") == value
+
+
+def test_vault_write_is_pushed_at_once_and_counted_as_notification(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_stack(monkeypatch) as stack:
+        text = config_text(stack, tmp_path / "state.sqlite3").replace(
+            "[server]\nenabled = false", '[server]\nenabled = false\n\n[notifications]\naudit_listen = "127.0.0.1:0"'
+        )
+        path = tmp_path / "syncd.toml"
+        path.write_text(text)
+        service = build_service(load_config(path), path)  # real wiring, real APScheduler, 60 s interval
+        service.start()
+        try:
+            assert _wait(lambda: _holds(stack, CANARY_API_KEY)), "the startup cycle did not push"
+            listener = service.audit_listener
+            assert listener is not None
+            root = hvac.Client(url=stack.vault.url, token=stack.vault.root_token)
+            root.sys.enable_audit_device(
+                device_type="socket",
+                path="syncd",
+                options={"address": f"127.0.0.1:{listener.port}", "socket_type": "tcp"},
+            )
+            written_at = time.monotonic()
+            stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
+            assert _wait(lambda: _holds(stack, CANARY_ROTATED)), "the notification did not trigger a push"
+            assert time.monotonic() - written_at < 30  # far below the 60 s poll interval
+            metrics = service._parts.metrics.render()[0].decode()
+            assert 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
+        finally:
+            service.shutdown()
