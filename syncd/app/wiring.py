@@ -105,7 +105,9 @@ def build_vault(
         session=session,
     )
     tokens = VaultTokenManager(client, vault_login_strategy(settings), clock, observer)
-    reader = VaultReader(client, observer=observer, clock=clock, token_valid=tokens.is_valid)
+    reader = VaultReader(
+        client, observer=observer, clock=clock, token_valid=tokens.is_valid, on_token_refused=tokens.invalidate
+    )
     return client, tokens, reader
 
 

@@ -96,15 +96,19 @@ class VaultReader:
         retry_deadline: float = 30.0,
         clock: Callable[[], float] = time.time,
         token_valid: Callable[[], bool] | None = None,
+        on_token_refused: Callable[[], None] | None = None,
     ) -> None:
         """``client`` is an ``hvac.Client``. ``token_valid`` (the token manager's ``is_valid``)
-        turns a 403 into ``VaultAuthError`` when our own token is the reason."""
+        turns a 403 into ``VaultAuthError`` when our own token is the reason; ``on_token_refused``
+        (the manager's ``invalidate``) is told when Vault says the token itself is invalid, so the
+        next cycle logs in again."""
         self._client = client
         self._observer = observer
         self._attempts = retry_attempts
         self._deadline = retry_deadline
         self._clock = clock
         self._token_valid = token_valid
+        self._on_token_refused = on_token_refused
         self._mounts: dict[str, KvVersion] = {}
         self._lock = threading.Lock()
 
@@ -228,7 +232,10 @@ class VaultReader:
                 translate=translate,
             )
         except VaultPermissionDenied as exc:
-            if self._token_valid is not None and not self._token_valid():
+            refused = "invalid token" in str(exc)  # Vault: "2 errors occurred: permission denied, invalid token"
+            if refused and self._on_token_refused is not None:
+                self._on_token_refused()
+            if refused or (self._token_valid is not None and not self._token_valid()):
                 raise VaultAuthError(
                     f"Vault {operation} {path}: the token is missing or expired", path=path, status=exc.status
                 ) from None
