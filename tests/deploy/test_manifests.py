@@ -295,9 +295,14 @@ def test_network_policy_allows_only_vault_cloudflare_and_dns(target: str) -> Non
             assert set(block["except"]) >= PRIVATE_RANGES
     (dns,) = [r for r in egress if _ports(r) == {("UDP", 53), ("TCP", 53)}]
     assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
-    (ingress,) = spec["ingress"]
+    (ingress,) = [r for r in spec["ingress"] if ("TCP", 8080) in _ports(r)]
     assert _ports(ingress) == {("TCP", 8080)}
     assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    # The only other ingress: Vault's audit socket, when the config listens for it
+    # (components/vault-notifications; test_vault_notifications.py checks its peers).
+    listen = settings(target).notifications.audit_listen
+    audit = [_ports(r) for r in spec["ingress"] if r is not ingress]
+    assert audit == ([] if listen is None else [{("TCP", int(listen.rpartition(":")[2]))}])
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
