@@ -17,10 +17,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,21 +216,3 @@ class Admin:
     def clear_requests(self) -> None:
         self.vault.ok("DELETE", "/__devstack/requests")
         self.cloudflare.ok("DELETE", "/__devstack/requests")
-
-
-@contextmanager
-def devstack() -> Iterator[tuple[DevstackProcess, Admin]]:
-    process = DevstackProcess()
-    try:
-        endpoints = process.start()
-        yield process, Admin(endpoints)
-    finally:
-        process.stop()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not within {timeout} s")
-        time.sleep(0.01)
