@@ -266,6 +266,11 @@ class CloudflareClient:
         except httpx.TransportError as exc:
             kind, what = "connection", f"connection failed ({type(exc).__name__})"
             transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
+        except httpx.HTTPError as exc:
+            # DecodingError (a proxy's bad Content-Encoding), TooManyRedirects, ...: the response
+            # is unusable. Typed, so it fails this call's mappings only instead of the whole cycle.
+            kind, what = "response", f"unusable response ({type(exc).__name__})"
+            transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
         if transport_error is not None:
             # Raised outside the except block: the httpx exception (which holds the request and
             # its body) is neither the cause nor the context of ours.
