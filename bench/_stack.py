@@ -54,7 +54,7 @@ class DevstackProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
-            [self._python, "-m", "bench._devstack_main", "--vault-port", "0", "--cloudflare-port", "0"],
+            [self._python, "-m", "syncd.devstack", "--vault-port", "0", "--cloudflare-port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -35,7 +35,7 @@ from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import SecretSource, WorkerSecrets
 from syncd.engine.report import Action, CycleReport, MappingResult
-from syncd.engine.state import BindingRecord, MappingStatus, StateStore
+from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateStore
 from syncd.engine.values import desired_bindings
 from syncd.errors import CycleTimeout, SyncdError, VaultSecretDeleted, VaultSecretNotFound
 from syncd.model import KvVersion, SecretData, SecretVersion, Target, VaultSecretRef, VersionInfo
@@ -108,6 +108,7 @@ class Reconciler:
         self._concurrency = concurrency
         self._fingerprinter = Fingerprinter(state.hmac_key)
         self._lock = threading.Lock()
+        self._config_fingerprints: tuple[Settings, dict[str, str]] | None = None
 
     def update_settings(self, settings: Settings) -> None:
         """Takes effect at the next cycle (a running one keeps the settings it started with)."""
@@ -166,6 +167,7 @@ class Reconciler:
         for record in records:
             by_mapping[record.mapping].append(record)
         chosen = [m for m in settings.mappings if only is None or m.name in only]
+        statuses = {status.mapping: status for status in self._state.all_mapping_status()}
         works = []
         for mapping in chosen:
             target = settings.target_of(mapping)
@@ -173,8 +175,8 @@ class Reconciler:
                 _Work(
                     mapping=mapping,
                     target=target,
-                    config_fingerprint=mapping_fingerprint(mapping, target),
-                    status=self._state.mapping_status(mapping.name),
+                    config_fingerprint=self._config_fingerprint(settings, mapping, target),
+                    status=statuses.get(mapping.name),
                     records=by_mapping.get(mapping.name, []),
                 )
             )
@@ -183,6 +185,15 @@ class Reconciler:
             configured = {m.name for m in settings.mappings}
             cycle.removed = sorted(self._state.mapping_names() - configured)
         return cycle
+
+    def _config_fingerprint(self, settings: Settings, mapping: MappingSettings, target: Target) -> str:
+        """Computed once per settings object (a reload brings a new one), not once per cycle."""
+        if self._config_fingerprints is None or self._config_fingerprints[0] is not settings:
+            self._config_fingerprints = (settings, {})
+        cache = self._config_fingerprints[1]
+        if mapping.name not in cache:
+            cache[mapping.name] = mapping_fingerprint(mapping, target)
+        return cache[mapping.name]
 
     def _past_deadline(self, cycle: _Cycle) -> bool:
         if cycle.deadline is not None and self._clock() >= cycle.deadline:
@@ -416,23 +427,25 @@ class Reconciler:
         at = self._clock()
         configured = {w.name: w for w in cycle.works}
         failed = {r.mapping for r in results if r.failed}
-        for result in results:
-            work = configured.get(result.mapping)
-            if work is None and not result.failed:
-                continue  # a removed mapping, pruned: its status goes below
-            try:
-                self._state.record_mapping_result(
-                    result.mapping,
-                    at=at,
-                    config_fingerprint=None if work is None else work.config_fingerprint,
-                    version=result.vault_version,
-                    in_sync=result.in_sync,
-                    pushed=result.mapping in applied.pushed,
-                    error_code=result.error_code,
-                    error=result.error,
-                )
-            except SyncdError as exc:
-                log.error("state.record_failed", mapping=result.mapping, error_code=exc.reason, error=str(exc))
+        outcomes = [
+            MappingOutcome(
+                result.mapping,
+                at,
+                None if work is None else work.config_fingerprint,
+                result.vault_version,
+                result.in_sync,
+                result.mapping in applied.pushed,
+                result.error_code,
+                result.error,
+            )
+            for result in results
+            # a removed mapping that was pruned has no status left (below)
+            if (work := configured.get(result.mapping)) is not None or result.failed
+        ]
+        try:
+            self._state.record_mapping_results(outcomes)
+        except SyncdError as exc:
+            log.error("state.record_failed", mappings=len(outcomes), error_code=exc.reason, error=str(exc))
         for name in cycle.removed:
             if name not in failed:
                 try:

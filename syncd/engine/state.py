@@ -114,6 +114,39 @@ _SELECT_STATUS = f"SELECT {_STATUS_COLUMNS} FROM mapping_status"  # noqa: S608
 _UPSERT_STATUS = f"INSERT OR REPLACE INTO mapping_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * 9)})"  # noqa: S608
 
 
+@dataclass(frozen=True)
+class MappingOutcome:
+    """One attempt at a mapping, as ``record_mapping_results`` stores it.
+
+    Success (no error): config fingerprint, version and ``last_success_at`` move to this attempt.
+    Failure: they keep their previous values (so the next cycle still sees the change it failed
+    to apply) and the error is recorded. ``pushed`` moves ``last_pushed_at`` either way.
+    """
+
+    mapping: str
+    at: float
+    config_fingerprint: str | None
+    version: int | None
+    in_sync: bool
+    pushed: bool
+    error_code: str | None
+    error: str | None
+
+    def applied_to(self, previous: MappingStatus) -> MappingStatus:
+        failed = self.error_code is not None or self.error is not None
+        return MappingStatus(
+            mapping=self.mapping,
+            config_fingerprint=previous.config_fingerprint if failed else self.config_fingerprint,
+            last_version=previous.last_version if failed else self.version,
+            last_success_at=previous.last_success_at if failed else self.at,
+            last_attempt_at=self.at,
+            last_pushed_at=self.at if self.pushed else previous.last_pushed_at,
+            last_error_code=self.error_code,
+            last_error=self.error,
+            in_sync=self.in_sync,
+        )
+
+
 class StateStore:
     """Use ``StateStore.open(path)``; safe to share between threads; ``close()`` when done."""
 
@@ -222,28 +255,21 @@ class StateStore:
         error_code: str | None,
         error: str | None,
     ) -> None:
-        """Record one attempt at ``mapping``.
+        """Record one attempt at ``mapping`` (see ``MappingOutcome`` for the rules)."""
+        self.record_mapping_results(
+            [MappingOutcome(mapping, at, config_fingerprint, version, in_sync, pushed, error_code, error)]
+        )
 
-        Success (no error): config fingerprint, version and ``last_success_at`` move to this attempt.
-        Failure: they keep their previous values (so the next cycle still sees the change it failed
-        to apply) and the error is recorded. ``pushed`` moves ``last_pushed_at`` either way.
-        """
-        failed = error_code is not None or error is not None
+    def record_mapping_results(self, outcomes: Sequence[MappingOutcome]) -> None:
+        """Record a cycle's attempts in one transaction (one fsync per cycle, not one per mapping)."""
+        if not outcomes:
+            return
         with self._write() as conn:
-            old = conn.execute(f"{_SELECT_STATUS} WHERE mapping = ?", (mapping,)).fetchone()
-            previous = _status_from_row(old) if old is not None else _EMPTY_STATUS
-            status = MappingStatus(
-                mapping=mapping,
-                config_fingerprint=previous.config_fingerprint if failed else config_fingerprint,
-                last_version=previous.last_version if failed else version,
-                last_success_at=previous.last_success_at if failed else at,
-                last_attempt_at=at,
-                last_pushed_at=at if pushed else previous.last_pushed_at,
-                last_error_code=error_code,
-                last_error=error,
-                in_sync=in_sync,
-            )
-            conn.execute(_UPSERT_STATUS, _status_to_row(status))
+            rows = []
+            for outcome in outcomes:
+                old = conn.execute(f"{_SELECT_STATUS} WHERE mapping = ?", (outcome.mapping,)).fetchone()
+                rows.append(_status_to_row(outcome.applied_to(_status_from_row(old) if old else _EMPTY_STATUS)))
+            conn.executemany(_UPSERT_STATUS, rows)
 
     def remove_mapping_status(self, mapping: str) -> None:
         with self._write() as conn:

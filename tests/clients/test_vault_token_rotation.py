@@ -21,7 +21,7 @@ from syncd.app.credentials import FileCredential
 from syncd.clients.vault import VaultReader, build_hvac_client
 from syncd.clients.vault_auth import TokenLogin, VaultTokenManager
 from syncd.devstack.vault import VaultEmulator
-from syncd.errors import VaultAuthError, VaultPermissionDenied
+from syncd.errors import VaultAuthError
 from syncd.model import KvVersion, SecretValue, VaultSecretRef
 from tests.clients.conftest import CANARY_VALUE, FakeTime
 
@@ -153,10 +153,9 @@ def test_invalidate_after_a_refusal_makes_the_next_ensure_token_log_in(vault: Va
     rig: Rig = rig_factory(old)
     rig.tokens.ensure_token()
     revoke(vault, old)  # revoked before the file is rotated
-    with pytest.raises(VaultPermissionDenied):  # the manager still believes in its token
+    with pytest.raises(VaultAuthError):  # Vault calls the token invalid: an auth error, not a policy denial
         rig.read()
-
-    rig.tokens.invalidate()
+    rig.tokens.invalidate()  # what the wiring's on_token_refused hook does
 
     assert not rig.tokens.is_valid()
     with pytest.raises(VaultAuthError):  # the reader now blames the token, not a policy
