@@ -194,7 +194,7 @@ class _OpsHandler(BaseHTTPRequestHandler):
             else:
                 self._get(parts.path)
         except Exception as exc:
-            log.exception("ops endpoint failed", path=parts.path, error_code=type(exc).__name__)
+            log.error("ops endpoint failed", path=parts.path, error_code=type(exc).__name__)
             self._send_json(500, {"error": "internal error", "error_code": type(exc).__name__})
 
     def _get(self, path: str) -> None:
@@ -213,7 +213,7 @@ class _OpsHandler(BaseHTTPRequestHandler):
         try:
             ok, body = probe()
         except Exception as exc:
-            log.exception("probe failed", path=self.path, error_code=type(exc).__name__)
+            log.error("probe failed", path=self.path, error_code=type(exc).__name__)
             ok, body = False, {"status": "error", "error_code": type(exc).__name__}
         self._send_json(200 if ok else 503, body)
 

@@ -205,5 +205,6 @@ def configure_logging(*, format: LogFormat = "auto", level: str = "info", stream
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(numeric_level)
+    logging.raiseExceptions = False  # a broken log stream must not dump unredacted records to stderr
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))
