@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
 ) -> None:
     with running_stack(monkeypatch) as stack:
         text = config_text(stack, tmp_path / "state.sqlite3").replace(
-            "[server]\nenabled = false", '[server]\nenabled = false\n\n[notifications]\naudit_listen = "127.0.0.1:0"'
+            "[server]\nenabled = false",
+            '[server]\nenabled = true\nbind = "127.0.0.1"\nport = 0\n\n[notifications]\naudit_listen = "127.0.0.1:0"',
         )
         path = tmp_path / "syncd.toml"
         path.write_text(text)
@@ -65,7 +67,10 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
             stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
             assert _wait(lambda: _holds(stack, CANARY_ROTATED)), "the notification did not trigger a push"
             assert time.monotonic() - written_at < 30  # far below the 60 s poll interval
-            metrics = service._parts.metrics.render()[0].decode()
+            server = service.server
+            assert server is not None
+            with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:  # type: ignore[attr-defined]
+                metrics = response.read().decode()
             assert 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
         finally:
             service.shutdown()
