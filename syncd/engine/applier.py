@@ -7,6 +7,16 @@ store only after that call succeeded (invariant 2): a crash between write and re
 repeated write. A refused call fails the mappings that had changes in it and in the target's later
 calls; other targets go on (invariant 6).
 
+Write intents (invariants 2 and 5): before a call that writes a binding syncd has no record of, the
+planner's ``Write.intent`` (a ``pending`` record: ownership as decided, value unknown) is stored.
+Should syncd die after Cloudflare applied the call but before the confirmed record replaced the
+intent, the next cycle rewrites the binding with the recorded ownership instead of listing the
+Worker, which would then show syncd's own write as pre-existing and lose the ownership. When
+Cloudflare definitely refused the call (a 4xx other than 429), nothing was written, so the intents
+of that call are forgotten again: keeping them would claim a name someone else may create before
+syncd's next attempt. After a timeout, a transport error, a 429 or a 5xx the outcome is unknown
+and the intents stay.
+
 One structlog line per call (event ``push``): names, versions, outcome, duration, error code; never a
 value.
 """
@@ -26,13 +36,32 @@ from syncd.engine.planner import Delete, Plan, TargetPlan, Write
 from syncd.engine.ports import WorkerSecrets
 from syncd.engine.report import PushRecord
 from syncd.engine.state import StateStore
-from syncd.errors import CloudflareNotFound, CycleTimeout, StateError, SyncdError
+from syncd.errors import (
+    CloudflareError,
+    CloudflareNotFound,
+    CloudflareRateLimited,
+    CloudflareTransportError,
+    CycleTimeout,
+    StateError,
+    SyncdError,
+)
 from syncd.model import SecretBody, Target
 
 MAX_NAMES_PER_CALL = 100
 SCRIPT_NOT_FOUND = 10007
 
 log = structlog.get_logger("syncd.engine")
+
+
+def definitely_refused(error: SyncdError) -> bool:
+    """Cloudflare answered and refused the whole call (a 4xx other than 429): nothing was written."""
+    return (
+        isinstance(error, CloudflareError)
+        and not isinstance(error, CloudflareRateLimited | CloudflareTransportError)
+        and error.status is not None
+        and 400 <= error.status < 500
+        and error.status != 429
+    )
 
 
 @dataclass
@@ -138,16 +167,17 @@ class Applier:
         writes = [s for s in steps if isinstance(s, Write)]
         deletes = [s for s in steps if isinstance(s, Delete)]
         mappings = tuple(sorted({s.change.mapping for s in steps}))
+        intents = [w.intent for w in writes if w.intent is not None]
         started = self._monotonic()
         error: SyncdError | None = None
         try:
-            self._send(target, writes, deletes)
-        except CloudflareNotFound as exc:
-            # Deleting from a script that no longer exists: its secrets are gone with it.
-            if writes or exc.code != SCRIPT_NOT_FOUND:
-                error = exc
-        except SyncdError as exc:
-            error = exc
+            self._state.record_bindings(intents)
+        except StateError as exc:
+            error = exc  # without the intent a crash could lose the ownership: do not call
+        else:
+            error = self._send_guarded(target, writes, deletes)
+            if error is not None and intents and definitely_refused(error):
+                self._forget_intents(target, [i.name for i in intents])
         seconds = self._monotonic() - started
         confirmed_at = None if error is not None else self._clock()
         if confirmed_at is not None:
@@ -172,6 +202,24 @@ class Applier:
         result.pushes.append(push)
         self._log(push, steps)
         return error
+
+    def _send_guarded(self, target: Target, writes: list[Write], deletes: list[Delete]) -> SyncdError | None:
+        try:
+            self._send(target, writes, deletes)
+        except CloudflareNotFound as exc:
+            # Deleting from a script that no longer exists: its secrets are gone with it.
+            if writes or exc.code != SCRIPT_NOT_FOUND:
+                return exc
+        except SyncdError as exc:
+            return exc
+        return None
+
+    def _forget_intents(self, target: Target, names: list[str]) -> None:
+        try:
+            self._state.forget_bindings(target, names)
+        except StateError as exc:
+            # The intents stay: the next cycle rewrites those names as owned, as after a crash.
+            log.error("state.record_failed", script=target.script, names=names, error_code=exc.reason, error=str(exc))
 
     def _send(self, target: Target, writes: list[Write], deletes: list[Delete]) -> None:
         if self._write_mode == "single":

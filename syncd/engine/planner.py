@@ -6,8 +6,13 @@ Worker's secret names where ownership must be decided) and the applier carries t
 Rules for a desired binding (its record is looked up by target and name):
 
 - no record: WRITE/NEW; ``owned`` only if the Worker did not already have that name (invariant 5).
+  The write carries an ``intent``: the applier records it (``pending``) before the Cloudflare call,
+  so the ownership decided here survives a crash between Cloudflare's confirmation and the record.
   With ``initial_sync = "missing-only"`` a name the Worker already has is ADOPTED instead: recorded,
   not owned, not written, fingerprint None (the Worker's value is unknown);
+- a pending record (a write intent left by an unconfirmed or unrecorded call): syncd may have
+  written it, its value on the Worker is unknown: WRITE/CHANGED, ownership as recorded. The
+  Worker's names are not asked again (they would now show syncd's own write as pre-existing);
 - the shape (type, format, algorithm, usages) differs: WRITE/CONFIG_CHANGED;
 - recorded fingerprint None (adopted) and the Vault version is newer: WRITE/CHANGED;
 - the keyed fingerprint differs: WRITE/CHANGED; otherwise nothing.
@@ -72,11 +77,15 @@ class MappingDesire:
 
 @dataclass(frozen=True)
 class Write:
-    """Create or update one binding; ``record`` is stored once Cloudflare confirmed (``pushed_at`` set then)."""
+    """Create or update one binding; ``record`` is stored once Cloudflare confirmed (``pushed_at`` set then).
+
+    ``intent``: for a binding with no record yet, the pending record to store before the call.
+    """
 
     binding: DesiredBinding
     change: PlannedChange
     record: BindingRecord
+    intent: BindingRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -222,7 +231,7 @@ def _plan_binding(
     shape = binding.shape()
     version = desire.vault_version
 
-    def pending(*, owned: bool, recorded_fingerprint: str | None) -> BindingRecord:
+    def record_of(*, owned: bool, recorded_fingerprint: str | None) -> BindingRecord:
         return BindingRecord(
             target=binding.target,
             name=binding.name,
@@ -235,11 +244,11 @@ def _plan_binding(
             pushed_at=None,
         )
 
-    def write(reason: Reason, owned: bool) -> None:
+    def write(reason: Reason, owned: bool, *, first: bool = False) -> None:
         change = PlannedChange(desire.mapping, binding.target, binding.name, Action.WRITE, reason, version)
-        out.writes[binding.target].append(
-            Write(binding, change, pending(owned=owned, recorded_fingerprint=fingerprint))
-        )
+        record = record_of(owned=owned, recorded_fingerprint=fingerprint)
+        intent = dataclasses.replace(record, vault_version=None, fingerprint=None, pending=True) if first else None
+        out.writes[binding.target].append(Write(binding, change, record, intent))
 
     if record is None:
         names = None if remote is None else remote.get(binding.target)
@@ -247,13 +256,15 @@ def _plan_binding(
             raise ValueError(f"the planner needs the secret names on {binding.target} to decide ownership")
         present = binding.name in names
         if present and policy.initial_sync == "missing-only":
-            adopted = pending(owned=False, recorded_fingerprint=fingerprint if version is None else None)
+            adopted = record_of(owned=False, recorded_fingerprint=fingerprint if version is None else None)
             out.record_only.append(adopted)
             out.adoptions.append(
                 PlannedChange(desire.mapping, binding.target, binding.name, Action.ADOPT, Reason.PRESENT, version)
             )
         else:
-            write(Reason.NEW, owned=not present)
+            write(Reason.NEW, owned=not present, first=True)
+    elif record.pending:
+        write(Reason.CHANGED, record.owned)
     elif record.shape != shape:
         write(Reason.CONFIG_CHANGED, record.owned)
     elif record.fingerprint is None:

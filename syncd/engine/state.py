@@ -7,9 +7,13 @@ one is refused with ``StateError`` so a downgrade cannot corrupt it.
 
 It holds the random HMAC key of the fingerprints (``meta.hmac_key``), one row per binding syncd
 knows on a target (``bindings``: Vault version, keyed fingerprint, shape, ownership) and one row per
-mapping (``mapping_status``). The key lives next to the fingerprints, so the file alone keeps values
-safe from anyone who only sees fingerprints (logs, ``/status``, a state dump) but not from someone
-with the whole file and time to brute-force a short value; the file is therefore kept private.
+mapping (``mapping_status``). A binding row with ``pending = 1`` is a write intent: recorded before
+the first Cloudflare call for a binding syncd had no row for, so the ownership decided then survives
+a crash between Cloudflare's confirmation and the record (schema 2; see the applier).
+
+The key lives next to the fingerprints, so the file alone keeps values safe from anyone who only
+sees fingerprints (logs, ``/status``, a state dump) but not from someone with the whole file and
+time to brute-force a short value; the file is therefore kept private.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 from syncd.errors import StateError
 from syncd.model import Target, VaultSecretRef
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HMAC_KEY_BYTES = 32
 MEMORY = ":memory:"
 
@@ -44,6 +48,9 @@ class BindingRecord:
     shape: str  # DesiredBinding.shape()
     owned: bool  # True only if syncd created it (False for adopted / pre-existing)
     pushed_at: float | None
+    # A write intent: syncd may have written this binding (the outcome of the call is unknown);
+    # ``owned`` is as decided before the call, fingerprint, version and pushed_at are None.
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,15 +100,20 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Write intents: a row that says "syncd may have written this", never mistaken for an adoption."""
+    conn.execute("ALTER TABLE bindings ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
+
+
 _EMPTY_STATUS = MappingStatus("", None, None, None, None, None, None, None, in_sync=False)
 
 # MIGRATIONS[n] takes a schema at version n to version n + 1 (0 is an empty file).
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _BINDING_COLUMNS = (
     "account_id, dispatch_namespace, script, name, mapping, mount, path, vault_version, fingerprint, shape, owned, "
-    "pushed_at"
+    "pushed_at, pending"
 )
 _STATUS_COLUMNS = (
     "mapping, config_fingerprint, last_version, last_success_at, last_attempt_at, last_pushed_at, last_error_code, "
@@ -109,7 +121,7 @@ _STATUS_COLUMNS = (
 )
 # Fixed column lists only; every value goes through a placeholder.
 _SELECT_BINDINGS = f"SELECT {_BINDING_COLUMNS} FROM bindings"  # noqa: S608
-_UPSERT_BINDING = f"INSERT OR REPLACE INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+_UPSERT_BINDING = f"INSERT OR REPLACE INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
 _SELECT_STATUS = f"SELECT {_STATUS_COLUMNS} FROM mapping_status"  # noqa: S608
 _UPSERT_STATUS = f"INSERT OR REPLACE INTO mapping_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * 9)})"  # noqa: S608
 
@@ -381,11 +393,12 @@ def _binding_to_row(record: BindingRecord) -> tuple[Any, ...]:
         record.shape,
         int(record.owned),
         record.pushed_at,
+        int(record.pending),
     )
 
 
 def _binding_from_row(row: Sequence[Any]) -> BindingRecord:
-    account, namespace, script, name, mapping, mount, path, version, fingerprint, shape, owned, pushed_at = row
+    account, namespace, script, name, mapping, mount, path, version, fingerprint, shape, owned, pushed_at, pending = row
     return BindingRecord(
         target=Target(account, script, namespace or None),
         name=name,
@@ -396,6 +409,7 @@ def _binding_from_row(row: Sequence[Any]) -> BindingRecord:
         shape=shape,
         owned=bool(owned),
         pushed_at=pushed_at,
+        pending=bool(pending),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 from structlog.testing import capture_logs
@@ -12,7 +12,7 @@ from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan
 from syncd.engine.state import BindingRecord, StateStore
 from syncd.engine.values import DesiredBinding
-from syncd.errors import CloudflareNotFound
+from syncd.errors import CloudflareNotFound, CloudflareServerError, CloudflareTransportError, StateError
 from syncd.model import BindingKind, SecretBody, Target, VaultSecretRef
 from tests.engine.conftest import CANARY, leaks
 from tests.engine.fakes import FakeWorkers
@@ -191,3 +191,70 @@ def test_one_push_log_line_per_call_with_names_and_no_values(state: StateStore, 
     assert pushes[0]["vault_versions"] == [3]
     assert pushes[0]["account"] == a.account_id
     assert leaks(repr(logs)) == []
+
+
+# --- write intents -----------------------------------------------------------------------------------
+
+
+def test_a_first_write_records_a_pending_owned_intent_before_the_call(state: StateStore, workers: FakeWorkers) -> None:
+    a = workers.add_script("script-a", PRESENT="theirs")
+    seen: list[BindingRecord] = []
+    original = workers.bulk_update
+
+    def looking(target: Target, changes: Mapping[str, SecretBody | None]) -> None:
+        seen.extend(state.bindings(target=target))
+        original(target, changes)
+
+    workers.bulk_update = looking  # type: ignore[method-assign]
+    Applier(workers, state, clock=lambda: 50.0).apply(make_plan(state, workers, desire("m", a, ["FRESH", "PRESENT"])))
+    assert [(r.name, r.owned, r.pending, r.fingerprint, r.vault_version, r.pushed_at) for r in seen] == [
+        ("FRESH", True, True, None, None, None),
+        ("PRESENT", False, True, None, None, None),
+    ]
+    assert [(r.name, r.owned, r.pending, r.pushed_at) for r in state.bindings()] == [
+        ("FRESH", True, False, 50.0),
+        ("PRESENT", False, False, 50.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        CloudflareTransportError("Cloudflare PATCH .../secrets-bulk: timed out (ReadTimeout)"),
+        CloudflareServerError("upstream", status=502, code=None),
+    ],
+    ids=["timeout", "5xx"],
+)
+def test_an_unknown_outcome_keeps_the_intent_so_the_ownership_survives(
+    state: StateStore, workers: FakeWorkers, error: CloudflareTransportError
+) -> None:
+    a = workers.add_script("script-a")
+    workers.refuse[a] = error
+    result = Applier(workers, state).apply(make_plan(state, workers, desire("m", a, ["FRESH"])))
+    assert result.failures["m"] is error
+    assert [(r.name, r.owned, r.pending, r.fingerprint) for r in state.bindings()] == [("FRESH", True, True, None)]
+
+
+def test_a_definite_refusal_forgets_only_the_intents_of_that_call(state: StateStore, workers: FakeWorkers) -> None:
+    a = workers.add_script("script-a")
+    workers.refuse[a] = CloudflareTransportError("timed out")
+    Applier(workers, state).apply(make_plan(state, workers, desire("m", a, ["EARLIER"])))
+    workers.not_deployed(a)
+    result = Applier(workers, state).apply(make_plan(state, workers, desire("m", a, ["EARLIER", "FRESH"])))
+    assert result.failures["m"].reason == "CloudflareNotDeployed(10215)"
+    # EARLIER's first call may have been applied: its intent stays; FRESH was certainly not written.
+    assert [(r.name, r.pending) for r in state.bindings()] == [("EARLIER", True)]
+
+
+def test_no_call_is_made_when_the_intent_cannot_be_recorded(state: StateStore, workers: FakeWorkers) -> None:
+    a = workers.add_script("script-a")
+    the_plan = make_plan(state, workers, desire("m", a, ["FRESH"]))
+
+    def broken(records: Sequence[BindingRecord]) -> None:
+        raise StateError("state store: write failed: disk I/O error")
+
+    state.record_bindings = broken  # type: ignore[method-assign]
+    result = Applier(workers, state).apply(the_plan)
+    assert workers.calls == []
+    assert result.failures["m"].reason == "StateError"
+    assert result.pushes[0].outcome == "error"

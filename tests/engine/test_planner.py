@@ -252,3 +252,47 @@ def test_plans_hold_no_values_in_their_text() -> None:
     result = plan([desire(NEW_NAME, binding("OTHER", CANARY_2))], [], FP, Policy(), remote_names={A: set()})
     assert leaks(repr(result)) == []
     assert leaks(repr(result.changes)) == []
+
+
+# --- write intents (pending records) -------------------------------------------------------------
+
+
+def intent_of(b: DesiredBinding, *, owned: bool) -> BindingRecord:
+    return replace(record_of(b, version=None, owned=owned, fingerprint=None), pushed_at=None, pending=True)
+
+
+@pytest.mark.parametrize(("remote", "owned"), [(set(), True), ({"API_KEY"}, False)])
+def test_a_first_write_carries_a_pending_intent_with_the_decided_ownership_and_no_value_facts(
+    remote: set[str], owned: bool
+) -> None:
+    result = plan([desire(NEW_NAME)], [], FP, Policy(), remote_names={A: remote})
+    (write,) = result.targets[0].writes
+    assert write.intent == intent_of(NEW_NAME, owned=owned)
+    assert write.record.pending is False
+    assert write.record.owned is owned
+
+
+def test_a_rewrite_of_a_recorded_binding_carries_no_intent() -> None:
+    result = plan([desire(binding("API_KEY", CANARY_2))], [record_of(NEW_NAME)], FP, Policy())
+    (write,) = result.targets[0].writes
+    assert write.intent is None
+
+
+@pytest.mark.parametrize("owned", [True, False])
+def test_a_pending_record_is_always_rewritten_with_its_recorded_ownership(owned: bool) -> None:
+    result = plan([desire(NEW_NAME)], [intent_of(NEW_NAME, owned=owned)], FP, Policy(initial_sync="missing-only"))
+    assert only_change(result) == ("API_KEY", Action.WRITE, Reason.CHANGED)
+    (write,) = result.targets[0].writes
+    assert (write.record.owned, write.record.pending, write.intent) == (owned, False, None)
+    assert write.record.fingerprint == FP.of(NEW_NAME.body)
+
+
+def test_a_pending_record_needs_no_list_of_the_workers_names() -> None:
+    assert targets_needing_names([desire(NEW_NAME)], [intent_of(NEW_NAME, owned=True)]) == set()
+
+
+def test_an_owned_pending_record_is_deleted_when_its_vault_source_vanished() -> None:
+    result = plan(
+        [desire(vanished=frozenset({"API_KEY"}))], [intent_of(NEW_NAME, owned=True)], FP, Policy(on_delete="delete")
+    )
+    assert only_change(result) == ("API_KEY", Action.DELETE, Reason.VAULT_DELETED)

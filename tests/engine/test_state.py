@@ -346,3 +346,60 @@ def test_no_value_reaches_the_state_files_after_a_realistic_sequence(path: Path)
         assert len(store.bindings()) == 2
     blob += path.read_bytes()  # after close, the WAL is checkpointed into the main file
     assert leaks(blob, (CANARY, CANARY_2, key_canary, base64.b64encode(CANARY.encode()).decode())) == []
+
+
+# --- schema 2: write intents -------------------------------------------------------------------------
+
+SCHEMA_1_BINDINGS = """CREATE TABLE bindings (
+    account_id TEXT NOT NULL, dispatch_namespace TEXT NOT NULL, script TEXT NOT NULL, name TEXT NOT NULL,
+    mapping TEXT NOT NULL, mount TEXT NOT NULL, path TEXT NOT NULL, vault_version INTEGER, fingerprint TEXT,
+    shape TEXT NOT NULL, owned INTEGER NOT NULL, pushed_at REAL,
+    PRIMARY KEY (account_id, dispatch_namespace, script, name))"""
+SCHEMA_1_STATUS = """CREATE TABLE mapping_status (
+    mapping TEXT PRIMARY KEY, config_fingerprint TEXT, last_version INTEGER, last_success_at REAL,
+    last_attempt_at REAL, last_pushed_at REAL, last_error_code TEXT, last_error TEXT, in_sync INTEGER NOT NULL)"""
+
+
+def test_a_pending_intent_round_trips_and_is_replaced_by_the_confirmed_record(store: StateStore) -> None:
+    intent = record(fingerprint=None, vault_version=None, pushed_at=None, pending=True)
+    store.record_bindings([intent])
+    assert store.bindings() == [intent]
+    store.record_bindings([record()])
+    (confirmed,) = store.bindings()
+    assert confirmed == record()
+    assert confirmed.pending is False
+
+
+def test_a_schema_1_file_is_migrated_keeping_its_bindings_as_not_pending(path: Path) -> None:
+    path.parent.mkdir()
+    key = b"K" * 32
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', 1)")
+        conn.execute("INSERT INTO meta VALUES ('hmac_key', ?)", (key,))
+        conn.execute(SCHEMA_1_BINDINGS)
+        conn.execute("CREATE INDEX bindings_by_mapping ON bindings (mapping)")
+        conn.execute(SCHEMA_1_STATUS)
+        conn.execute(
+            "INSERT INTO bindings VALUES (?, '', ?, 'API_KEY', 'edge', ?, ?, 7, ?, ?, 1, 1000.5)",
+            (ACCOUNT, TARGET.script, REF.mount, REF.path, "f" * 64, "s" * 32),
+        )
+        conn.execute(
+            "INSERT INTO bindings VALUES (?, '', ?, 'ADOPTED', 'edge', ?, ?, NULL, NULL, ?, 0, NULL)",
+            (ACCOUNT, TARGET.script, REF.mount, REF.path, "s" * 32),
+        )
+    conn.close()
+    with StateStore.open(path) as store:
+        assert store.hmac_key == key
+        assert store.bindings() == [
+            record("ADOPTED", fingerprint=None, vault_version=None, owned=False, pushed_at=None),
+            record(),
+        ]
+        assert [r.pending for r in store.bindings()] == [False, False]
+        store.record_bindings([record("NEW", fingerprint=None, vault_version=None, pushed_at=None, pending=True)])
+    with StateStore.open(path) as reopened:
+        assert {r.name: r.pending for r in reopened.bindings()} == {"ADOPTED": False, "API_KEY": False, "NEW": True}
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION == 2
+    conn.close()
