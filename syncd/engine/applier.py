@@ -5,7 +5,9 @@ Per target script, every write and delete of every mapping goes into one ``secre
 ``write_mode = "single"``, one PUT/DELETE per binding. A call's bindings are recorded in the state
 store only after that call succeeded (invariant 2): a crash between write and record costs one
 repeated write. A refused call fails the mappings that had changes in it and in the target's later
-calls; other targets go on (invariant 6).
+calls; other targets go on (invariant 6). So does an unexpected exception from the client: it is
+logged by type and frame locations only (its text could hold a value) and reported as
+``InternalError``.
 
 Write intents (invariants 2 and 5): before a call that writes a binding syncd has no record of, the
 planner's ``Write.intent`` (a ``pending`` record: ownership as decided, value unknown) is stored.
@@ -14,8 +16,8 @@ intent, the next cycle rewrites the binding with the recorded ownership instead 
 Worker, which would then show syncd's own write as pre-existing and lose the ownership. When
 Cloudflare definitely refused the call (a 4xx other than 429), nothing was written, so the intents
 of that call are forgotten again: keeping them would claim a name someone else may create before
-syncd's next attempt. After a timeout, a transport error, a 429 or a 5xx the outcome is unknown
-and the intents stay.
+syncd's next attempt. After a timeout, a transport error, a 429, a 5xx or an unexpected exception
+the outcome is unknown and the intents stay.
 
 One structlog line per call (event ``push``): names, versions, outcome, duration, error code; never a
 value.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +54,19 @@ MAX_NAMES_PER_CALL = 100
 SCRIPT_NOT_FOUND = 10007
 
 log = structlog.get_logger("syncd.engine")
+
+
+class InternalError(SyncdError):
+    """An unexpected exception (a bug, not a refusal), reduced to its type: its text could hold a value."""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> InternalError:
+        return cls(f"internal error ({type(exc).__name__})")
+
+
+def frames_of(exc: BaseException) -> list[str]:
+    """Where ``exc`` was raised, as "file:line in function": no exception text, no locals."""
+    return [f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
 
 
 def definitely_refused(error: SyncdError) -> bool:
@@ -175,7 +191,7 @@ class Applier:
         except StateError as exc:
             error = exc  # without the intent a crash could lose the ownership: do not call
         else:
-            error = self._send_guarded(target, writes, deletes)
+            error = self._send_guarded(target, writes, deletes, mappings)
             if error is not None and intents and definitely_refused(error):
                 self._forget_intents(target, [i.name for i in intents])
         seconds = self._monotonic() - started
@@ -203,7 +219,9 @@ class Applier:
         self._log(push, steps)
         return error
 
-    def _send_guarded(self, target: Target, writes: list[Write], deletes: list[Delete]) -> SyncdError | None:
+    def _send_guarded(
+        self, target: Target, writes: list[Write], deletes: list[Delete], mappings: Sequence[str]
+    ) -> SyncdError | None:
         try:
             self._send(target, writes, deletes)
         except CloudflareNotFound as exc:
@@ -212,6 +230,9 @@ class Applier:
                 return exc
         except SyncdError as exc:
             return exc
+        except Exception as exc:  # a bug in the client must not end the cycle (invariant 6)
+            log_internal(exc, mappings, target)
+            return InternalError.of(exc)
         return None
 
     def _forget_intents(self, target: Target, names: list[str]) -> None:
@@ -251,3 +272,16 @@ class Applier:
             log.info("push", **fields)
         else:
             log.warning("push", **fields)
+
+
+def log_internal(exc: BaseException, mappings: Sequence[str], target: Target) -> None:
+    """An unexpected exception from the Cloudflare client, logged as the reconciler logs its own."""
+    log.error(
+        "mapping.internal_error",
+        mappings=list(mappings),
+        account=target.account_id,
+        namespace=target.dispatch_namespace,
+        script=target.script,
+        exc_type=type(exc).__name__,
+        frames=frames_of(exc),
+    )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
@@ -30,7 +29,7 @@ from datetime import datetime
 import structlog
 
 from syncd.config import MappingSettings, Settings, mapping_fingerprint
-from syncd.engine.applier import Applier, ApplyResult
+from syncd.engine.applier import Applier, ApplyResult, frames_of, log_internal
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import SecretSource, WorkerSecrets
@@ -349,10 +348,19 @@ class Reconciler:
                     continue
                 except SyncdError as exc:
                     error = exc
-            for work in cycle.works:
-                if work.desire is not None and any(b.target == target for b in work.desire.bindings):
-                    work.fail(error)
+                except Exception as exc:  # a bug in the client fails this target only (invariant 6)
+                    affected = self._writing_to(cycle, target)
+                    log_internal(exc, [w.name for w in affected], target)
+                    for work in affected:
+                        work.fail_internal(exc)
+                    continue
+            for work in self._writing_to(cycle, target):
+                work.fail(error)
         return names
+
+    @staticmethod
+    def _writing_to(cycle: _Cycle, target: Target) -> list[_Work]:
+        return [w for w in cycle.works if w.desire is not None and any(b.target == target for b in w.desire.bindings)]
 
     def _plan(self, cycle: _Cycle, remote: dict[Target, set[str]], *, full: bool) -> Plan:
         desires = [w.desire for w in cycle.works if w.desire is not None]
@@ -489,5 +497,6 @@ def _created(cycle: _Cycle) -> dict[str, datetime]:
 
 def _log_internal(exc: BaseException, mappings: list[str], ref: VaultSecretRef) -> None:
     """Where it failed (frames only): no exception text and no locals, either could hold a value."""
-    frames = [f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
-    log.error("mapping.internal_error", mappings=mappings, secret=str(ref), exc_type=type(exc).__name__, frames=frames)
+    log.error(
+        "mapping.internal_error", mappings=mappings, secret=str(ref), exc_type=type(exc).__name__, frames=frames_of(exc)
+    )

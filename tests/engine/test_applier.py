@@ -258,3 +258,30 @@ def test_no_call_is_made_when_the_intent_cannot_be_recorded(state: StateStore, w
     assert workers.calls == []
     assert result.failures["m"].reason == "StateError"
     assert result.pushes[0].outcome == "error"
+
+
+def test_an_unexpected_error_deleting_fails_that_script_only_and_logs_no_text(
+    state: StateStore, workers: FakeWorkers
+) -> None:
+    a, b = workers.add_script("script-a"), workers.add_script("script-b")
+    Applier(workers, state).apply(make_plan(state, workers, desire("on-a", a, ["OLD"]), desire("on-b", b, ["OLD"])))
+    original = workers.delete_secret
+
+    def broken_on_a(target: Target, name: str) -> None:
+        if target == a:
+            raise RuntimeError(f"boom with {CANARY}")
+        original(target, name)
+
+    workers.delete_secret = broken_on_a  # type: ignore[method-assign]
+    gone = [MappingDesire(m, t, REF, 4, (), frozenset({"OLD"})) for m, t in (("on-a", a), ("on-b", b))]
+    with capture_logs() as logs:
+        result = Applier(workers, state, write_mode="single").apply(
+            plan(gone, state.bindings(), Fingerprinter(state.hmac_key), Policy(on_delete="delete"))
+        )
+    assert {m: e.reason for m, e in result.failures.items()} == {"on-a": "InternalError"}
+    assert workers.texts(b) == {}
+    assert [(r.target, r.name) for r in state.bindings()] == [(a, "OLD")]
+    assert [(e["script"], e["exc_type"]) for e in logs if e["event"] == "mapping.internal_error"] == [
+        ("script-a", "RuntimeError")
+    ]
+    assert leaks(repr(logs) + repr(result)) == []

@@ -414,3 +414,41 @@ def test_canary_values_reach_only_the_worker(world: World) -> None:
     assert leaks(repr(first) + repr(second)) == []
     assert leaks(repr(world.state.bindings()) + repr(world.state.all_mapping_status())) == []
     assert leaks(world.path.read_bytes()) == []
+
+
+BOOM = f"boom with {CANARY}"
+
+
+@pytest.mark.parametrize("operation", ["list_secrets", "bulk_update", "put_secret"])
+def test_an_unexpected_client_error_fails_only_that_scripts_mappings_as_internal_error(
+    world: World, operation: str
+) -> None:
+    seed(world)
+    settings = TWO_SCRIPTS
+    if operation == "put_secret":
+        single = settings.cloudflare.model_copy(update={"write_mode": "single"})
+        settings = settings.model_copy(update={"cloudflare": single})
+    original = getattr(world.workers, operation)
+
+    def broken_for_b(where: Any, *args: Any) -> Any:
+        if where == B:
+            raise RuntimeError(BOOM)
+        return original(where, *args)
+
+    setattr(world.workers, operation, broken_for_b)
+    with capture_logs() as logs:
+        report = world.reconciler(settings).reconcile()
+    assert {r.mapping: r.error_code for r in report.results} == {"to-a": None, "to-b": "InternalError", "other": None}
+    assert report.exit_code == 1
+    assert set(world.workers.texts(A)) == {"ONE", "TWO", "THREE", "OTHER"}
+    assert world.workers.texts(B) == {}
+    (logged,) = [e for e in logs if e["event"] == "mapping.internal_error"]
+    assert (logged["mappings"], logged["script"], logged["exc_type"]) == (["to-b"], "script-b", "RuntimeError")
+    assert any("broken_for_b" in frame for frame in logged["frames"])
+    assert "boom" not in repr(logs) + repr(report)
+    assert leaks(repr(logs)) == []
+    assert leaks(repr(report)) == []
+    status = world.state.mapping_status("to-b")
+    assert status is not None
+    assert (status.last_error_code, status.in_sync) == ("InternalError", False)
+    assert leaks(world.path.read_bytes()) == []
