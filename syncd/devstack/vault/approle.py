@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from syncd.devstack.httpkit import Response
-from syncd.devstack.vault.auth_common import TokenSettings, login_response
-from syncd.devstack.vault.kv_v1 import list_children
-from syncd.devstack.vault.routing import DELETE, LIST, READ, WRITE, Call, LogicalRouter
+from syncd.devstack.vault.auth_backend import ROLE, AuthBackend
+from syncd.devstack.vault.auth_common import TokenSettings
+from syncd.devstack.vault.routing import LIST, READ, WRITE, Call
 from syncd.devstack.vault.wire import (
     VaultError,
     envelope,
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from syncd.devstack.vault.state import VaultState
 
 INVALID_CREDENTIALS = "invalid role or secret ID"
-ROLE = r"role/(?P<name>[^/]+)"
 
 
 @dataclass
@@ -71,24 +70,14 @@ class AppRole:
         return described
 
 
-class AppRoleBackend:
+class AppRoleBackend(AuthBackend[AppRole]):
     mount_type = "approle"
 
     def __init__(self, state: VaultState) -> None:
-        self.state = state
-        self.roles: dict[str, AppRole] = {}
-        self.router = LogicalRouter()
-        self.router.add([LIST], r"role/?", self.list_roles)
-        self.router.add([READ, WRITE, DELETE], ROLE, self.role)
+        super().__init__(state)
         self.router.add([READ, WRITE], ROLE + "/role-id", self.role_id)
         self.router.add([WRITE], ROLE + "/secret-id", self.new_secret_id)
         self.router.add([LIST], ROLE + "/secret-id/?", self.list_secret_ids)
-        self.router.add([WRITE], "login", self.login, unauthenticated=True)
-
-    def exists(self, call: Call) -> bool | None:
-        if call.path.startswith("role/") and call.path.count("/") == 1:
-            return call.path.split("/")[1].lower() in self.roles
-        return None
 
     def _role(self, call: Call) -> AppRole:
         role = self.roles.get(call.params["name"].lower())
@@ -96,18 +85,7 @@ class AppRoleBackend:
             raise VaultError(400, f'role "{call.params["name"]}" does not exist')
         return role
 
-    def list_roles(self, call: Call) -> Response:
-        keys = list_children(list(self.roles), "")
-        return error_response(404) if not keys else json_response(200, envelope({"keys": keys}))
-
-    def role(self, call: Call) -> Response:
-        name = call.params["name"].lower()
-        if call.operation == READ:
-            role = self.roles.get(name)
-            return error_response(404) if role is None else json_response(200, envelope(role.describe()))
-        if call.operation == DELETE:
-            self.roles.pop(name, None)
-            return no_content()
+    def write_role(self, name: str, call: Call) -> None:
         role = self.roles.setdefault(name, AppRole(name=name, role_id=str(uuid.uuid4())))
         role.token.update(call.data)
         if "bind_secret_id" in call.data:
@@ -118,7 +96,6 @@ class AppRoleBackend:
             role.secret_id_num_uses = parse_int(call.get("secret_id_num_uses"), "secret_id_num_uses")
         if "role_id" in call.data:
             role.role_id = str(call.get("role_id"))
-        return no_content()
 
     def role_id(self, call: Call) -> Response:
         role = self._role(call)
@@ -174,12 +151,4 @@ class AppRoleBackend:
                 if secret.uses_left == 0:
                     role.secret_ids.pop(str(call.get("secret_id")))
             metadata.update(secret.metadata)
-        return login_response(
-            self.state,
-            mount_path=call.mount_path,
-            settings=role.token,
-            metadata=metadata,
-            display_name="",
-            alias=role.role_id,
-            now=call.now,
-        )
+        return self.issue_login(call, role, metadata=metadata, display_name="", alias=role.role_id)

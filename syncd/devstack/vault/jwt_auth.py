@@ -31,24 +31,13 @@ import binascii
 import fnmatch
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from syncd.devstack.httpkit import Response
-from syncd.devstack.vault.auth_common import TokenSettings, login_response
-from syncd.devstack.vault.kv_v1 import list_children
-from syncd.devstack.vault.routing import DELETE, LIST, READ, WRITE, Call, LogicalRouter
-from syncd.devstack.vault.wire import (
-    VaultError,
-    envelope,
-    error_response,
-    json_response,
-    no_content,
-    parse_duration,
-    string_list,
-)
-
-if TYPE_CHECKING:
-    from syncd.devstack.vault.state import VaultState
+from syncd.devstack.vault.auth_backend import ConfiguredAuthBackend
+from syncd.devstack.vault.auth_common import TokenSettings
+from syncd.devstack.vault.routing import Call
+from syncd.devstack.vault.wire import VaultError, parse_duration, string_list
 
 KEY_SOURCES = ("jwt_validation_pubkeys", "jwks_url", "oidc_discovery_url")
 _CONFIG_FIELDS = (*KEY_SOURCES, "bound_issuer", "default_role", "jwt_supported_algs", "jwks_ca_pem")
@@ -163,33 +152,15 @@ def _matches(expected: Any, actual: Any, glob: bool) -> bool:
     return any(f in wanted for f in found)
 
 
-class JwtBackend:
+class JwtBackend(ConfiguredAuthBackend[JwtRole]):
     mount_type = "jwt"
 
-    def __init__(self, state: VaultState) -> None:
-        self.state = state
-        self.config: dict[str, Any] | None = None
-        self.roles: dict[str, JwtRole] = {}
-        self.router = LogicalRouter()
-        self.router.add([READ, WRITE], "config", self.handle_config)
-        self.router.add([LIST], r"role/?", self.list_roles)
-        self.router.add([READ, WRITE, DELETE], r"role/(?P<name>[^/]+)", self.role)
-        self.router.add([WRITE], "login", self.login, unauthenticated=True)
+    def describe_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        shown = {name: config.get(name, "") for name in _CONFIG_FIELDS}
+        shown["jwt_validation_pubkeys"] = list(config.get("jwt_validation_pubkeys") or [])
+        return shown
 
-    def exists(self, call: Call) -> bool | None:
-        if call.path == "config":
-            return self.config is not None
-        if call.path.startswith("role/"):
-            return call.path.split("/", 1)[1].lower() in self.roles
-        return None
-
-    def handle_config(self, call: Call) -> Response:
-        if call.operation == READ:
-            if self.config is None:
-                return error_response(404)
-            shown = {name: self.config.get(name, "") for name in _CONFIG_FIELDS}
-            shown["jwt_validation_pubkeys"] = list(self.config.get("jwt_validation_pubkeys") or [])
-            return json_response(200, envelope(shown))
+    def parse_config(self, call: Call) -> dict[str, Any]:
         config = {name: call.get(name) for name in _CONFIG_FIELDS if call.get(name)}
         if "jwt_validation_pubkeys" in config:
             config["jwt_validation_pubkeys"] = string_list(config["jwt_validation_pubkeys"])
@@ -197,26 +168,13 @@ class JwtBackend:
             raise VaultError(
                 400, "exactly one of 'jwt_validation_pubkeys', 'jwks_url' or 'oidc_discovery_url' must be set"
             )
-        self.config = config
-        return no_content()
+        return config
 
-    def list_roles(self, call: Call) -> Response:
-        keys = list_children(list(self.roles), "")
-        return error_response(404) if not keys else json_response(200, envelope({"keys": keys}))
-
-    def role(self, call: Call) -> Response:
-        name = call.params["name"].lower()
-        if call.operation == READ:
-            found = self.roles.get(name)
-            return error_response(404) if found is None else json_response(200, envelope(found.describe()))
-        if call.operation == DELETE:
-            self.roles.pop(name, None)
-            return no_content()
+    def write_role(self, name: str, call: Call) -> None:
         existing = self.roles.get(name)
         role = JwtRole(name=name) if existing is None else existing
         role.update(call.data)
         self.roles[name] = role
-        return no_content()
 
     def login(self, call: Call) -> Response:
         jwt = call.get("jwt")
@@ -241,15 +199,7 @@ class JwtBackend:
         for claim, key in role.claim_mappings.items():
             if claim in claims:
                 metadata[key] = str(claims[claim])
-        return login_response(
-            self.state,
-            mount_path=call.mount_path,
-            settings=role.token,
-            metadata=metadata,
-            display_name=str(user),
-            alias=str(user),
-            now=call.now,
-        )
+        return self.issue_login(call, role, metadata=metadata, display_name=str(user), alias=str(user))
 
     def _validate(self, role: JwtRole, claims: dict[str, Any], now: float) -> None:
         assert self.config is not None

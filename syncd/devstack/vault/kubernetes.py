@@ -28,18 +28,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from syncd.devstack.httpkit import Response
-from syncd.devstack.vault.auth_common import TokenSettings, login_response
-from syncd.devstack.vault.kv_v1 import list_children
-from syncd.devstack.vault.routing import DELETE, LIST, READ, WRITE, Call, LogicalRouter
-from syncd.devstack.vault.wire import (
-    VaultError,
-    envelope,
-    error_response,
-    json_response,
-    no_content,
-    parse_bool,
-    string_list,
-)
+from syncd.devstack.vault.auth_backend import ConfiguredAuthBackend
+from syncd.devstack.vault.auth_common import TokenSettings
+from syncd.devstack.vault.routing import Call
+from syncd.devstack.vault.wire import VaultError, parse_bool, string_list
 
 if TYPE_CHECKING:
     from syncd.devstack.vault.state import VaultState
@@ -131,53 +123,27 @@ def _allowed(patterns: list[str], value: str) -> bool:
     return any(pattern == "*" or fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
 
 
-class KubernetesBackend:
+class KubernetesBackend(ConfiguredAuthBackend[KubernetesRole]):
     mount_type = "kubernetes"
 
     def __init__(self, state: VaultState, *, jwt_leeway_seconds: float = 150.0) -> None:
-        self.state = state
+        super().__init__(state)
         self.jwt_leeway_seconds = jwt_leeway_seconds
-        self.config: dict[str, Any] | None = None
-        self.roles: dict[str, KubernetesRole] = {}
-        self.router = LogicalRouter()
-        self.router.add([READ, WRITE], "config", self.handle_config)
-        self.router.add([LIST], r"role/?", self.list_roles)
-        self.router.add([READ, WRITE, DELETE], r"role/(?P<name>[^/]+)", self.role)
-        self.router.add([WRITE], "login", self.login, unauthenticated=True)
 
-    def exists(self, call: Call) -> bool | None:
-        if call.path == "config":
-            return self.config is not None
-        if call.path.startswith("role/"):
-            return call.path.split("/", 1)[1].lower() in self.roles
-        return None
+    def describe_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        shown = {k: v for k, v in config.items() if k != "token_reviewer_jwt"}
+        shown["token_reviewer_jwt_set"] = bool(config.get("token_reviewer_jwt"))
+        return shown
 
-    def handle_config(self, call: Call) -> Response:
-        if call.operation == READ:
-            if self.config is None:
-                return error_response(404)
-            shown = {k: v for k, v in self.config.items() if k != "token_reviewer_jwt"}
-            shown["token_reviewer_jwt_set"] = bool(self.config.get("token_reviewer_jwt"))
-            return json_response(200, envelope(shown))
+    def parse_config(self, call: Call) -> dict[str, Any]:
         if not call.get("kubernetes_host"):
             raise VaultError(400, "no host provided")
-        self.config = {name: call.get(name) for name in _CONFIG_FIELDS if name in call.data}
-        self.config.setdefault("disable_iss_validation", True)
-        self.config["disable_local_ca_jwt"] = parse_bool(self.config.get("disable_local_ca_jwt"))
-        return no_content()
+        config = {name: call.get(name) for name in _CONFIG_FIELDS if name in call.data}
+        config.setdefault("disable_iss_validation", True)
+        config["disable_local_ca_jwt"] = parse_bool(config.get("disable_local_ca_jwt"))
+        return config
 
-    def list_roles(self, call: Call) -> Response:
-        keys = list_children(list(self.roles), "")
-        return error_response(404) if not keys else json_response(200, envelope({"keys": keys}))
-
-    def role(self, call: Call) -> Response:
-        name = call.params["name"].lower()
-        if call.operation == READ:
-            found = self.roles.get(name)
-            return error_response(404) if found is None else json_response(200, envelope(found.describe()))
-        if call.operation == DELETE:
-            self.roles.pop(name, None)
-            return no_content()
+    def write_role(self, name: str, call: Call) -> None:
         role = self.roles.get(name) or KubernetesRole(name=name)
         if "bound_service_account_names" in call.data:
             role.service_account_names = string_list(call.get("bound_service_account_names"))
@@ -195,7 +161,6 @@ class KubernetesBackend:
         role.alias_name_source = str(call.get("alias_name_source") or role.alias_name_source)
         role.token.update(call.data)
         self.roles[name] = role
-        return no_content()
 
     def login(self, call: Call) -> Response:
         role_name, jwt = call.get("role"), call.get("jwt")
@@ -228,12 +193,5 @@ class KubernetesBackend:
         alias = (
             account.uid if role.alias_name_source != "serviceaccount_name" else (f"{account.namespace}/{account.name}")
         )
-        return login_response(
-            self.state,
-            mount_path=call.mount_path,
-            settings=role.token,
-            metadata=metadata,
-            display_name=f"{account.namespace}-{account.name}",
-            alias=alias,
-            now=call.now,
-        )
+        display_name = f"{account.namespace}-{account.name}"
+        return self.issue_login(call, role, metadata=metadata, display_name=display_name, alias=alias)

@@ -7,6 +7,7 @@ or its current version is missing, deleted or destroyed) and writes a new versio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from syncd.devstack.httpkit import Response
@@ -69,29 +70,29 @@ def register_v2_routes(kv: KvV2Backend) -> None:  # noqa: PLR0915 -- one closure
             kv.config.delete_version_after = parse_duration(call.get("delete_version_after"), "delete_version_after")
         return no_content()
 
-    def read_version(call: Call, record: KeyRecord | None) -> tuple[int, Any] | Response:
+    def read_version(call: Call, record: KeyRecord | None, field: str, content: Callable[[Any], Any]) -> Response:
+        """``{field: content(version), metadata}`` of ``?version=`` (else the current one).
+
+        404 without a body when the key or version is missing; 404 with the body (``field``
+        null) when that version is deleted or destroyed.
+        """
         if record is None:
             return error_response(404)
         number = parse_int(call.get("version"), "version") or record.current_version
         version = record.versions.get(number)
         if version is None:
             return error_response(404)
-        return number, version
+        body = {field: None, "metadata": kv.version_metadata(record, number, version)}
+        if version.destroyed or version.deleted(call.now):
+            return _not_found_with_body(body)
+        body[field] = content(version)
+        return _ok(body)
 
     def data(call: Call) -> Response:
         key = call.params["key"]
         record = kv.keys.get(key)
         if call.operation == READ:
-            found = read_version(call, record)
-            if isinstance(found, Response):
-                return found
-            assert record is not None
-            number, version = found
-            body = {"data": None, "metadata": kv.version_metadata(record, number, version)}
-            if version.destroyed or version.deleted(call.now):
-                return _not_found_with_body(body)
-            body["data"] = version.data
-            return _ok(body)
+            return read_version(call, record, "data", lambda version: version.data)
         if call.operation == DELETE:
             if record is not None and record.current_version in record.versions:
                 kv.mark_versions(key, [record.current_version], "delete", call.now)
@@ -140,17 +141,10 @@ def register_v2_routes(kv: KvV2Backend) -> None:  # noqa: PLR0915 -- one closure
         return error_response(404) if not keys else _ok({"keys": keys})
 
     def subkeys(call: Call) -> Response:
-        record = kv.keys.get(call.params["key"])
-        found = read_version(call, record)
-        if isinstance(found, Response):
-            return found
-        assert record is not None
-        number, version = found
-        body = {"subkeys": None, "metadata": kv.version_metadata(record, number, version)}
-        if version.destroyed or version.deleted(call.now):
-            return _not_found_with_body(body)
-        body["subkeys"] = _subkeys(version.data or {}, parse_int(call.get("depth"), "depth"))
-        return _ok(body)
+        def content(version: Any) -> Any:  # depth parsed only for a live version, as before
+            return _subkeys(version.data or {}, parse_int(call.get("depth"), "depth"))
+
+        return read_version(call, kv.keys.get(call.params["key"]), "subkeys", content)
 
     def versions_action(action: str) -> Any:
         def handle(call: Call) -> Response:
