@@ -53,11 +53,11 @@ _ROUTES: Final[dict[str, frozenset[str]]] = {
 
 class StatusSource(Protocol):
     def healthz(self) -> tuple[bool, dict[str, Any]]:
-        """Liveness: the scheduler is alive and the last cycle started within a bound."""
+        """Liveness: no cycle abandoned past its deadline, and one finished within a bound."""
         ...
 
     def readyz(self) -> tuple[bool, dict[str, Any]]:
-        """Readiness: Vault auth valid and at least one completed cycle."""
+        """Readiness: the start-up cycle ran, the Vault token is valid, not shutting down."""
         ...
 
     def status(self) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Every line, whether it comes from ``structlog.get_logger()`` or from hvac, httpx, urllib3 or
 APScheduler through the standard library, goes through the same ``ProcessorFormatter``: UTC ISO
-timestamp, level, logger name, context bound with ``structlog.contextvars`` (cycle_id, mapping,
-script), then redaction, then JSON (one object a line) or the console renderer.
+timestamp, level, logger name, any context bound with ``structlog.contextvars``, then redaction,
+then JSON (one object a line) or the console renderer.
 
 Redaction is defence in depth. Values are already masked by ``SecretValue``/``SecretData``/
 ``SecretBody``; on top of that :func:`redact_processor` masks the values of sensitive keys at any

@@ -31,6 +31,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -239,14 +240,6 @@ class Service:
                 signal.signal(sig, handler)
         return 0
 
-    def request_stop(self) -> None:
-        """Make ``run_forever`` return (what SIGTERM does)."""
-        self._commands.put("stop")
-
-    def request_reload(self) -> None:
-        """Make ``run_forever`` reload the configuration (what SIGHUP does)."""
-        self._commands.put("reload")
-
     @property
     def server(self) -> ServerLike | None:
         return self._server
@@ -359,8 +352,6 @@ class Service:
         with self._lock:
             if self._stopping:
                 return
-        from datetime import UTC, datetime, timedelta  # noqa: PLC0415
-
         self._scheduler.add_job(
             self._maintain_token,
             "date",
