@@ -34,6 +34,14 @@ def _version(version: int | None) -> str:
     return "-" if version is None else f"v{version}"
 
 
+def _heading(result: MappingResult) -> str:
+    return f"{result.mapping} ({result.ref} {_version(result.vault_version)} -> {result.target})"
+
+
+def _failure_line(result: MappingResult) -> str:
+    return f"FAIL {_heading(result)}: {result.error_code}: {result.error or ''}".rstrip(": ")
+
+
 def reconcile_once(
     settings: Settings,
     *,
@@ -77,13 +85,12 @@ def _counts(result: MappingResult) -> str:
 def format_once(report: CycleReport) -> list[str]:
     lines = []
     for r in sorted(report.results, key=lambda r: r.mapping):
-        where = f"{r.mapping} ({r.ref} {_version(r.vault_version)} -> {r.target})"
         if r.failed:
-            lines.append(f"FAIL {where}: {r.error_code}: {r.error or ''}".rstrip(": "))
+            lines.append(_failure_line(r))
         elif r.changes:
-            lines.append(f"ok   {where}: {_counts(r)}")
+            lines.append(f"ok   {_heading(r)}: {_counts(r)}")
         else:
-            lines.append(f"ok   {where}: in sync")
+            lines.append(f"ok   {_heading(r)}: in sync")
     if report.timed_out:
         lines.append("FAIL cycle: passed its deadline before every mapping was reconciled")
     return lines
@@ -131,9 +138,9 @@ def plan_as_json(report: CycleReport) -> dict[str, Any]:
 def format_plan(report: CycleReport) -> list[str]:
     lines = []
     for r in sorted(report.results, key=lambda r: r.mapping):
-        head = f"{r.mapping} ({r.ref} {_version(r.vault_version)} -> {r.target})"
+        head = _heading(r)
         if r.failed:
-            lines.append(f"FAIL {head}: {r.error_code}: {r.error or ''}".rstrip(": "))
+            lines.append(_failure_line(r))
             continue
         if not r.changes:
             lines.append(f"{head}: no changes")

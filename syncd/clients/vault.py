@@ -20,7 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
-from syncd.clients.vault_calls import StatusAwareAdapter, expect_dict, vault_call, vault_reason
+from syncd.clients.vault_calls import StatusAwareAdapter, expect_dict, vault_call
 from syncd.errors import VaultAuthError, VaultError, VaultPermissionDenied, VaultSecretDeleted, VaultSecretNotFound
 from syncd.model import KvVersion, SecretData, SecretVersion, VaultSecretRef, VersionInfo
 
@@ -88,6 +88,11 @@ def parse_vault_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _version_gone(path: str, meta: dict[str, Any]) -> VaultSecretDeleted:
+    what = "destroyed" if meta.get("destroyed") else "deleted"
+    return VaultSecretDeleted(f"Vault data_read {path}: version is {what}", path=path, status=404)
 
 
 class VaultReader:
@@ -191,8 +196,7 @@ class VaultReader:
         values = body.get("data")
         if values is None or meta.get("destroyed"):
             # hvac hands back a soft-deleted version's 404 body instead of raising.
-            what = "destroyed" if meta.get("destroyed") else "deleted"
-            raise VaultSecretDeleted(f"Vault data_read {path}: version is {what}", path=path, status=404)
+            raise _version_gone(path, meta)
         if not isinstance(values, dict):
             raise VaultError(f"Vault data_read {path}: data is not an object", path=path)
         read_version = meta.get("version")
@@ -214,8 +218,7 @@ class VaultReader:
         meta = (exc.json.get("data") or {}).get("metadata")
         if not isinstance(meta, dict):
             return None
-        what = "destroyed" if meta.get("destroyed") else "deleted"
-        return VaultSecretDeleted(f"Vault data_read {path}: version is {what}", path=path, status=404)
+        return _version_gone(path, meta)
 
     def _call(
         self,
@@ -246,4 +249,4 @@ class VaultReader:
             raise
 
 
-__all__ = ["VaultReader", "build_hvac_client", "parse_vault_time", "vault_reason"]
+__all__ = ["VaultReader", "build_hvac_client", "parse_vault_time"]
