@@ -3,7 +3,9 @@
 ``vault_call`` runs a zero-argument function that makes exactly one hvac request, maps what goes
 wrong to ``syncd.errors`` (see ``map_error``), reports each attempt to the observer and retries
 ``VaultUnavailable`` with stamina (exponential backoff with jitter, bounded attempts and an overall
-deadline).
+deadline). A ``Retry-After`` header (Vault sends one on rate-limit quota 429s) is honoured: the next
+attempt waits at least that long, and when that would pass the call's deadline the call gives up
+at once with ``VaultUnavailable`` instead of waiting in vain.
 
 Messages carry the operation, the Vault path and Vault's own error text (collapsed, truncated),
 never a value or a token. hvac and requests exceptions are not chained to ours (their attributes
@@ -21,6 +23,7 @@ import hvac.exceptions as hx
 import requests
 import stamina
 
+from syncd.clients.cloudflare_errors import parse_retry_after
 from syncd.clients.observe import ERROR, OK, RETRY, RequestObserver
 from syncd.errors import (
     VaultAuthError,
@@ -70,10 +73,12 @@ def vault_reason(exc: BaseException) -> str:
 
 
 class StatusAwareAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
-    """hvac's JSON adapter, plus the HTTP status on the exceptions it raises (``status_code``).
+    """hvac's JSON adapter, plus the HTTP status (``status_code``) and the ``Retry-After`` delay in
+    seconds (``retry_after``, None when absent) on the exceptions it raises.
 
     hvac turns statuses it does not know (405, 504, 473, ...) into ``UnexpectedError`` and drops
-    the status; with it, a gateway's 504 is retried and a 405 is not.
+    the status and the headers; with it, a gateway's 504 is retried and a 405 is not, and a quota's
+    429 waits as long as Vault asks.
     """
 
     def _raise_for_error(self, method: str, url: str, response: requests.Response) -> None:
@@ -81,7 +86,14 @@ class StatusAwareAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
             super()._raise_for_error(method, url, response)
         except hx.VaultError as exc:
             exc.status_code = response.status_code
+            exc.retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """Seconds Vault asked to wait (``Retry-After``, kept by ``StatusAwareAdapter``), or None."""
+    seconds = getattr(exc, "retry_after", None)
+    return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -138,14 +150,31 @@ def vault_call(
     deadline: float,
     auth: bool = False,
     translate: Callable[[Exception], VaultError | None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run ``fn`` (one hvac request) with mapping, observation and retries of VaultUnavailable.
 
     ``translate`` may map an exception first (e.g. a deleted version's 404); its result is
-    reported and raised as is.
+    reported and raised as is. ``clock`` and ``sleep`` time the ``Retry-After`` waits (the
+    exponential backoff without one is stamina's).
     """
+    retry_until = clock() + deadline
+    asked: list[float | None] = [None]  # the Retry-After of the last failed attempt
+
+    def backoff(exc: Exception) -> bool | float:
+        if not isinstance(exc, VaultUnavailable):
+            return False
+        wait = asked[0]
+        if wait is None:
+            return True  # stamina's exponential backoff
+        if clock() + wait > retry_until:
+            return False
+        sleep(wait)
+        return 0.0  # waited exactly as asked above; no backoff on top
+
     for attempt in stamina.retry_context(
-        on=VaultUnavailable, attempts=attempts, timeout=deadline, wait_initial=0.2, wait_max=5.0
+        on=backoff, attempts=attempts, timeout=deadline, wait_initial=0.2, wait_max=5.0
     ):
         with attempt:
             return _attempt(
@@ -156,6 +185,9 @@ def vault_call(
                 auth=auth,
                 translate=translate,
                 last=attempt.num >= attempts,
+                asked=asked,
+                retry_until=retry_until,
+                clock=clock,
             )
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -169,12 +201,17 @@ def _attempt(
     auth: bool,
     translate: Callable[[Exception], VaultError | None] | None,
     last: bool,
+    asked: list[float | None],
+    retry_until: float,
+    clock: Callable[[], float],
 ) -> T:
     started = time.perf_counter()
     mapped: tuple[VaultError, str] | None = None
+    asked[0] = None
     try:
         result = fn()
     except Exception as exc:
+        asked[0] = retry_after_of(exc)
         translated = translate(exc) if translate is not None else None
         if translated is not None:
             mapped = translated, str(translated.status or status_of(exc) or "error")
@@ -185,7 +222,13 @@ def _attempt(
             raise
     if mapped is not None:
         error, code = mapped
-        outcome = RETRY if error.retryable and not last else ERROR
+        wait = asked[0]
+        too_late = wait is not None and clock() + wait > retry_until
+        if too_late and isinstance(error, VaultUnavailable):
+            error = VaultUnavailable(
+                f"{error} (Retry-After {wait:g} s passes the call's deadline)", path=error.path, status=error.status
+            )
+        outcome = RETRY if error.retryable and not last and not too_late else ERROR
         observer.observe("vault", operation, outcome, code, time.perf_counter() - started)
         raise error  # outside the except block: nothing of hvac's is chained
     observer.observe("vault", operation, OK, "200", time.perf_counter() - started)
