@@ -31,6 +31,7 @@ from syncd.model import KvVersion, Target, VaultSecretRef
 
 DEFAULT_CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 MAX_BULK_SECRETS = 100
+MIN_FINGERPRINT_KEY_BYTES = 32  # an external sync.fingerprint_key, as UTF-8 bytes
 
 _JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _JS_RESERVED = frozenset(
@@ -238,6 +239,9 @@ class SyncSettings(_Strict):
     initial_sync: Literal["push", "missing-only"] = "push"
     on_delete: Literal["keep", "delete"] = "keep"
     prune: bool = False
+    # The key of the value fingerprints, kept outside the state file (default: a random key that the
+    # state store keeps beside the fingerprints). Read once at start; see config.example.toml.
+    fingerprint_key: CredentialRef | None = None
 
 
 class ServerSettings(_Strict):
@@ -498,6 +502,8 @@ def _semantic_problems(file: str, settings: Settings) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     creds: list[tuple[str, CredentialRef | None, bool]] = [
         ("server.trigger_token", settings.server.trigger_token, False),
+        # Never inline: the key guards the fingerprints of a state file, a config file is no vault.
+        ("sync.fingerprint_key", settings.sync.fingerprint_key, False),
     ]
     cf_auth = settings.cloudflare.auth
     if isinstance(cf_auth, CloudflareApiToken):
@@ -579,9 +585,16 @@ def load_config(path: Path | str) -> Settings:
     return parse_config(text, str(path))
 
 
-def mapping_fingerprint(mapping: MappingSettings, target: Target) -> str:
-    """A stable digest of what a mapping asks for (not of any value): a change re-reads Vault."""
+def mapping_fingerprint(mapping: MappingSettings, target: Target, *, fingerprint_key_id: str | None = None) -> str:
+    """A stable digest of what a mapping asks for (not of any value): a change re-reads Vault.
+
+    ``fingerprint_key_id`` names an external fingerprint key (a digest of it, never the key): a new
+    key makes the recorded value fingerprints incomparable, so the mapping must be read again. None
+    (the state store's own key) leaves the digest as it always was.
+    """
     payload = mapping.model_dump_json() + "|" + str(target)
+    if fingerprint_key_id is not None:
+        payload += "|fingerprint-key:" + fingerprint_key_id
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import requests
 
-from syncd.app.credentials import credential_from, read_token_file
+from syncd.app.credentials import CredentialError, credential_from, read_token_file
 from syncd.app.http_server import OpsServer
 from syncd.app.metrics import Metrics
 from syncd.app.service import SchedulerLike, Service, ServiceParts
@@ -35,6 +35,7 @@ from syncd.clients.vault_auth import (
     VaultTokenManager,
 )
 from syncd.config import (
+    MIN_FINGERPRINT_KEY_BYTES,
     AppRoleAuth,
     CloudflareApiToken,
     CloudflareSettings,
@@ -208,6 +209,25 @@ def build_clients(
     return Clients(vault, tokens, reader, cloudflare, pacer)
 
 
+def fingerprint_key(settings: Settings) -> bytes | None:
+    """``sync.fingerprint_key`` as UTF-8 bytes (read now, once), or None for the state store's key.
+
+    Raises ``CredentialError`` (exit code 2) when it cannot be read or is shorter than
+    ``MIN_FINGERPRINT_KEY_BYTES``; the message names the variable or file, never the value.
+    """
+    ref = settings.sync.fingerprint_key
+    if ref is None:
+        return None
+    key = credential_from(ref, key="sync.fingerprint_key")().reveal().encode()
+    if len(key) < MIN_FINGERPRINT_KEY_BYTES:
+        raise CredentialError(
+            "sync.fingerprint_key",
+            ref.describe(),
+            f"the fingerprint key needs at least {MIN_FINGERPRINT_KEY_BYTES} bytes (e.g. `openssl rand -hex 32`)",
+        )
+    return key
+
+
 def build_reconciler(
     settings: Settings,
     clients: Clients,
@@ -217,7 +237,13 @@ def build_reconciler(
 ) -> Reconciler:
     """The engine's ``Reconciler`` over the real clients and an open ``StateStore``."""
     return Reconciler(
-        settings, clients.reader, clients.cloudflare, state, clock=clock, concurrency=settings.vault.concurrency
+        settings,
+        clients.reader,
+        clients.cloudflare,
+        state,
+        clock=clock,
+        concurrency=settings.vault.concurrency,
+        fingerprint_key=fingerprint_key(settings),
     )
 
 

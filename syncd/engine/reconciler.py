@@ -17,6 +17,8 @@ Every error of one mapping, secret or target is caught and reported in that mapp
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 import time
 import uuid
@@ -98,14 +100,25 @@ class Reconciler:
         *,
         clock: Callable[[], float] = time.time,
         concurrency: int | None = None,
+        fingerprint_key: bytes | None = None,
     ) -> None:
+        """``fingerprint_key``: an external key for the value fingerprints (``sync.fingerprint_key``);
+        None keys them with the state store's own. A different key makes every recorded fingerprint
+        differ, hence one rewrite of every binding on the next cycle."""
         self._settings = settings
         self._source = source
         self._workers = workers
         self._state = state
         self._clock = clock
         self._concurrency = concurrency
-        self._fingerprinter = Fingerprinter(state.hmac_key)
+        self._fingerprinter = Fingerprinter(state.hmac_key if fingerprint_key is None else fingerprint_key)
+        # Names the external key in the mappings' config fingerprints (so a new key re-reads Vault);
+        # an HMAC under the key itself, which says nothing about it.
+        self._fingerprint_key_id = (
+            None
+            if fingerprint_key is None
+            else hmac.new(fingerprint_key, b"syncd/fingerprint-key-id", hashlib.sha256).hexdigest()[:32]
+        )
         self._lock = threading.Lock()
         self._config_fingerprints: tuple[Settings, dict[str, str]] | None = None
 
@@ -191,7 +204,7 @@ class Reconciler:
             self._config_fingerprints = (settings, {})
         cache = self._config_fingerprints[1]
         if mapping.name not in cache:
-            cache[mapping.name] = mapping_fingerprint(mapping, target)
+            cache[mapping.name] = mapping_fingerprint(mapping, target, fingerprint_key_id=self._fingerprint_key_id)
         return cache[mapping.name]
 
     def _past_deadline(self, cycle: _Cycle) -> bool:
