@@ -598,10 +598,6 @@ def mapping_fingerprint(mapping: MappingSettings, target: Target, *, fingerprint
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def kv_version_of(mapping: MappingSettings) -> KvVersion | None:
-    return mapping.vault.stated_kv_version
-
-
 __all__ = [
     "AppRoleAuth",
     "CloudflareApiToken",

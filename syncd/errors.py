@@ -2,6 +2,7 @@
 
     SyncdError                       exit_code 1 unless stated
     ├── ConfigError                  exit_code 2; .problems: file, mapping, key, message
+    ├── InternalError                an unexpected exception, reduced to its type (its text could hold a value)
     ├── CycleTimeout                 the cycle's deadline passed before this work started
     ├── StateError                   the state store cannot be opened or is of an unknown schema
     ├── ValueRejected                a Vault value cannot become a Cloudflare binding (too large,
@@ -65,6 +66,14 @@ class ConfigError(SyncdError):
 
 class CycleTimeout(SyncdError):
     """The cycle's deadline passed before this work started."""
+
+
+class InternalError(SyncdError):
+    """An unexpected exception (a bug, not a refusal), reduced to its type: its text could hold a value."""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> InternalError:
+        return cls(f"internal error ({type(exc).__name__})")
 
 
 class StateError(SyncdError):

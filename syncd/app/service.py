@@ -433,6 +433,7 @@ class Service:
                 ("server", old.server, new.server),
                 ("notifications", old.notifications, new.notifications),
                 ("sync.state_path", old.sync.state_path, new.sync.state_path),
+                ("sync.fingerprint_key", old.sync.fingerprint_key, new.sync.fingerprint_key),
             )
             if before != after
         ]

@@ -45,6 +45,7 @@ from syncd.errors import (
     CloudflareRateLimited,
     CloudflareTransportError,
     CycleTimeout,
+    InternalError,
     StateError,
     SyncdError,
 )
@@ -54,14 +55,6 @@ MAX_NAMES_PER_CALL = 100
 SCRIPT_NOT_FOUND = 10007
 
 log = structlog.get_logger("syncd.engine")
-
-
-class InternalError(SyncdError):
-    """An unexpected exception (a bug, not a refusal), reduced to its type: its text could hold a value."""
-
-    @classmethod
-    def of(cls, exc: BaseException) -> InternalError:
-        return cls(f"internal error ({type(exc).__name__})")
 
 
 def frames_of(exc: BaseException) -> list[str]:
@@ -231,7 +224,7 @@ class Applier:
         except SyncdError as exc:
             return exc
         except Exception as exc:  # a bug in the client must not end the cycle (invariant 6)
-            log_internal(exc, mappings, target)
+            log_internal_for_target(exc, mappings, target)
             return InternalError.of(exc)
         return None
 
@@ -274,14 +267,13 @@ class Applier:
             log.warning("push", **fields)
 
 
-def log_internal(exc: BaseException, mappings: Sequence[str], target: Target) -> None:
-    """An unexpected exception from the Cloudflare client, logged as the reconciler logs its own."""
+def log_internal(exc: BaseException, mappings: Sequence[str], **where: str | None) -> None:
+    """An unexpected exception: where it failed (frames only), no exception text and no locals,
+    either could hold a value. ``where`` names the secret or the target."""
     log.error(
-        "mapping.internal_error",
-        mappings=list(mappings),
-        account=target.account_id,
-        namespace=target.dispatch_namespace,
-        script=target.script,
-        exc_type=type(exc).__name__,
-        frames=frames_of(exc),
+        "mapping.internal_error", mappings=list(mappings), exc_type=type(exc).__name__, frames=frames_of(exc), **where
     )
+
+
+def log_internal_for_target(exc: BaseException, mappings: Sequence[str], target: Target) -> None:
+    log_internal(exc, mappings, account=target.account_id, namespace=target.dispatch_namespace, script=target.script)

@@ -1,8 +1,9 @@
 """Keyed fingerprints of secret bodies: how syncd tells "changed" from "same" without keeping values.
 
 A plain hash of a short secret (a 6-digit PIN, a dictionary word) can be reversed by brute force, so
-fingerprints are HMAC-SHA256 under a random key that the state store creates once. Without the key,
-a fingerprint says nothing about the value.
+fingerprints are HMAC-SHA256 under a random key that the state store creates once, or under the
+operator's ``sync.fingerprint_key`` kept outside the state file. Without the key, a fingerprint says
+nothing about the value.
 """
 
 from __future__ import annotations

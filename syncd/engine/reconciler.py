@@ -17,6 +17,8 @@ Every error of one mapping, secret or target is caught and reported in that mapp
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import hmac
 import threading
@@ -31,19 +33,17 @@ from datetime import datetime
 import structlog
 
 from syncd.config import MappingSettings, Settings, mapping_fingerprint
-from syncd.engine.applier import Applier, ApplyResult, frames_of, log_internal
+from syncd.engine.applier import Applier, ApplyResult, log_internal, log_internal_for_target
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import SecretSource, WorkerSecrets
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateStore
 from syncd.engine.values import desired_bindings
-from syncd.errors import CycleTimeout, SyncdError, VaultSecretDeleted, VaultSecretNotFound
+from syncd.errors import CycleTimeout, InternalError, SyncdError, VaultSecretDeleted, VaultSecretNotFound
 from syncd.model import KvVersion, SecretData, SecretVersion, Target, VaultSecretRef, VersionInfo
 
 log = structlog.get_logger("syncd.engine")
-
-INTERNAL_ERROR = "InternalError"
 
 
 @dataclass
@@ -73,7 +73,8 @@ class _Work:
         self.desire = None
 
     def fail_internal(self, exc: BaseException) -> None:
-        self.error_code, self.error = INTERNAL_ERROR, f"internal error ({type(exc).__name__})"
+        error = InternalError.of(exc)
+        self.error_code, self.error = error.reason, str(error)
         self.desire = None
 
 
@@ -134,7 +135,8 @@ class Reconciler:
         deadline: float | None = None,
         dry_run: bool = False,
     ) -> CycleReport:
-        with self._lock:
+        cycle_id = uuid.uuid4().hex[:12]
+        with self._lock, structlog.contextvars.bound_contextvars(cycle_id=cycle_id, trigger=trigger):
             settings = self._settings
             started_at = self._clock()
             cycle = self._start(settings, only_mappings, deadline, dry_run)
@@ -150,7 +152,7 @@ class Reconciler:
             if not dry_run:
                 self._record(cycle, results, applied)
             report = CycleReport(
-                cycle_id=uuid.uuid4().hex[:12],
+                cycle_id=cycle_id,
                 trigger=trigger,
                 started_at=started_at,
                 finished_at=self._clock(),
@@ -161,8 +163,6 @@ class Reconciler:
             )
             log.debug(
                 "cycle",
-                cycle_id=report.cycle_id,
-                trigger=trigger,
                 mappings=len(results),
                 failed=sum(r.failed for r in results),
                 pushes=len(report.pushes),
@@ -225,7 +225,12 @@ class Reconciler:
             return
         size = max(1, min(self._concurrency or cycle.settings.vault.concurrency, len(jobs)))
         with ThreadPoolExecutor(max_workers=size, thread_name_prefix="syncd-vault") as pool:
-            for future in [pool.submit(self._inspect_guarded, cycle, *job) for job in jobs]:
+            # Each job runs in a copy of this thread's context, so its log lines carry the cycle id.
+            futures = [
+                pool.submit(functools.partial(contextvars.copy_context().run, self._inspect_guarded, cycle, *job))
+                for job in jobs
+            ]
+            for future in futures:
                 future.result()
 
     def _kv_versions(self, cycle: _Cycle, groups: dict[VaultSecretRef, list[_Work]]) -> dict[VaultSecretRef, KvVersion]:
@@ -264,7 +269,7 @@ class Reconciler:
         try:
             self._inspect(cycle, ref, works, kv)
         except Exception as exc:
-            _log_internal(exc, [w.name for w in works], ref)
+            log_internal(exc, [w.name for w in works], secret=str(ref))
             for work in works:
                 work.fail_internal(exc)
 
@@ -305,7 +310,7 @@ class Reconciler:
             except SyncdError as exc:
                 work.fail(exc)
             except Exception as exc:
-                _log_internal(exc, [work.name], ref)
+                log_internal(exc, [work.name], secret=str(ref))
                 work.fail_internal(exc)
 
     def _secret_gone(self, cycle: _Cycle, works: list[_Work], version: int | None, exc: SyncdError) -> None:
@@ -363,7 +368,7 @@ class Reconciler:
                     error = exc
                 except Exception as exc:  # a bug in the client fails this target only (invariant 6)
                     affected = self._writing_to(cycle, target)
-                    log_internal(exc, [w.name for w in affected], target)
+                    log_internal_for_target(exc, [w.name for w in affected], target)
                     for work in affected:
                         work.fail_internal(exc)
                     continue
@@ -506,10 +511,3 @@ def _without_bindings(mapping: MappingSettings, names: set[str]) -> MappingSetti
 
 def _created(cycle: _Cycle) -> dict[str, datetime]:
     return {w.name: w.created for w in cycle.works if w.created is not None}
-
-
-def _log_internal(exc: BaseException, mappings: list[str], ref: VaultSecretRef) -> None:
-    """Where it failed (frames only): no exception text and no locals, either could hold a value."""
-    log.error(
-        "mapping.internal_error", mappings=mappings, secret=str(ref), exc_type=type(exc).__name__, frames=frames_of(exc)
-    )

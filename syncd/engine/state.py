@@ -11,9 +11,10 @@ mapping (``mapping_status``). A binding row with ``pending = 1`` is a write inte
 the first Cloudflare call for a binding syncd had no row for, so the ownership decided then survives
 a crash between Cloudflare's confirmation and the record (schema 2; see the applier).
 
-The key lives next to the fingerprints, so the file alone keeps values safe from anyone who only
-sees fingerprints (logs, ``/status``, a state dump) but not from someone with the whole file and
-time to brute-force a short value; the file is therefore kept private.
+The stored key lives next to the fingerprints, so the file alone keeps values safe from anyone who
+only sees fingerprints (logs, ``/status``, a state dump) but not from someone with the whole file
+and time to brute-force a short value; the file is therefore kept private, and operators who want
+more set ``sync.fingerprint_key`` so that the key is kept outside the file.
 """
 
 from __future__ import annotations
