@@ -10,7 +10,9 @@ syncd devstack ...                      local Vault and Cloudflare emulators
 ```
 
 ``--config`` defaults to ``$SYNCD_CONFIG``, else ``/etc/syncd/config.toml``. Exit codes: 0 all in
-sync (or all checks passed), 1 some mappings (or checks) failed, 2 bad configuration or usage.
+sync (or all checks passed), 1 some mappings (or checks) failed, 2 bad configuration or usage,
+including ``run`` or ``once`` on a state file another syncd process is writing (one writer per
+state file: refused before anything is read or written; ``plan`` and ``status`` only read it).
 Command output goes to stdout, logs to stderr (``run`` logs to stdout: it has no other output).
 A ``ConfigError`` prints every problem, each naming the file, the mapping and the key.
 """
@@ -55,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncd",
         description="Keep Cloudflare Worker secrets equal to values held in HashiCorp Vault.",
-        epilog="Exit codes: 0 all in sync, 1 some mappings failed, 2 bad configuration or usage.",
+        epilog=(
+            "Exit codes: 0 all in sync, 1 some mappings failed, 2 bad configuration or usage "
+            "(also: the state file is held by another syncd process)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"syncd {syncd.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

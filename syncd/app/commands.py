@@ -3,7 +3,9 @@
 Each takes loaded ``Settings`` and an output stream, prints names, versions, reasons and error
 codes (never a value or a credential) and returns the exit code: 0 all in sync, 1 some mappings
 failed. Errors that concern the whole run (a bad config, a missing credential, an unreadable state
-store) propagate as ``SyncdError`` and the command line maps them to their ``exit_code``.
+store, a state store whose writer is another syncd: ``StateLocked``, exit code 2, raised before any
+call to Vault or Cloudflare) propagate as ``SyncdError`` and the command line maps them to their
+``exit_code``. ``once`` is the state's writer; ``plan`` and ``status`` open it read-only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import requests
 from syncd.app.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.config import Settings
 from syncd.engine.report import Action, CycleReport, MappingResult
-from syncd.engine.state import MappingStatus, StateStore
+from syncd.engine.state import MEMORY, MappingStatus, StateStore
 
 
 def _when(epoch: float | None) -> str:
@@ -42,6 +44,19 @@ def _failure_line(result: MappingResult) -> str:
     return f"FAIL {_heading(result)}: {result.error_code}: {result.error or ''}".rstrip(": ")
 
 
+def _open_state_for(settings: Settings, *, dry_run: bool) -> StateStore:
+    """``once`` is the state's writer; ``plan`` only reads, so it works while the service runs.
+
+    Without a state file ``plan`` uses an empty in-memory store: the same view (nothing recorded),
+    and the file is not created by a command that must not write.
+    """
+    if not dry_run:
+        return open_state(settings)
+    if Path(settings.sync.state_path).exists():
+        return open_state(settings, exclusive=False)
+    return StateStore.open(MEMORY)
+
+
 def reconcile_once(
     settings: Settings,
     *,
@@ -51,22 +66,24 @@ def reconcile_once(
     cloudflare_transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
 ) -> CycleReport:
-    """Build the clients and the reconciler, run one cycle under the configured deadline, close."""
-    clients: Clients = build_clients(
-        settings, vault_session=vault_session, cloudflare_transport=cloudflare_transport, clock=clock
-    )
+    """Open the state, build the clients and the reconciler, run one cycle under the configured
+    deadline, close. The state comes first: when another syncd is its writer (``StateLocked``),
+    nothing has been sent to Vault or Cloudflare."""
+    state = _open_state_for(settings, dry_run=dry_run)
     try:
-        clients.tokens.ensure_token()
-        state = open_state(settings)
+        clients: Clients = build_clients(
+            settings, vault_session=vault_session, cloudflare_transport=cloudflare_transport, clock=clock
+        )
         try:
+            clients.tokens.ensure_token()
             reconciler = build_reconciler(settings, clients, state, clock=clock)
             deadline = clock() + settings.sync.cycle_timeout_seconds
             report: CycleReport = reconciler.reconcile(trigger=trigger, deadline=deadline, dry_run=dry_run)
             return report
         finally:
-            state.close()
+            clients.close()
     finally:
-        clients.close()
+        state.close()
 
 
 # -- once --------------------------------------------------------------------------------------------
@@ -192,7 +209,7 @@ def run_status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int
     path = Path(settings.sync.state_path)
     known: dict[str, MappingStatus] = {}
     if path.exists():
-        with StateStore.open(path) as state:
+        with open_state(settings, exclusive=False) as state:  # read-only: works while the service runs
             known = {s.mapping: s for s in state.all_mapping_status()}
     rows = _status_rows(settings, known)
     configured_ok = all(r["in_sync"] for r in rows if r["configured"])

@@ -247,8 +247,10 @@ def build_reconciler(
     )
 
 
-def open_state(settings: Settings) -> StateStore:
-    return StateStore.open(settings.sync.state_path)
+def open_state(settings: Settings, *, exclusive: bool = True) -> StateStore:
+    """The configured state store: as its one writer (``StateLocked`` if another process is), or
+    ``exclusive=False`` as a read-only reader that works while the service runs."""
+    return StateStore.open(settings.sync.state_path, exclusive=exclusive)
 
 
 def build_service(

@@ -15,11 +15,18 @@ The stored key lives next to the fingerprints, so the file alone keeps values sa
 only sees fingerprints (logs, ``/status``, a state dump) but not from someone with the whole file
 and time to brute-force a short value; the file is therefore kept private, and operators who want
 more set ``sync.fingerprint_key`` so that the key is kept outside the file.
+
+One writer per file: a writer (``open(path)``) holds ``flock(LOCK_EX)`` on ``<path>.lock`` (0600,
+it holds the writer's pid) until ``close()`` or its death, and a second writer, in this process or
+another, is refused with ``StateLocked``. Readers (``open(path, exclusive=False)``: ``syncd status``
+and ``syncd plan``) take no lock, open SQLite with ``mode=ro`` and never create, migrate or write,
+so they work while the service runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import sqlite3
@@ -36,6 +43,12 @@ from syncd.model import Target, VaultSecretRef
 SCHEMA_VERSION = 2
 HMAC_KEY_BYTES = 32
 MEMORY = ":memory:"
+
+
+class StateLocked(StateError):
+    """Another process (or another open store in this one) is the state file's writer: nothing was done."""
+
+    exit_code = 2  # like a usage error: the run was refused before it started, nothing failed
 
 
 @dataclass(frozen=True)
@@ -163,39 +176,44 @@ class MappingOutcome:
 class StateStore:
     """Use ``StateStore.open(path)``; safe to share between threads; ``close()`` when done."""
 
-    def __init__(self, conn: sqlite3.Connection, hmac_key: bytes, location: str) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        hmac_key: bytes,
+        location: str,
+        *,
+        read_only: bool = False,
+        lock_fd: int | None = None,
+    ) -> None:
         self._conn = conn
         self._hmac_key = hmac_key
         self._location = location
+        self._read_only = read_only
+        self._lock_fd = lock_fd
         self._lock = threading.RLock()
         self._closed = False
 
     @classmethod
-    def open(cls, path: Path | str) -> StateStore:
-        """Open (creating, migrating as needed) the store at ``path``; ``":memory:"`` for tests."""
+    def open(cls, path: Path | str, *, exclusive: bool = True) -> StateStore:
+        """Open the store at ``path``; ``":memory:"`` (always writable, no lock) for tests.
+
+        ``exclusive`` (the writer): create or migrate the file as needed and hold its writer lock until
+        ``close()``; ``StateLocked`` if another writer holds it. ``exclusive=False`` (a reader): no
+        lock, read-only; the file must exist at the current schema version (``StateError`` if not).
+        """
         location = str(path)
-        if location != MEMORY:
-            _prepare_file(Path(path))
+        if location == MEMORY:
+            return cls(*_connect(location, location, writable=True), location)
+        if not exclusive:
+            return cls(*_connect(_read_only_uri(Path(path)), location, writable=False), location, read_only=True)
+        _prepare_file(Path(path))
+        lock_fd = _acquire_writer_lock(Path(path))
         try:
-            conn = sqlite3.connect(location, check_same_thread=False, isolation_level=None, timeout=10.0)
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open state store {location}: {exc}") from None
-        try:
-            conn.execute("PRAGMA busy_timeout = 10000")
-            if location != MEMORY:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StateError(f"state store {location}: cannot switch to WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            hmac_key = _initialise(conn, location)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise StateError(f"state store {location} is not a usable SQLite database: {exc}") from None
+            conn, hmac_key = _connect(location, location, writable=True)
         except BaseException:
-            conn.close()
+            os.close(lock_fd)
             raise
-        return cls(conn, hmac_key, location)
+        return cls(conn, hmac_key, location, lock_fd=lock_fd)
 
     @property
     def hmac_key(self) -> bytes:
@@ -205,8 +223,12 @@ class StateStore:
     def location(self) -> str:
         return self._location
 
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
     def __repr__(self) -> str:
-        return f"StateStore({self._location!r})"
+        return f"StateStore({self._location!r}{', read_only=True' if self._read_only else ''})"
 
     # --- bindings ---------------------------------------------------------------------------------
 
@@ -304,7 +326,11 @@ class StateStore:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._conn.close()
+                try:
+                    self._conn.close()
+                finally:
+                    if self._lock_fd is not None:  # after the connection: no write after the unlock
+                        os.close(self._lock_fd)
 
     def __enter__(self) -> StateStore:
         return self
@@ -321,6 +347,8 @@ class StateStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._connection()
+            if self._read_only:
+                raise StateError(f"state store {self._location} is open read-only")
             try:
                 with _transaction(conn):
                     yield conn
@@ -353,6 +381,118 @@ def _prepare_file(path: Path) -> None:
         raise StateError(f"cannot create state store {path}: {exc.strerror}") from None
 
 
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.lock")
+
+
+def _acquire_writer_lock(path: Path) -> int:
+    """Hold ``flock(LOCK_EX)`` on ``<path>.lock`` and write our pid into it; the open fd is the lock.
+
+    flock locks belong to the open file description: a second open in this process is refused too,
+    and the kernel releases the lock when the process dies, however it dies. The file is never
+    removed (removing it would let two processes lock two different files of the same name).
+    """
+    lock = _lock_path(path)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot create the lock file {lock}: {exc.strerror}") from None
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateLocked(
+                f"another syncd process{_holder(fd)} holds the state store {path} (lock file {lock}); "
+                "syncd is a single writer per state file, so nothing was done: stop that process first, "
+                "or use `syncd plan` or `syncd status`, which only read"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:
+        os.close(fd)
+        raise StateError(f"cannot lock the state store {path} ({lock}): {exc.strerror}") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _holder(fd: int) -> str:
+    """`` (pid N)`` from the holder's lock file, or nothing when it has not written it (yet)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return f" (pid {text})" if text.isdigit() else ""
+
+
+def _read_only_uri(path: Path) -> str:
+    if not path.is_file():
+        raise StateError(f"no state store at {path} (syncd once or syncd run creates it)")
+    return f"{path.absolute().as_uri()}?mode=ro"
+
+
+def _connect(target: str, location: str, *, writable: bool) -> tuple[sqlite3.Connection, bytes]:
+    """A configured connection to ``target`` (a path, ``:memory:`` or a read-only URI) and the HMAC key."""
+    try:
+        conn = sqlite3.connect(
+            target, check_same_thread=False, isolation_level=None, timeout=10.0, uri=target.startswith("file:")
+        )
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open state store {location}: {exc}") from None
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if not writable:
+            return conn, _read_key(conn, location)
+        if location != MEMORY:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StateError(f"state store {location}: cannot switch to WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn, _initialise(conn, location)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StateError(f"state store {location} is not a usable SQLite database: {exc}") from None
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _read_key(conn: sqlite3.Connection, location: str) -> bytes:
+    """The HMAC key of a store opened read-only, which must be at this syncd's schema version."""
+    try:
+        version_row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        version_row = None
+    if version_row is None:
+        raise StateError(f"state store {location} holds no syncd state yet (syncd once or syncd run creates it)")
+    version = int(version_row[0])
+    if version != SCHEMA_VERSION:
+        newer = version > SCHEMA_VERSION
+        raise StateError(
+            f"state store {location} has schema version {version}, "
+            + (
+                f"newer than this syncd understands ({SCHEMA_VERSION}); upgrade syncd"
+                if newer
+                else f"older than this syncd's ({SCHEMA_VERSION}); a reader does not migrate it: "
+                "syncd once or syncd run does"
+            )
+        )
+    return _checked_key(conn.execute("SELECT value FROM meta WHERE key = 'hmac_key'").fetchone(), location)
+
+
+def _checked_key(row: Sequence[Any] | None, location: str) -> bytes:
+    key = b"" if row is None else bytes(row[0])
+    if len(key) != HMAC_KEY_BYTES:
+        raise StateError(f"state store {location}: the fingerprint key is damaged")
+    return key
+
+
 def _initialise(conn: sqlite3.Connection, location: str) -> bytes:
     """Create or migrate the schema and return the HMAC key (created on first open)."""
     with _transaction(conn):
@@ -372,10 +512,7 @@ def _initialise(conn: sqlite3.Connection, location: str) -> bytes:
             key = secrets.token_bytes(HMAC_KEY_BYTES)
             conn.execute("INSERT INTO meta (key, value) VALUES ('hmac_key', ?)", (key,))
             return key
-        key = bytes(key_row[0])
-        if len(key) != HMAC_KEY_BYTES:
-            raise StateError(f"state store {location}: the fingerprint key is damaged")
-        return key
+        return _checked_key(key_row, location)
 
 
 def _target_key(target: Target) -> tuple[str, str, str]:
