@@ -147,48 +147,46 @@ class AppRoleLogin:
         return _from_auth(response, path)
 
 
-class KubernetesLogin:
+class _RoleJwtLogin:
+    """A role plus a JWT read afresh at every login (Kubernetes service-account token, OIDC JWT)."""
+
+    method = ""
+
+    def __init__(self, role: str, jwt: Credential, *, mount_point: str) -> None:
+        self.role = role
+        self._jwt = jwt
+        self.mount_point = mount_point
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(role={self.role!r}, mount_point={self.mount_point!r})"
+
+    def login(self, client: Any, call: VaultCall) -> LoginResult:
+        path = f"auth/{self.mount_point}/login"
+        jwt = self._jwt().reveal()
+        return _from_auth(call(lambda: self._send(client, jwt), "login", path), path)
+
+    def _send(self, client: Any, jwt: str) -> Any:
+        raise NotImplementedError
+
+
+class KubernetesLogin(_RoleJwtLogin):
     method = "kubernetes"
 
     def __init__(self, role: str, jwt: Credential, *, mount_point: str = "kubernetes") -> None:
-        self.role = role
-        self._jwt = jwt
-        self.mount_point = mount_point
+        super().__init__(role, jwt, mount_point=mount_point)
 
-    def __repr__(self) -> str:
-        return f"KubernetesLogin(role={self.role!r}, mount_point={self.mount_point!r})"
-
-    def login(self, client: Any, call: VaultCall) -> LoginResult:
-        path = f"auth/{self.mount_point}/login"
-        jwt = self._jwt().reveal()
-        response = call(
-            lambda: client.auth.kubernetes.login(self.role, jwt, use_token=False, mount_point=self.mount_point),
-            "login",
-            path,
-        )
-        return _from_auth(response, path)
+    def _send(self, client: Any, jwt: str) -> Any:
+        return client.auth.kubernetes.login(self.role, jwt, use_token=False, mount_point=self.mount_point)
 
 
-class JwtLogin:
+class JwtLogin(_RoleJwtLogin):
     method = "jwt"
 
     def __init__(self, role: str, jwt: Credential, *, mount_point: str = "jwt") -> None:
-        self.role = role
-        self._jwt = jwt
-        self.mount_point = mount_point
+        super().__init__(role, jwt, mount_point=mount_point)
 
-    def __repr__(self) -> str:
-        return f"JwtLogin(role={self.role!r}, mount_point={self.mount_point!r})"
-
-    def login(self, client: Any, call: VaultCall) -> LoginResult:
-        path = f"auth/{self.mount_point}/login"
-        jwt = self._jwt().reveal()
-        response = call(
-            lambda: client.auth.jwt.jwt_login(self.role, jwt, use_token=False, path=self.mount_point),
-            "login",
-            path,
-        )
-        return _from_auth(response, path)
+    def _send(self, client: Any, jwt: str) -> Any:
+        return client.auth.jwt.jwt_login(self.role, jwt, use_token=False, path=self.mount_point)
 
 
 class VaultTokenManager:
