@@ -60,9 +60,8 @@ def path(tmp_path: Path) -> Path:
 
 
 def test_a_second_writer_in_the_same_process_is_refused_naming_the_path_and_pid(path: Path) -> None:
-    with StateStore.open(path):
-        with pytest.raises(StateLocked) as refused:
-            StateStore.open(path)
+    with StateStore.open(path), pytest.raises(StateLocked) as refused:
+        StateStore.open(path)
     message = str(refused.value)
     assert str(path) in message
     assert f"(pid {os.getpid()})" in message

@@ -1,0 +1,138 @@
+"""The command line and the state file's one writer: ``once`` is refused while another process
+writes the state, before any call to Vault or Cloudflare; ``status`` and ``plan`` only read it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from syncd.app.cli import main
+from tests.app.service_conftest_helpers import (
+    CANARY_API_KEY,
+    CANARY_ROTATED,
+    CANARY_WEBHOOK,
+    SCRIPT,
+    Stack,
+    leaked,
+    running_stack,
+    write_config,
+)
+
+_HOLDER = """
+import sys
+from syncd.engine.state import StateStore
+store = StateStore.open(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.read()  # hold the lock until the test closes our stdin
+store.close()
+"""
+
+
+@contextmanager
+def holder_process(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process that is the writer of ``path`` (as ``syncd run`` would be) until closed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "locked"  # EOF ("") if the child failed
+        yield process
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        if process.wait(timeout=10) != 0:
+            raise AssertionError("the lock holder did not exit cleanly")
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    with running_stack(monkeypatch) as running:
+        yield running
+
+
+@pytest.fixture
+def config(tmp_path: Path, stack: Stack) -> Path:
+    return write_config(tmp_path, stack)
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "syncd.sqlite3"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def texts(stack: Stack) -> dict[str, str]:
+    return {name: body.get("text", "") for name, body in stack.cf.secrets_of(SCRIPT).items()}
+
+
+def test_once_is_refused_with_exit_2_while_another_process_writes_the_state(
+    stack: Stack, config: Path, state_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "once", "--config", str(config))[0] == 0
+    stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
+    stack.clear_logs()
+    with holder_process(state_path) as holder:
+        code, out, err = run(capsys, "once", "--config", str(config))
+    assert code == 2
+    assert out == ""
+    assert "StateLocked" in err
+    assert f"another syncd process (pid {holder.pid}) holds the state store {state_path}" in err
+    assert "nothing was done" in err
+    # Refused before the reconcile started: not even a Vault login.
+    assert list(stack.vault.state.requests) == []
+    assert stack.cloudflare_calls() == []
+    assert texts(stack)["API_KEY"] == CANARY_API_KEY
+    assert leaked(out, err) == []
+
+
+def test_once_succeeds_once_the_other_writer_has_gone(
+    stack: Stack, config: Path, state_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
+    with holder_process(state_path):
+        assert run(capsys, "once", "--config", str(config))[0] == 2
+    code, out, err = run(capsys, "once", "--config", str(config))
+    assert code == 0, err
+    assert "ok   app-api" in out
+    assert texts(stack)["API_KEY"] == CANARY_ROTATED
+
+
+def test_status_and_plan_work_while_another_process_writes_the_state(
+    stack: Stack, config: Path, state_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "once", "--config", str(config))[0] == 0
+    stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
+    stack.clear_logs()
+    with holder_process(state_path):
+        status_code, status_out, status_err = run(capsys, "status", "--config", str(config), "--json")
+        plan_code, plan_out, plan_err = run(capsys, "plan", "--config", str(config), "--json")
+    assert status_code == 0, status_err
+    rows = {r["mapping"]: r for r in json.loads(status_out)["mappings"]}
+    assert rows["app-api"]["last_version"] == 1 and rows["app-api"]["in_sync"] is True
+    assert plan_code == 0, plan_err
+    planned = {m["mapping"]: m for m in json.loads(plan_out)["mappings"]}
+    assert [c["binding"] for c in planned["app-api"]["changes"]] == ["API_KEY"]  # read the recorded state
+    assert [c for c in stack.cloudflare_calls() if c["method"] != "GET"] == []
+    assert texts(stack)["API_KEY"] == CANARY_API_KEY
+    assert leaked(status_out, status_err, plan_out, plan_err) == []
+
+
+def test_plan_without_a_state_file_does_not_create_it(
+    stack: Stack, config: Path, state_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "plan", "--config", str(config))
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == "plan: 3 change(s) in 2 mapping(s)"
+    assert not state_path.parent.exists()
