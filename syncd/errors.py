@@ -5,6 +5,7 @@
     ├── InternalError                an unexpected exception, reduced to its type (its text could hold a value)
     ├── CycleTimeout                 the cycle's deadline passed before this work started
     ├── StateError                   the state store cannot be opened or is of an unknown schema
+    │   └── StateLocked              exit_code 2: another syncd process is the state file's writer
     ├── ValueRejected                a Vault value cannot become a Cloudflare binding (too large,
     │                                undecodable key material, missing key); fails that mapping only
     ├── VaultError                   .path (the Vault path, never a value)
@@ -78,6 +79,12 @@ class InternalError(SyncdError):
 
 class StateError(SyncdError):
     pass
+
+
+class StateLocked(StateError):
+    """Another process (or another open store in this one) is the state file's writer: nothing was done."""
+
+    exit_code = 2  # like a usage error: the run was refused before it started, nothing failed
 
 
 class ValueRejected(SyncdError):

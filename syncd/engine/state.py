@@ -37,18 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syncd.errors import StateError
+from syncd.errors import StateError, StateLocked
 from syncd.model import Target, VaultSecretRef
 
 SCHEMA_VERSION = 2
 HMAC_KEY_BYTES = 32
 MEMORY = ":memory:"
-
-
-class StateLocked(StateError):
-    """Another process (or another open store in this one) is the state file's writer: nothing was done."""
-
-    exit_code = 2  # like a usage error: the run was refused before it started, nothing failed
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.engine.state import SCHEMA_VERSION, BindingRecord, StateLocked, StateStore
-from syncd.errors import StateError
+from syncd.engine.state import SCHEMA_VERSION, BindingRecord, StateStore
+from syncd.errors import StateError, StateLocked
 from tests.engine.conftest import REF, TARGET
 
 RECORD = BindingRecord(TARGET, "API_KEY", "edge", REF, 7, "f" * 64, "s" * 32, owned=True, pushed_at=1000.5)
