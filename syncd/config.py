@@ -253,14 +253,22 @@ class ServerSettings(_Strict):
 
 
 class NotificationSettings(_Strict):
-    """Change notifications from Vault's ``socket`` audit device (every edition; see the README).
+    """Change notifications: Vault's ``socket`` audit device (every edition) and, with
+    ``vault_events``, Vault Enterprise's event notifications (see the README).
 
-    Vault streams one JSON line per request to ``audit_listen``; a write to a mapped path triggers a
-    reconciliation of just that secret's mappings. Polling stays the safety net.
+    Vault streams one JSON line per request to ``audit_listen`` / one event per change over the
+    WebSocket; a write to a mapped path triggers a reconciliation of just that secret's mappings.
+    Polling stays the safety net.
     """
 
     audit_listen: str | None = Field(default=None, pattern=r"^[^:]*:\d{1,5}$")  # "HOST:PORT"; None = off
     debounce_seconds: float = Field(default=0.2, ge=0, le=60)
+    # Vault Enterprise event notifications (WebSocket; see syncd.app.vault_events): off by default,
+    # Community Edition has none. One connection per event type pattern.
+    vault_events: bool = False
+    vault_event_types: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9*?_./-]+$")]] = Field(
+        default_factory=lambda: ["kv-v2/*", "kv-v1/*"], min_length=1, max_length=8
+    )
 
 
 class LoggingSettings(_Strict):

@@ -40,6 +40,7 @@ import structlog
 
 from syncd.app.notify import AuditListener, paths_to_mappings
 from syncd.app.service_parts import SchedulerLike, ServerLike, ServiceParts
+from syncd.app.vault_events import VaultEventsSubscriber
 from syncd.config import Settings, load_config
 from syncd.engine.report import CycleReport
 from syncd.errors import ConfigError, SyncdError
@@ -57,6 +58,19 @@ ServerFactory = Callable[["Service"], ServerLike]
 
 
 # -- the service ---------------------------------------------------------------------------------
+
+
+def _current_vault_token(tokens: Any) -> Any:
+    """The token the Vault client uses now (logging in first when needed), for the event WebSocket.
+
+    Reads it from the token manager's hvac client until ``VaultTokenManager`` offers a public
+    ``current_token()``; the value is only ever sent as a header.
+    """
+    tokens.ensure_token()
+    current = getattr(tokens, "current_token", None)
+    if callable(current):
+        return current()
+    return tokens._client.token
 
 
 def _default_scheduler() -> SchedulerLike:
@@ -106,6 +120,7 @@ class Service:
         self._pending: set[str] = set()
         self._pending_sources: set[str] = set()
         self._audit_listener: AuditListener | None = None
+        self._vault_events: VaultEventsSubscriber | None = None
         self._manual_queued = False
         self._manual_seq = 0
         self._started_at: float | None = None
@@ -148,6 +163,7 @@ class Service:
         )
         self._scheduler.start()
         self._start_audit_listener()
+        self._start_vault_events()
         log.info(
             "service started",
             mappings=len(self._settings.mappings),
@@ -171,6 +187,31 @@ class Service:
         except OSError as exc:
             log.error("vault audit listener could not start", listen=notifications.audit_listen, error=str(exc))
 
+    def _start_vault_events(self) -> None:
+        """Subscribe to Vault Enterprise's event notifications when configured (see vault_events)."""
+        notifications, vault = self._settings.notifications, self._settings.vault
+        tokens = self._parts.token_manager
+        if not notifications.vault_events:
+            return
+        if tokens is None:
+            log.warning("vault event notifications need the Vault token manager: not subscribing")
+            return
+        tls = vault.tls
+        self._vault_events = VaultEventsSubscriber(
+            vault.address,
+            lambda: _current_vault_token(tokens),
+            self._on_vault_write,
+            event_types=notifications.vault_event_types,
+            namespace=vault.namespace,
+            verify=(str(tls.ca_bundle) if tls.ca_bundle is not None else True) if tls.verify else False,
+            client_cert=(str(tls.client_cert), str(tls.client_key)) if tls.client_cert and tls.client_key else None,
+            debounce_seconds=notifications.debounce_seconds,
+        ).start()
+
+    @property
+    def vault_events(self) -> VaultEventsSubscriber | None:
+        return self._vault_events
+
     def _on_vault_write(self, path: str) -> None:
         for name in sorted(paths_to_mappings(self.settings, path)):  # current settings: reloads apply
             self.trigger(name, source="notification")
@@ -189,6 +230,8 @@ class Service:
         log.info("service stopping")
         if self._audit_listener is not None:  # outside the lock: stop() joins the thread that calls trigger()
             self._audit_listener.stop()
+        if self._vault_events is not None:  # outside the lock too, for the same reason
+            self._vault_events.stop()
         self._parts.metrics.set_ready(False)
         try:
             self._scheduler.shutdown(wait=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import io
 import json
 import re
 import socket
@@ -72,11 +73,17 @@ class Request:
         return json.loads(self.body)
 
 
+# Takes over the connection after a ``101 Switching Protocols`` answer (the socket and the
+# request's buffered reader); the connection closes when it returns.
+Upgrade = Callable[[socket.socket, io.BufferedIOBase], None]
+
+
 @dataclass
 class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    upgrade: Upgrade | None = field(default=None, repr=False)  # only with status 101
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
@@ -339,6 +346,11 @@ def _make_handler(
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
+            if response.status == 101 and response.upgrade is not None:
+                self.end_headers()
+                self.close_connection = True
+                response.upgrade(self.connection, self.rfile)
+                return
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
             if request.method != "HEAD":

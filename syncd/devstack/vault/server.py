@@ -16,6 +16,12 @@ Request pipeline (as Vault's ``http/logical.go`` and ``vault/request_handling.go
    real responses quoted in public code); denied by policy -> 403 ``1 error occurred:
    permission denied``. Writes need ``create`` or ``update`` by the backend's existence check.
 
+Event notifications (Enterprise): ``GET sys/events/subscribe/{event_type}`` upgrades to a
+WebSocket after the token and ``read`` checks, and every successful KV change is published; see
+``syncd.devstack.vault.events``. ``enterprise_events=False`` leaves the path to ``sys/`` (404
+``unsupported path``), as on Community Edition. ``POST /__devstack/events/drop`` cuts every event
+connection (to test reconnects).
+
 UNVERIFIED: the plain ``permission denied`` text for a missing token (seen in a dapr issue from
 2020 against a then-current Vault); change ``MISSING_TOKEN_MESSAGE`` if a newer server differs.
 Token ``num_uses`` is recorded but not decremented.
@@ -27,6 +33,7 @@ from typing import Any
 
 from syncd.devstack.httpkit import ADMIN_PREFIX, Clock, EmulatorServer, Request, Response, Router
 from syncd.devstack.vault.audit import AuditBroker, register_audit_routes
+from syncd.devstack.vault.events import EventBus, subscribe_pattern
 from syncd.devstack.vault.routing import DELETE, LIST, PATCH, READ, WRITE, Call, LogicalRouter, RouteNotFound
 from syncd.devstack.vault.state import VaultState
 from syncd.devstack.vault.sys_mounts import enable_secrets_engine, register_mount_routes
@@ -99,9 +106,18 @@ class VaultEmulator:
     """A HashiCorp Vault HTTP API emulator on a background thread (KV v2 at ``secret/``, v1 at ``kv/``)."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, root_token: str | None = None, clock: Clock | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        root_token: str | None = None,
+        clock: Clock | None = None,
+        *,
+        enterprise_events: bool = True,
     ) -> None:
         self.state = VaultState(clock)
+        # Event notifications (Enterprise); False answers like Community Edition. See .events.
+        self.enterprise_events = enterprise_events
+        self.events = EventBus(self.state)
         self.root_token = root_token or f"hvs.{random_id()}"
         self.state.tokens.issue(
             self.state.clock.now(),
@@ -123,6 +139,7 @@ class VaultEmulator:
         router.add(HTTP_VERBS, r"/v1/(?P<path>.*)", self._handle_http)
         router.add(["POST"], ADMIN_PREFIX + "/seal", self._admin_seal(True))
         router.add(["POST"], ADMIN_PREFIX + "/unseal", self._admin_seal(False))
+        router.add(["POST"], ADMIN_PREFIX + "/events/drop", self._admin_drop_events)
         self._server = EmulatorServer(
             router,
             self.state,
@@ -141,6 +158,7 @@ class VaultEmulator:
         return self
 
     def stop(self) -> None:
+        self.events.close()
         self._server.stop()
         self.audit.close()
 
@@ -158,6 +176,9 @@ class VaultEmulator:
 
         return handle
 
+    def _admin_drop_events(self, _: Request) -> Response:
+        return json_response(200, {"dropped": self.events.drop_all()})
+
     def _handle_http(self, request: Request) -> Response:
         try:
             with self.state.lock:
@@ -172,6 +193,9 @@ class VaultEmulator:
         operation = _operation(request)
         if self.state.sealed and path.rstrip("/") not in SEALED_OK_PATHS:
             return sealed_response()
+        pattern = subscribe_pattern(path) if self.enterprise_events and request.method == "GET" else None
+        if pattern is not None:
+            return self._subscribe(request, path, pattern)
         data = _request_data(request, operation)
         if operation == LIST and not path.endswith("/"):
             path += "/"
@@ -192,7 +216,18 @@ class VaultEmulator:
         if not route.unauthenticated:
             exists = backend.exists(call) if backend is not None and operation == WRITE else None
             self._authorize(path, operation, token_id, token, exists=exists, sudo=route.sudo)
-        return self.audit.run(call, route.handler, exists=exists)
+        response = self.audit.run(call, route.handler, exists=exists)
+        mount = self.state.secret_mounts.get(mount_path) if not path.startswith("auth/") else None
+        if mount is not None:
+            self.events.publish(call, mount, response)  # after success only, as the KV plugin does
+        return response
+
+    def _subscribe(self, request: Request, path: str, pattern: str) -> Response:
+        token_id = _token_id(request)
+        token = self.state.tokens.valid(token_id, self.state.clock.now()) if token_id else None
+        self._authorize(path, READ, token_id, token, exists=None)
+        assert token is not None
+        return self.events.subscribe_response(request, pattern, token)
 
     def _resolve(self, path: str) -> tuple[LogicalRouter, str, str, Any]:
         if path.startswith(("sys/", "auth/token/")):

@@ -1,0 +1,364 @@
+"""React at once to Vault writes: a subscriber to Vault Enterprise's event notifications.
+
+Vault Enterprise (1.16+, also HCP Vault Dedicated) streams events over a WebSocket:
+``GET /v1/sys/events/subscribe/{event_type}?json=true`` with the token in ``X-Vault-Token`` (and
+``X-Vault-Namespace``); each message is a CloudEvents JSON object whose ``data.event.metadata.path``
+is the request path that changed a secret (``secret/data/app``, ``secret/undelete/app``,
+``kv/app``). ``VaultEventsSubscriber`` keeps one WebSocket per event type pattern open on a
+background thread each, reconnecting with exponential backoff and jitter (a fresh token from
+``token_provider`` at each connect, so a renewed or re-logged-in token is used), and calls
+``on_write(path)`` with the same path form ``AuditListener`` gives (prefixed with the event's
+namespace), so ``paths_to_mappings`` applies unchanged. Repeated paths coalesce (``Debouncer``).
+
+What the token needs: ``read`` on ``sys/events/subscribe/*`` and ``subscribe`` (with
+``subscribe_event_types``) on the KV data paths. Vault sends a non-root token only events that
+carry a ``data_path``: writes, patches, undeletes and metadata writes, not (soft) deletes or
+destroys; polling catches those.
+
+Community Edition and OpenBao have no event endpoint: the upgrade is answered 404 (``unsupported
+path``). The subscriber then logs one warning and stops for good; polling and the socket audit
+device (``syncd.app.notify``) still work. A 403 (policy) is logged at warning and retried at the
+slowest backoff. Like the audit listener this is a shortcut, never the source of truth: Vault
+delivers events best-effort, and nothing is replayed across a reconnect.
+
+The token is sent only as a header and never logged: the WebSocket library gets its own logger,
+kept above DEBUG (its debug output prints request headers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import structlog
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.sync.client import ClientConnection, connect
+
+from syncd.app.notify import Debouncer
+from syncd.model import SecretValue
+
+log = structlog.get_logger("syncd.vault_events")
+
+DEFAULT_EVENT_TYPES = ("kv-v2/*", "kv-v1/*")
+UNSUPPORTED_STATUSES = frozenset({404, 405})  # no such endpoint: Community Edition, OpenBao
+MAX_MESSAGE_BYTES = 1 << 20
+STABLE_CONNECTION_SECONDS = 30.0  # a connection that lived this long resets the backoff
+
+# websockets logs every handshake header at DEBUG, X-Vault-Token included: its own logger, never
+# below INFO, whatever the root logger's level.
+_ws_logger = logging.getLogger("syncd.vault_events.websocket")
+_ws_logger.setLevel(logging.INFO)
+
+TokenProvider = Callable[[], "str | SecretValue"]
+
+
+def subscribe_url(address: str, event_type: str, event_filter: str | None = None) -> str:
+    """The WebSocket URL for one event type pattern (``http`` -> ``ws``, ``https`` -> ``wss``)."""
+    base = address.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    query = {"json": "true"}
+    if event_filter:
+        query["filter"] = event_filter
+    return f"{base}/v1/sys/events/subscribe/{quote(event_type, safe='/*-_.')}?{urlencode(query)}"
+
+
+def event_path(message: str | bytes) -> str | None:
+    """The (namespace-qualified) request path an event message reports, or None."""
+    try:
+        parsed = json.loads(message)
+    except ValueError:
+        return None
+    data = parsed.get("data") if isinstance(parsed, dict) else None
+    event = data.get("event") if isinstance(data, dict) else None
+    metadata = event.get("metadata") if isinstance(event, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("modified") == "false":
+        return None
+    path = metadata.get("path")
+    if not isinstance(path, str) or not path.strip("/"):
+        return None
+    path = path.strip("/")
+    namespace = data.get("namespace") if isinstance(data, dict) else None
+    if isinstance(namespace, str) and namespace.strip("/"):
+        return f"{namespace.strip('/')}/{path}"
+    return path
+
+
+def ssl_context(verify: bool | str, client_cert: tuple[str, str] | None = None) -> ssl.SSLContext:
+    """TLS settings as the Vault client has them: verify on/off or a CA bundle, a client cert."""
+    if isinstance(verify, str):
+        location = Path(verify)
+        context = ssl.create_default_context(
+            cafile=None if location.is_dir() else verify, capath=verify if location.is_dir() else None
+        )
+    else:
+        context = ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    if client_cert is not None:
+        context.load_cert_chain(client_cert[0], client_cert[1])
+    return context
+
+
+class VaultEventsSubscriber:
+    """Background WebSockets to Vault's event endpoint; ``on_write(path)`` per changed path."""
+
+    def __init__(
+        self,
+        address: str,
+        token_provider: TokenProvider,
+        on_write: Callable[[str], None],
+        *,
+        event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+        namespace: str | None = None,
+        event_filter: str | None = None,
+        verify: bool | str = True,
+        client_cert: tuple[str, str] | None = None,
+        debounce_seconds: float = 0.2,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        open_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._address = address
+        self._token_provider = token_provider
+        self._on_write = on_write
+        self._event_types = tuple(dict.fromkeys(event_types))
+        self._namespace = (namespace or "").strip("/") or None
+        self._filter = event_filter
+        self._ssl = ssl_context(verify, client_cert) if address.startswith("https://") else None
+        self._backoff_initial = backoff_initial
+        self._backoff_max = max(backoff_initial, backoff_max)
+        self._open_timeout = open_timeout
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._debouncer = Debouncer(debounce_seconds)
+        self._wakeup = threading.Condition()  # guards the debouncer, _stopping, _connections
+        self._stopping = False
+        self._connections: dict[str, ClientConnection] = {}
+        self._threads: list[threading.Thread] = []
+        self._warned_unsupported = False
+        self.unsupported = False  # the server has no event endpoint (Community Edition)
+        self.events = 0  # messages received
+        self.writes = 0  # messages that named a path (before coalescing)
+        self.connects = 0  # successful handshakes
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> int:
+        """How many WebSockets are open now."""
+        with self._wakeup:
+            return len(self._connections)
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads[1:])
+
+    def start(self) -> VaultEventsSubscriber:
+        self._threads = [threading.Thread(target=self._dispatch, name="syncd-vault-events-dispatch", daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._run, args=(event_type,), name=f"syncd-vault-events-{n}", daemon=True)
+            for n, event_type in enumerate(self._event_types)
+        ]
+        for thread in self._threads:
+            thread.start()
+        log.info("vault event subscriber started", event_types=list(self._event_types), namespace=self._namespace)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close every WebSocket, stop reconnecting, drop what waits for delivery."""
+        with self._wakeup:
+            if self._stopping:
+                return
+            self._stopping = True
+            connections = list(self._connections.values())
+            self._wakeup.notify_all()
+        for conn in connections:
+            with contextlib.suppress(Exception):
+                conn.close()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        log.info("vault event subscriber stopped")
+
+    def __enter__(self) -> VaultEventsSubscriber:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- one WebSocket -----------------------------------------------------------------------------
+
+    def _stopped(self) -> bool:
+        with self._wakeup:
+            return self._stopping
+
+    def _run(self, event_type: str) -> None:
+        failures = 0
+        while not self._stopped() and not self.unsupported:
+            opened_at = self._clock()
+            outcome = self._session(event_type)
+            if outcome == "unsupported" or self._stopped():
+                return
+            if outcome == "closed" and self._clock() - opened_at >= STABLE_CONNECTION_SECONDS:
+                failures = 0
+            failures = self._backoff_max_exponent() if outcome == "forbidden" else failures + 1
+            self._pause(self._delay(failures))
+
+    def _backoff_max_exponent(self) -> int:
+        ratio, exponent = self._backoff_max / max(self._backoff_initial, 1e-9), 1
+        while 2 ** (exponent - 1) < ratio:
+            exponent += 1
+        return exponent
+
+    def _delay(self, failures: int) -> float:
+        """Exponential in the failures so far, capped, with jitter over its upper half."""
+        base = min(self._backoff_max, self._backoff_initial * 2.0 ** max(0, failures - 1))
+        return base * (0.5 + 0.5 * self._rng())
+
+    def _pause(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+            return
+        with self._wakeup:
+            if not self._stopping:
+                self._wakeup.wait(seconds)
+
+    def _session(self, event_type: str) -> str:
+        """Connect and read until the connection ends: "closed", "failed", "forbidden", "unsupported"."""
+        try:
+            conn = self._connect(event_type)
+        except InvalidStatus as exc:
+            return self._refused(event_type, exc.response.status_code)
+        except Exception as exc:  # OSError, TimeoutError, a handshake error, the token provider's
+            log.warning("vault event subscription failed", event_type=event_type, error_code=type(exc).__name__)
+            return "failed"
+        with self._wakeup:
+            if self._stopping:
+                conn.close()
+                return "closed"
+            self._connections[event_type] = conn
+        self.connects += 1
+        log.info("vault event subscription open", event_type=event_type)
+        try:
+            for message in conn:
+                self._message(message)
+            reason = "closed"
+        except ConnectionClosed:
+            reason = "closed"
+        except (OSError, WebSocketException) as exc:
+            log.info("vault event connection broken", event_type=event_type, error_code=type(exc).__name__)
+            reason = "failed"
+        finally:
+            with self._wakeup:
+                self._connections.pop(event_type, None)
+            with contextlib.suppress(Exception):
+                conn.close()
+        if not self._stopped():
+            code = None if conn.close_code is None else int(conn.close_code)
+            log.info("vault event subscription closed", event_type=event_type, code=code)
+        return reason
+
+    def _connect(self, event_type: str) -> ClientConnection:
+        token = self._token_provider()  # at each connect: the token manager may have a new one
+        headers = {"X-Vault-Token": token_of(token)}
+        if self._namespace:
+            headers["X-Vault-Namespace"] = self._namespace
+        return connect(
+            subscribe_url(self._address, event_type, self._filter),
+            ssl=self._ssl,
+            additional_headers=headers,
+            open_timeout=self._open_timeout,
+            compression=None,
+            max_size=MAX_MESSAGE_BYTES,
+            logger=_ws_logger,
+        )
+
+    def _refused(self, event_type: str, status: int) -> str:
+        if status in UNSUPPORTED_STATUSES:
+            self.unsupported = True
+            with self._wakeup:
+                warn, self._warned_unsupported = not self._warned_unsupported, True
+            if warn:
+                log.warning(
+                    "vault has no event notifications (Community Edition or OpenBao?): not subscribing;"
+                    " polling and the audit device still work",
+                    status=status,
+                )
+            return "unsupported"
+        if status == 403:
+            log.warning(
+                "vault refused the event subscription: the token needs read on sys/events/subscribe/*"
+                " and subscribe on the secret paths",
+                event_type=event_type,
+            )
+            return "forbidden"
+        log.warning("vault event subscription refused", event_type=event_type, status=status)
+        return "failed"
+
+    def _message(self, message: str | bytes) -> None:
+        self.events += 1
+        path = event_path(message)
+        if path is None:
+            log.debug("vault event skipped: no path", length=len(message))
+            return
+        self.writes += 1
+        log.debug("vault write noticed", path=path, source="event")
+        with self._wakeup:
+            self._debouncer.add(path, self._clock())
+            self._wakeup.notify_all()
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        with self._wakeup:
+            while not self._stopping:
+                now = self._clock()
+                due = self._debouncer.take_due(now)
+                if not due:
+                    at = self._debouncer.due_at()
+                    self._wakeup.wait(None if at is None else max(0.001, at - now))
+                    continue
+                self._wakeup.release()
+                try:
+                    for path in due:
+                        self._deliver(path)
+                finally:
+                    self._wakeup.acquire()
+
+    def _deliver(self, path: str) -> None:
+        try:
+            self._on_write(path)
+        except Exception as exc:
+            log.warning("vault write notification handler failed", path=path, error_code=type(exc).__name__)
+
+
+def token_of(value: Any) -> str:
+    """A token as text, from a ``SecretValue`` or a plain string."""
+    return value.reveal() if isinstance(value, SecretValue) else str(value)
+
+
+__all__ = [
+    "DEFAULT_EVENT_TYPES",
+    "VaultEventsSubscriber",
+    "event_path",
+    "ssl_context",
+    "subscribe_url",
+    "token_of",
+]
