@@ -243,39 +243,40 @@ class VaultEventsSubscriber:
     def _session(self, event_type: str) -> str:
         """Connect and read until the connection ends: "closed", "failed", "forbidden", "unsupported"."""
         try:
-            conn = self._connect(event_type)
+            with self._connect(event_type) as conn:
+                return self._read(event_type, conn)
         except InvalidStatus as exc:
             return self._refused(event_type, exc.response.status_code)
         except Exception as exc:  # OSError, TimeoutError, a handshake error, the token provider's
             log.warning("vault event subscription failed", event_type=event_type, error_code=type(exc).__name__)
             return "failed"
+
+    def _read(self, event_type: str, conn: ClientConnection) -> str:
         with self._wakeup:
             if self._stopping:
-                conn.close()
                 return "closed"
             self._connections[event_type] = conn
         self.connects += 1
         log.info("vault event subscription open", event_type=event_type)
+        reason = "closed"
         try:
             for message in conn:
                 self._message(message)
-            reason = "closed"
         except ConnectionClosed:
-            reason = "closed"
+            pass
         except (OSError, WebSocketException) as exc:
             log.info("vault event connection broken", event_type=event_type, error_code=type(exc).__name__)
             reason = "failed"
         finally:
             with self._wakeup:
                 self._connections.pop(event_type, None)
-            with contextlib.suppress(Exception):
-                conn.close()
         if not self._stopped():
             code = None if conn.close_code is None else int(conn.close_code)
             log.info("vault event subscription closed", event_type=event_type, code=code)
         return reason
 
     def _connect(self, event_type: str) -> ClientConnection:
+        """The handshake happens here (or, with websockets 17, on entering the returned object)."""
         token = self._token_provider()  # at each connect: the token manager may have a new one
         headers = {"X-Vault-Token": token_of(token)}
         if self._namespace:
