@@ -365,12 +365,15 @@ class EventBus:
                 return
             self._serve(sub, reader)
 
+        if event_filter is not None:
+            # Live before the 101 goes out, so a client that saw the upgrade misses no event (real
+            # Vault subscribes just after the upgrade: tests would race against that gap).
+            with self._lock:
+                self._subscriptions.add(sub)
         headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": accept_value(key)}
         return Response(101, b"", headers, upgrade=serve)
 
     def _serve(self, sub: _Subscription, reader: BufferedIOBase) -> None:
-        with self._lock:
-            self._subscriptions.add(sub)
         threading.Thread(target=self._read_client, args=(sub, reader), name="vault-events-read", daemon=True).start()
         try:
             while not sub.closing.is_set():
