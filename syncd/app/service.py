@@ -60,19 +60,6 @@ ServerFactory = Callable[["Service"], ServerLike]
 # -- the service ---------------------------------------------------------------------------------
 
 
-def _current_vault_token(tokens: Any) -> Any:
-    """The token the Vault client uses now (logging in first when needed), for the event WebSocket.
-
-    Reads it from the token manager's hvac client until ``VaultTokenManager`` offers a public
-    ``current_token()``; the value is only ever sent as a header.
-    """
-    tokens.ensure_token()
-    current = getattr(tokens, "current_token", None)
-    if callable(current):
-        return current()
-    return tokens._client.token
-
-
 def _default_scheduler() -> SchedulerLike:
     from apscheduler.schedulers.background import BackgroundScheduler  # noqa: PLC0415 - only for run
 
@@ -199,7 +186,7 @@ class Service:
         tls = vault.tls
         self._vault_events = VaultEventsSubscriber(
             vault.address,
-            lambda: _current_vault_token(tokens),
+            tokens.current_token,
             self._on_vault_write,
             event_types=notifications.vault_event_types,
             namespace=vault.namespace,

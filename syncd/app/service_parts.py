@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from syncd.config import Settings
 from syncd.engine.report import CycleReport
+from syncd.model import SecretValue
 
 
 class ReconcilerLike(Protocol):
@@ -55,6 +56,8 @@ class TokenKeeperLike(Protocol):
     def maintain(self) -> float: ...
 
     def is_valid(self) -> bool: ...
+
+    def current_token(self) -> SecretValue: ...
 
 
 class RateBudgetLike(Protocol):

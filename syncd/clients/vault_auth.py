@@ -247,6 +247,13 @@ class VaultTokenManager:
             if not self._valid_locked(self._clock(), self.EXPIRY_MARGIN) or self._rotated_locked():
                 self._login_locked()
 
+    def current_token(self) -> SecretValue:
+        """The token the Vault client uses now, logging in first when needed (for the event WebSocket,
+        which authenticates its upgrade request with it)."""
+        self.ensure_token()
+        with self._lock:
+            return SecretValue(str(self._client.token or ""))
+
     def invalidate(self) -> None:
         """Vault refused the installed token: count it as gone, so the next ``ensure_token()`` or
         ``maintain()`` logs in again (with the credential as it is then)."""

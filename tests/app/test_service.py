@@ -25,7 +25,7 @@ from syncd.app.wiring import build_service
 from syncd.config import Settings, load_config
 from syncd.engine.report import CycleReport, MappingResult
 from syncd.engine.state import MappingStatus
-from syncd.model import Target, VaultSecretRef
+from syncd.model import SecretValue, Target, VaultSecretRef
 from tests.app.service_conftest_helpers import (
     CANARY_ROTATED,
     CANARY_WEBHOOK,
@@ -238,6 +238,10 @@ class FakeTokens:
 
     def is_valid(self) -> bool:
         return self.valid
+
+    def current_token(self) -> SecretValue:
+        self.ensure_token()
+        return SecretValue("fake-token")
 
 
 class FakeClock:
