@@ -38,6 +38,7 @@ from typing import Any
 
 import structlog
 
+from syncd.app.notification_sources import NotificationSources
 from syncd.app.notify import AuditListener, paths_to_mappings
 from syncd.app.service_parts import SchedulerLike, ServerLike, ServiceParts
 from syncd.app.vault_events import VaultEventsSubscriber
@@ -106,8 +107,7 @@ class Service:
         self._pending_all = False
         self._pending: set[str] = set()
         self._pending_sources: set[str] = set()
-        self._audit_listener: AuditListener | None = None
-        self._vault_events: VaultEventsSubscriber | None = None
+        self._notifications = NotificationSources()
         self._manual_queued = False
         self._manual_seq = 0
         self._started_at: float | None = None
@@ -149,8 +149,8 @@ class Service:
             misfire_grace_time=max(1, int(sync.interval_seconds)),
         )
         self._scheduler.start()
-        self._start_audit_listener()
-        self._start_vault_events()
+        tokens = self._parts.token_manager
+        self._notifications.start(self._settings, self._on_vault_write, tokens.current_token if tokens else None)
         log.info(
             "service started",
             mappings=len(self._settings.mappings),
@@ -158,54 +158,17 @@ class Service:
             config=str(self.config_path),
         )
 
-    def _start_audit_listener(self) -> None:
-        """Listen for Vault's socket audit device when configured; polling still works if it cannot."""
-        notifications = self._settings.notifications
-        if notifications.audit_listen is None:
-            return
-        host, _, port = notifications.audit_listen.rpartition(":")
-        try:
-            self._audit_listener = AuditListener(
-                host or "0.0.0.0",  # noqa: S104 - Vault connects to the pod's address
-                int(port),
-                self._on_vault_write,
-                debounce_seconds=notifications.debounce_seconds,
-            ).start()
-        except OSError as exc:
-            log.error("vault audit listener could not start", listen=notifications.audit_listen, error=str(exc))
-
-    def _start_vault_events(self) -> None:
-        """Subscribe to Vault Enterprise's event notifications when configured (see vault_events)."""
-        notifications, vault = self._settings.notifications, self._settings.vault
-        tokens = self._parts.token_manager
-        if not notifications.vault_events:
-            return
-        if tokens is None:
-            log.warning("vault event notifications need the Vault token manager: not subscribing")
-            return
-        tls = vault.tls
-        self._vault_events = VaultEventsSubscriber(
-            vault.address,
-            tokens.current_token,
-            self._on_vault_write,
-            event_types=notifications.vault_event_types,
-            namespace=vault.namespace,
-            verify=(str(tls.ca_bundle) if tls.ca_bundle is not None else True) if tls.verify else False,
-            client_cert=(str(tls.client_cert), str(tls.client_key)) if tls.client_cert and tls.client_key else None,
-            debounce_seconds=notifications.debounce_seconds,
-        ).start()
+    @property
+    def audit_listener(self) -> AuditListener | None:
+        return self._notifications.audit_listener
 
     @property
     def vault_events(self) -> VaultEventsSubscriber | None:
-        return self._vault_events
+        return self._notifications.vault_events
 
     def _on_vault_write(self, path: str) -> None:
         for name in sorted(paths_to_mappings(self.settings, path)):  # current settings: reloads apply
             self.trigger(name, source="notification")
-
-    @property
-    def audit_listener(self) -> AuditListener | None:
-        return self._audit_listener
 
     def shutdown(self) -> None:
         """Stop triggering, let an in-flight cycle finish within the grace, close, stop the server."""
@@ -215,10 +178,7 @@ class Service:
             self._stopping = True
             inflight = self._inflight
         log.info("service stopping")
-        if self._audit_listener is not None:  # outside the lock: stop() joins the thread that calls trigger()
-            self._audit_listener.stop()
-        if self._vault_events is not None:  # outside the lock too, for the same reason
-            self._vault_events.stop()
+        self._notifications.stop()  # outside the lock: it joins the threads that call trigger()
         self._parts.metrics.set_ready(False)
         try:
             self._scheduler.shutdown(wait=False)

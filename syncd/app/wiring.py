@@ -22,6 +22,7 @@ from syncd.app.credentials import CredentialError, credential_from, read_token_f
 from syncd.app.http_server import OpsServer
 from syncd.app.metrics import Metrics
 from syncd.app.service import SchedulerLike, Service, ServiceParts
+from syncd.app.vault_tls import vault_client_cert, vault_verify
 from syncd.clients.cloudflare import ApiTokenAuth, CloudflareAuth, CloudflareClient, GlobalKeyAuth
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.pacer import Pacer
@@ -77,13 +78,6 @@ def vault_login_strategy(settings: Settings) -> LoginStrategy:
     raise AssertionError(f"unknown vault auth {type(auth).__name__}")  # pragma: no cover
 
 
-def _vault_verify(settings: Settings) -> bool | str:
-    tls = settings.vault.tls
-    if not tls.verify:
-        return False
-    return str(tls.ca_bundle) if tls.ca_bundle is not None else True
-
-
 def build_vault(
     settings: Settings,
     observer: RequestObserver = NULL_OBSERVER,
@@ -94,14 +88,12 @@ def build_vault(
     """``(hvac.Client, VaultTokenManager, VaultReader)``: TLS, namespace, timeout, a pool sized to
     ``vault.concurrency`` (plus one for the token manager), the configured login."""
     vault = settings.vault
-    tls = vault.tls
-    client_cert = (str(tls.client_cert), str(tls.client_key)) if tls.client_cert and tls.client_key else None
     client = build_hvac_client(
         vault.address,
         namespace=vault.namespace,
         timeout=vault.timeout_seconds,
-        verify=_vault_verify(settings),
-        client_cert=client_cert,
+        verify=vault_verify(settings),
+        client_cert=vault_client_cert(settings),
         pool_size=vault.concurrency + 1,
         session=session,
     )
