@@ -1,0 +1,76 @@
+"""Validated, immutable settings loaded from a TOML file.
+
+``load_config(path)`` returns a ``Settings`` or raises ``ConfigError`` listing every problem at once,
+each naming the file, the mapping and the dotted key. Unknown keys are errors. Credentials are
+references (an environment variable or a file); inline values are refused unless
+``cloudflare.allow_inline_credentials`` / ``vault.auth.allow_inline_credentials`` says otherwise.
+
+One module per part of the file: ``vault``, ``cloudflare``, ``sync`` (sync, server, notifications,
+logging), ``mappings``; ``credentials`` for credential references, ``loading`` for ``Settings``,
+``parse_config``/``load_config`` and ``mapping_fingerprint``. Import from ``syncd.config``.
+"""
+
+from syncd.config.cloudflare import (
+    DEFAULT_CLOUDFLARE_API,
+    MAX_BULK_SECRETS,
+    CloudflareApiToken,
+    CloudflareAuth,
+    CloudflareGlobalKey,
+    CloudflareSettings,
+)
+from syncd.config.credentials import CredentialRef
+from syncd.config.loading import Settings, load_config, mapping_fingerprint, parse_config
+from syncd.config.mappings import (
+    KeyFormat,
+    KeyUsage,
+    MappingSettings,
+    SecretKeyBinding,
+    SecretTextBindings,
+    TargetSettings,
+    VaultSource,
+    is_binding_name,
+)
+from syncd.config.sync import (
+    MIN_FINGERPRINT_KEY_BYTES,
+    LoggingSettings,
+    NotificationSettings,
+    ServerSettings,
+    SyncSettings,
+)
+from syncd.config.vault import AppRoleAuth, JwtAuth, KubernetesAuth, TokenAuth, VaultAuth, VaultSettings, VaultTls
+from syncd.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CLOUDFLARE_API",
+    "MAX_BULK_SECRETS",
+    "MIN_FINGERPRINT_KEY_BYTES",
+    "AppRoleAuth",
+    "CloudflareApiToken",
+    "CloudflareAuth",
+    "CloudflareGlobalKey",
+    "CloudflareSettings",
+    "ConfigError",
+    "CredentialRef",
+    "JwtAuth",
+    "KeyFormat",
+    "KeyUsage",
+    "KubernetesAuth",
+    "LoggingSettings",
+    "MappingSettings",
+    "NotificationSettings",
+    "SecretKeyBinding",
+    "SecretTextBindings",
+    "ServerSettings",
+    "Settings",
+    "SyncSettings",
+    "TargetSettings",
+    "TokenAuth",
+    "VaultAuth",
+    "VaultSettings",
+    "VaultSource",
+    "VaultTls",
+    "is_binding_name",
+    "load_config",
+    "mapping_fingerprint",
+    "parse_config",
+]

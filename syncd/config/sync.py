@@ -1,0 +1,59 @@
+"""``[sync]``, ``[server]``, ``[notifications]`` and ``[logging]``: how the daemon runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from syncd.config.credentials import CredentialRef
+from syncd.config.strict import StrictModel
+
+MIN_FINGERPRINT_KEY_BYTES = 32  # an external sync.fingerprint_key, as UTF-8 bytes
+
+
+class SyncSettings(StrictModel):
+    interval_seconds: float = Field(default=30.0, ge=1)
+    jitter_seconds: float = Field(default=3.0, ge=0)
+    cycle_timeout_seconds: float = Field(default=120.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    state_path: Path = Path("/var/lib/syncd/state.sqlite3")
+    initial_sync: Literal["push", "missing-only"] = "push"
+    on_delete: Literal["keep", "delete"] = "keep"
+    prune: bool = False
+    # The key of the value fingerprints, kept outside the state file (default: a random key that the
+    # state store keeps beside the fingerprints). Read once at start; see config.example.toml.
+    fingerprint_key: CredentialRef | None = None
+
+
+class ServerSettings(StrictModel):
+    enabled: bool = True
+    bind: str = "0.0.0.0"  # noqa: S104 - a pod serves probes and metrics on its own IP
+    port: int = Field(default=8080, ge=0, le=65535)
+    trigger_token: CredentialRef | None = None
+    healthz_max_cycle_age_seconds: float | None = Field(default=None, gt=0)
+
+
+class NotificationSettings(StrictModel):
+    """Change notifications: Vault's ``socket`` audit device (every edition) and, with
+    ``vault_events``, Vault Enterprise's event notifications (see the README).
+
+    Vault streams one JSON line per request to ``audit_listen`` / one event per change over the
+    WebSocket; a write to a mapped path triggers a reconciliation of just that secret's mappings.
+    Polling stays the safety net.
+    """
+
+    audit_listen: str | None = Field(default=None, pattern=r"^[^:]*:\d{1,5}$")  # "HOST:PORT"; None = off
+    debounce_seconds: float = Field(default=0.2, ge=0, le=60)
+    # Vault Enterprise event notifications (WebSocket; see syncd.app.vault_events): off by default,
+    # Community Edition has none. One connection per event type pattern.
+    vault_events: bool = False
+    vault_event_types: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9*?_./-]+$")]] = Field(
+        default_factory=lambda: ["kv-v2/*", "kv-v1/*"], min_length=1, max_length=8
+    )
+
+
+class LoggingSettings(StrictModel):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
