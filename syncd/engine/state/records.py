@@ -1,0 +1,69 @@
+"""What the state store holds, as values: a binding syncd knows on a target and how a mapping fared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from syncd.model import Target, VaultSecretRef
+
+
+@dataclass(frozen=True)
+class BindingRecord:
+    target: Target
+    name: str
+    mapping: str
+    ref: VaultSecretRef
+    vault_version: int | None
+    fingerprint: str | None  # None for adopted bindings (missing-only): the value on the Worker is unknown
+    shape: str  # DesiredBinding.shape()
+    owned: bool  # True only if syncd created it (False for adopted / pre-existing)
+    pushed_at: float | None
+    # A write intent: syncd may have written this binding (the outcome of the call is unknown);
+    # ``owned`` is as decided before the call, fingerprint, version and pushed_at are None.
+    pending: bool = False
+
+
+@dataclass(frozen=True)
+class MappingStatus:
+    mapping: str
+    config_fingerprint: str | None
+    last_version: int | None
+    last_success_at: float | None
+    last_attempt_at: float | None
+    last_pushed_at: float | None
+    last_error_code: str | None
+    last_error: str | None
+    in_sync: bool
+
+
+@dataclass(frozen=True)
+class MappingOutcome:
+    """One attempt at a mapping, as ``record_mapping_results`` stores it.
+
+    Success (no error): config fingerprint, version and ``last_success_at`` move to this attempt.
+    Failure: they keep their previous values (so the next cycle still sees the change it failed
+    to apply) and the error is recorded. ``pushed`` moves ``last_pushed_at`` either way.
+    """
+
+    mapping: str
+    at: float
+    config_fingerprint: str | None
+    version: int | None
+    in_sync: bool
+    pushed: bool
+    error_code: str | None
+    error: str | None
+
+    def applied_to(self, previous: MappingStatus) -> MappingStatus:
+        failed = self.error_code is not None or self.error is not None
+        return MappingStatus(
+            mapping=self.mapping,
+            config_fingerprint=previous.config_fingerprint if failed else self.config_fingerprint,
+            last_version=previous.last_version if failed else self.version,
+            last_success_at=previous.last_success_at if failed else self.at,
+            last_attempt_at=self.at,
+            last_pushed_at=self.at if self.pushed else previous.last_pushed_at,
+            last_error_code=self.error_code,
+            last_error=self.error,
+            in_sync=self.in_sync,
+        )
