@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from syncd.app.write_dispatch import Debouncer, WriteDispatcher
 from syncd.config import Settings, VaultSource
 
 log = structlog.get_logger("syncd.notify")
@@ -40,7 +41,6 @@ MAX_LINE_BYTES = 1 << 20  # Vault's entries are small; a bigger "line" is garbag
 MAX_CONNECTIONS = 32
 WRITE_OPERATIONS = frozenset({"create", "update", "patch", "delete"})
 KV2_WRITE_SEGMENTS = ("data", "metadata", "delete", "undelete", "destroy")
-MAX_DELAY_FACTOR = 5.0  # a path written non-stop is still delivered every few debounce periods
 
 
 # -- entries and paths ---------------------------------------------------------------------------
@@ -88,42 +88,6 @@ def paths_to_mappings(settings: Settings, path: str) -> set[str]:
             return set()
         path = path[len(namespace) + 1 :]
     return {mapping.name for mapping in settings.mappings if path in _write_paths(mapping.vault)}
-
-
-# -- debouncing ------------------------------------------------------------------------------------
-
-
-class Debouncer:
-    """Coalesces repeated keys: a key is due ``delay`` seconds after its last arrival (a burst
-    becomes one delivery), and at the latest ``max_delay`` after its first (so a key written
-    non-stop is not starved). Pure: the caller passes the time."""
-
-    def __init__(self, delay: float, max_delay: float | None = None) -> None:
-        self.delay = max(0.0, delay)
-        self.max_delay = max(self.delay, max_delay if max_delay is not None else self.delay * MAX_DELAY_FACTOR)
-        self._first: dict[str, float] = {}
-        self._last: dict[str, float] = {}
-
-    def add(self, key: str, now: float) -> None:
-        self._first.setdefault(key, now)
-        self._last[key] = now
-
-    def _due(self, key: str) -> float:
-        return min(self._last[key] + self.delay, self._first[key] + self.max_delay)
-
-    def due_at(self) -> float | None:
-        """When the next key is due, or None when nothing waits."""
-        return min((self._due(key) for key in self._first), default=None)
-
-    def take_due(self, now: float) -> list[str]:
-        """The keys due at ``now``, in arrival order; they are forgotten."""
-        due = [key for key in self._first if self._due(key) <= now]
-        for key in due:
-            del self._first[key], self._last[key]
-        return due
-
-    def __len__(self) -> int:
-        return len(self._first)
 
 
 # -- reading lines ---------------------------------------------------------------------------------
@@ -217,14 +181,18 @@ class AuditListener:
         self._bind = bind
         self._requested_port = port
         self._on_write = on_write
-        self._clock = clock
         self._max_line_bytes = max_line_bytes
         self._max_connections = max_connections
-        self._debouncer = Debouncer(debounce_seconds)
-        self._wakeup = threading.Condition()  # guards the debouncer and _stopping
+        self._dispatcher = WriteDispatcher(
+            self._deliver,
+            debounce_seconds=debounce_seconds,
+            clock=clock,
+            thread_name="syncd-audit-dispatch",
+            logger_name="syncd.notify",
+        )
         self._stopping = False
         self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
+        self._connections_lock = threading.Lock()  # guards _connections and _stopping
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
         self.entries = 0  # parsed entries
@@ -249,21 +217,21 @@ class AuditListener:
         self._server = server
         self._threads = [
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="syncd-audit-accept"),
-            threading.Thread(target=self._dispatch, name="syncd-audit-dispatch"),
         ]
         for thread in self._threads:
             thread.daemon = True
             thread.start()
+        self._dispatcher.start()
         log.info("vault audit listener started", bind=self._bind, port=self.port)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection, drop what waits for delivery."""
-        with self._wakeup:
+        with self._connections_lock:
             if self._stopping:
                 return
             self._stopping = True
-            self._wakeup.notify_all()
+        self._dispatcher.stop()
         if self._server is not None:
             self._server.shutdown()
         with self._connections_lock:
@@ -275,6 +243,7 @@ class AuditListener:
             self._server.server_close()
         for thread in self._threads:
             thread.join(timeout)
+        self._dispatcher.join(timeout)
         log.info("vault audit listener stopped", port=self.port)
 
     def __enter__(self) -> AuditListener:
@@ -329,33 +298,10 @@ class AuditListener:
         self.writes += 1
         operation = entry["request"]["operation"]
         log.debug("vault write noticed", path=path, operation=operation)
-        with self._wakeup:
-            self._debouncer.add(path, self._clock())
-            self._wakeup.notify_all()
-
-    # -- delivery --------------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        with self._wakeup:
-            while not self._stopping:
-                now = self._clock()
-                due = self._debouncer.take_due(now)
-                if not due:
-                    at = self._debouncer.due_at()
-                    self._wakeup.wait(None if at is None else max(0.001, at - now))
-                    continue
-                self._wakeup.release()
-                try:
-                    for path in due:
-                        self._deliver(path)
-                finally:
-                    self._wakeup.acquire()
+        self._dispatcher.add(path)
 
     def _deliver(self, path: str) -> None:
-        try:
-            self._on_write(path)
-        except Exception as exc:
-            log.warning("vault write notification handler failed", path=path, error_code=type(exc).__name__)
+        self._on_write(path)  # looked up at each delivery: a test may swap the handler
 
 
 __all__ = ["AuditListener", "Debouncer", "LineReader", "parse_entry", "paths_to_mappings", "written_path"]

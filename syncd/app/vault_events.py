@@ -8,7 +8,7 @@ is the request path that changed a secret (``secret/data/app``, ``secret/undelet
 background thread each, reconnecting with exponential backoff and jitter (a fresh token from
 ``token_provider`` at each connect, so a renewed or re-logged-in token is used), and calls
 ``on_write(path)`` with the same path form ``AuditListener`` gives (prefixed with the event's
-namespace), so ``paths_to_mappings`` applies unchanged. Repeated paths coalesce (``Debouncer``).
+namespace), so ``paths_to_mappings`` applies unchanged. Repeated paths coalesce (``WriteDispatcher``).
 
 What the token needs: ``read`` on ``sys/events/subscribe/*`` and ``subscribe`` (with
 ``subscribe_event_types``) on the KV data paths. Vault sends a non-root token only events that
@@ -43,7 +43,7 @@ import structlog
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from syncd.app.notify import Debouncer
+from syncd.app.write_dispatch import WriteDispatcher
 from syncd.model import SecretValue
 
 log = structlog.get_logger("syncd.vault_events")
@@ -136,7 +136,6 @@ class VaultEventsSubscriber:
     ) -> None:
         self._address = address
         self._token_provider = token_provider
-        self._on_write = on_write
         self._event_types = tuple(dict.fromkeys(event_types))
         self._namespace = (namespace or "").strip("/") or None
         self._filter = event_filter
@@ -147,8 +146,14 @@ class VaultEventsSubscriber:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
-        self._debouncer = Debouncer(debounce_seconds)
-        self._wakeup = threading.Condition()  # guards the debouncer, _stopping, _connections
+        self._dispatcher = WriteDispatcher(
+            on_write,
+            debounce_seconds=debounce_seconds,
+            clock=clock,
+            thread_name="syncd-vault-events-dispatch",
+            logger_name="syncd.vault_events",
+        )
+        self._wakeup = threading.Condition()  # guards _stopping, _connections; wakes backoff pauses
         self._stopping = False
         self._connections: dict[str, ClientConnection] = {}
         self._threads: list[threading.Thread] = []
@@ -168,11 +173,11 @@ class VaultEventsSubscriber:
 
     @property
     def running(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads[1:])
+        return any(thread.is_alive() for thread in self._threads)
 
     def start(self) -> VaultEventsSubscriber:
-        self._threads = [threading.Thread(target=self._dispatch, name="syncd-vault-events-dispatch", daemon=True)]
-        self._threads += [
+        self._dispatcher.start()
+        self._threads = [
             threading.Thread(target=self._run, args=(event_type,), name=f"syncd-vault-events-{n}", daemon=True)
             for n, event_type in enumerate(self._event_types)
         ]
@@ -189,9 +194,11 @@ class VaultEventsSubscriber:
             self._stopping = True
             connections = list(self._connections.values())
             self._wakeup.notify_all()
+        self._dispatcher.stop()
         for conn in connections:
             with contextlib.suppress(Exception):
                 conn.close()
+        self._dispatcher.join(timeout)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
@@ -321,33 +328,7 @@ class VaultEventsSubscriber:
             return
         self.writes += 1
         log.debug("vault write noticed", path=path, source="event")
-        with self._wakeup:
-            self._debouncer.add(path, self._clock())
-            self._wakeup.notify_all()
-
-    # -- delivery ----------------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        with self._wakeup:
-            while not self._stopping:
-                now = self._clock()
-                due = self._debouncer.take_due(now)
-                if not due:
-                    at = self._debouncer.due_at()
-                    self._wakeup.wait(None if at is None else max(0.001, at - now))
-                    continue
-                self._wakeup.release()
-                try:
-                    for path in due:
-                        self._deliver(path)
-                finally:
-                    self._wakeup.acquire()
-
-    def _deliver(self, path: str) -> None:
-        try:
-            self._on_write(path)
-        except Exception as exc:
-            log.warning("vault write notification handler failed", path=path, error_code=type(exc).__name__)
+        self._dispatcher.add(path)
 
 
 def token_of(value: Any) -> str:
