@@ -8,6 +8,10 @@ Label values are bounded by the configuration: mapping and script names from the
 and codes from small fixed sets; anything else collapses to ``"other"``. Vault paths and values are
 never labels. :meth:`Metrics.configure_mappings` drops the series of mappings that left the config.
 Unknown gauges start as NaN so that an alert comparing them never fires before the first reading.
+
+The Vault notification sources (``audit``: the socket audit device; ``events``: Enterprise event
+WebSockets) export their connection gauge only once :meth:`Metrics.configure_notification_sources`
+names them, so the disconnection alert fires only where notifications are configured.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ _REQUEST_OUTCOMES: Final = frozenset({"ok", "error", "retry"})
 _PUSH_OUTCOMES: Final = frozenset({"ok", "error"})
 _OPERATION: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _CODE: Final = re.compile(r"\d{1,6}|timeout|connection")
+NOTIFICATION_SOURCES: Final = frozenset({"audit", "events"})
 
 
 def _error_classes() -> frozenset[str]:
@@ -170,11 +175,26 @@ class Metrics:
             registry=r,
         )
         self.rate_budget.set(math.nan)
+        self.vault_notifications = Counter(
+            "syncd_vault_notifications",
+            "Vault writes a notification source delivered to syncd, after coalescing repeats of a path"
+            " (mapped or not: each delivery is one write noticed, not one cycle)",
+            ["source"],
+            registry=r,
+        )
+        self.vault_notification_connections = Gauge(
+            "syncd_vault_notification_connections",
+            "Open connections of a configured Vault notification source (audit: connections from Vault's"
+            " socket audit device; events: event WebSockets to Vault); 0 means polling only",
+            ["source"],
+            registry=r,
+        )
 
         self._lock = threading.Lock()
         self._configured: frozenset[str] | None = None  # None: not configured yet, every mapping accepted
         self._script_of: dict[str, str] = {}
         self._series: dict[str, set[tuple[Counter | Gauge, tuple[str, ...]]]] = {}
+        self._notification_sources: frozenset[str] = frozenset()
 
     # --- RequestObserver ------------------------------------------------------------------------
 
@@ -204,6 +224,30 @@ class Metrics:
 
     def set_rate_budget(self, remaining: float) -> None:
         self.rate_budget.set(remaining)
+
+    # --- Vault notification sources -------------------------------------------------------------
+
+    def configure_notification_sources(self, sources: Iterable[str]) -> None:
+        """Export the connection gauge (at 0) for these sources only; drop the others' series."""
+        wanted = {source for source in sources if source in NOTIFICATION_SOURCES}
+        with self._lock:
+            for source in NOTIFICATION_SOURCES - wanted:
+                with contextlib.suppress(KeyError):
+                    self.vault_notification_connections.remove(source)
+            for source in sorted(wanted - self._notification_sources):
+                self.vault_notification_connections.labels(source=source).set(0)
+                self.vault_notifications.labels(source=source)  # exported at 0 from the start
+            self._notification_sources = frozenset(wanted)
+
+    def set_notification_connections(self, source: str, count: int) -> None:
+        """How many connections ``source`` has open now; ignored for a source not configured."""
+        with self._lock:
+            if source in self._notification_sources:
+                self.vault_notification_connections.labels(source=source).set(max(0, count))
+
+    def count_notification(self, source: str) -> None:
+        """One write ``source`` delivered (after debouncing)."""
+        self.vault_notifications.labels(source=_bounded(source, NOTIFICATION_SOURCES)).inc()
 
     # --- label bounds -----------------------------------------------------------------------------
 

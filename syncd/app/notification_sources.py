@@ -5,11 +5,18 @@
 
 Each calls ``on_write(path)``; the service maps the path to mappings and queues a reconciliation.
 Polling stays the safety net, so a source that cannot start is logged and skipped.
+
+Given a ``NotificationMetrics`` (``syncd.app.metrics.Metrics`` is one), each configured source is
+exported as configured (``source`` = ``"audit"`` | ``"events"``, even when it could not start, so
+the disconnection alert sees it), its open connections are reported as they open and close, and
+every write it delivers to ``on_write`` (after coalescing) is counted. The sources themselves only
+get callables; they know nothing of metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -22,6 +29,42 @@ from syncd.model import SecretValue
 log = structlog.get_logger("syncd.service")
 
 
+AUDIT = "audit"
+EVENTS = "events"
+
+
+@runtime_checkable
+class NotificationMetrics(Protocol):
+    def configure_notification_sources(self, sources: Iterable[str]) -> None: ...
+
+    def set_notification_connections(self, source: str, count: int) -> None: ...
+
+    def count_notification(self, source: str) -> None: ...
+
+
+def _counted(
+    source: str, on_write: Callable[[str], None], metrics: NotificationMetrics | None
+) -> Callable[[str], None]:
+    if metrics is None:
+        return on_write
+
+    def deliver(path: str) -> None:
+        metrics.count_notification(source)
+        on_write(path)
+
+    return deliver
+
+
+def _connections_of(source: str, metrics: NotificationMetrics | None) -> Callable[[int], None] | None:
+    if metrics is None:
+        return None
+
+    def report(count: int) -> None:
+        metrics.set_notification_connections(source, count)
+
+    return report
+
+
 class NotificationSources:
     def __init__(self) -> None:
         self.audit_listener: AuditListener | None = None
@@ -32,16 +75,21 @@ class NotificationSources:
         settings: Settings,
         on_write: Callable[[str], None],
         vault_token: Callable[[], SecretValue] | None,
+        metrics: NotificationMetrics | None = None,
     ) -> NotificationSources:
         notifications = settings.notifications
+        if metrics is not None:
+            configured = [AUDIT] if notifications.audit_listen is not None else []
+            metrics.configure_notification_sources(configured + ([EVENTS] if notifications.vault_events else []))
         if notifications.audit_listen is not None:
             host, _, port = notifications.audit_listen.rpartition(":")
             try:
                 self.audit_listener = AuditListener(
                     host or "0.0.0.0",  # noqa: S104 - Vault connects to the pod's address
                     int(port),
-                    on_write,
+                    _counted(AUDIT, on_write, metrics),
                     debounce_seconds=notifications.debounce_seconds,
+                    on_connections=_connections_of(AUDIT, metrics),
                 ).start()
             except OSError as exc:
                 log.error("vault audit listener could not start", listen=notifications.audit_listen, error=str(exc))
@@ -52,12 +100,13 @@ class NotificationSources:
                 self.vault_events = VaultEventsSubscriber(
                     settings.vault.address,
                     vault_token,
-                    on_write,
+                    _counted(EVENTS, on_write, metrics),
                     event_types=notifications.vault_event_types,
                     namespace=settings.vault.namespace,
                     verify=vault_verify(settings),
                     client_cert=vault_client_cert(settings),
                     debounce_seconds=notifications.debounce_seconds,
+                    on_connections=_connections_of(EVENTS, metrics),
                 ).start()
         return self
 

@@ -177,8 +177,12 @@ class AuditListener:
         clock: Callable[[], float] = time.monotonic,
         max_line_bytes: int = MAX_LINE_BYTES,
         max_connections: int = MAX_CONNECTIONS,
+        on_connections: Callable[[int], None] | None = None,
     ) -> None:
         self._bind = bind
+        # Told the number of open connections after each open and close, under the connections
+        # lock (so reports arrive in order): it must be quick and must not call back into here.
+        self._on_connections = on_connections
         self._requested_port = port
         self._on_write = on_write
         self._max_line_bytes = max_line_bytes
@@ -192,7 +196,7 @@ class AuditListener:
         )
         self._stopping = False
         self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()  # guards _connections and _stopping
+        self._connections_lock = threading.Condition()  # guards _connections and _stopping
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
         self.entries = 0  # parsed entries
@@ -244,6 +248,10 @@ class AuditListener:
         for thread in self._threads:
             thread.join(timeout)
         self._dispatcher.join(timeout)
+        # Connection threads are daemons nobody joins: wait for them to finish (and report 0
+        # connections) so nothing of this listener runs or logs after stop() returns.
+        with self._connections_lock:
+            self._connections_lock.wait_for(lambda: not self._connections, timeout)
         log.info("vault audit listener stopped", port=self.port)
 
     def __enter__(self) -> AuditListener:
@@ -260,6 +268,7 @@ class AuditListener:
                 log.warning("vault audit connection refused", peer=str(peer), open=len(self._connections))
                 return
             self._connections.add(conn)
+            self._report_connections()
         with contextlib.suppress(OSError):
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)  # a dead node's half-open socket
         log.info("vault audit connection opened", peer=str(peer))
@@ -276,11 +285,22 @@ class AuditListener:
         except OSError as exc:
             log.info("vault audit connection broken", peer=str(peer), error=type(exc).__name__)
         finally:
-            with self._connections_lock:
-                self._connections.discard(conn)
             if reader.oversized:
                 log.warning("vault audit lines over the size limit dropped", count=reader.oversized)
             log.info("vault audit connection closed", peer=str(peer))
+            with self._connections_lock:  # last: stop() waits for this
+                self._connections.discard(conn)
+                self._report_connections()
+                self._connections_lock.notify_all()
+
+    def _report_connections(self) -> None:
+        """Call with ``_connections_lock`` held. A failing observer must not break a connection."""
+        if self._on_connections is None:
+            return
+        try:
+            self._on_connections(len(self._connections))
+        except Exception as exc:
+            log.debug("vault audit connection observer failed", error_code=type(exc).__name__)
 
     def _line(self, line: bytes) -> None:
         """One complete line from a connection (tests may override to watch the raw bytes)."""

@@ -38,7 +38,7 @@ from typing import Any
 
 import structlog
 
-from syncd.app.notification_sources import NotificationSources
+from syncd.app.notification_sources import NotificationMetrics, NotificationSources
 from syncd.app.notify import AuditListener, paths_to_mappings
 from syncd.app.service_parts import SchedulerLike, ServerLike, ServiceParts
 from syncd.app.vault_events import VaultEventsSubscriber
@@ -150,7 +150,12 @@ class Service:
         )
         self._scheduler.start()
         tokens = self._parts.token_manager
-        self._notifications.start(self._settings, self._on_vault_write, tokens.current_token if tokens else None)
+        self._notifications.start(
+            self._settings,
+            self._on_vault_write,
+            tokens.current_token if tokens else None,
+            metrics if isinstance(metrics, NotificationMetrics) else None,  # test fakes may not be
+        )
         log.info(
             "service started",
             mappings=len(self._settings.mappings),

@@ -133,6 +133,7 @@ class VaultEventsSubscriber:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
         rng: Callable[[], float] = random.random,
+        on_connections: Callable[[int], None] | None = None,
     ) -> None:
         self._address = address
         self._token_provider = token_provider
@@ -146,6 +147,9 @@ class VaultEventsSubscriber:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
+        # Told the number of open WebSockets after each connect and disconnect, under ``_wakeup``
+        # (so reports arrive in order): it must be quick and must not call back into here.
+        self._on_connections = on_connections
         self._dispatcher = WriteDispatcher(
             on_write,
             debounce_seconds=debounce_seconds,
@@ -263,6 +267,7 @@ class VaultEventsSubscriber:
             if self._stopping:
                 return "closed"
             self._connections[event_type] = conn
+            self._report_connections()
         self.connects += 1
         log.info("vault event subscription open", event_type=event_type)
         reason = "closed"
@@ -277,10 +282,20 @@ class VaultEventsSubscriber:
         finally:
             with self._wakeup:
                 self._connections.pop(event_type, None)
+                self._report_connections()
         if not self._stopped():
             code = None if conn.close_code is None else int(conn.close_code)
             log.info("vault event subscription closed", event_type=event_type, code=code)
         return reason
+
+    def _report_connections(self) -> None:
+        """Call with ``_wakeup`` held. A failing observer must not break a subscription."""
+        if self._on_connections is None:
+            return
+        try:
+            self._on_connections(len(self._connections))
+        except Exception as exc:
+            log.debug("vault event connection observer failed", error_code=type(exc).__name__)
 
     def _connect(self, event_type: str) -> ClientConnection:
         """The handshake happens here (or, with websockets 17, on entering the returned object)."""
