@@ -21,6 +21,7 @@ import io
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -229,6 +230,13 @@ class _ListeningServer(ThreadingHTTPServer):
     # socketserver's default listen backlog is 5: more simultaneous connects than that are reset
     # by the kernel, which loses writes when many client threads start at once.
     request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request (a test's dropped connection, a killed benchmark) is
+        # normal here; anything else is an emulator bug and keeps socketserver's traceback.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
 
 class EmulatorServer:

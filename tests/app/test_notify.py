@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,6 +84,14 @@ def listener(recorder: Recorder) -> Iterator[RawListener]:
     server.start()
     yield server
     server.stop()
+
+
+def _all_closed(listener: AuditListener) -> bool:
+    """The listener noticed every client hang up (so nothing logs after the test), within the deadline."""
+    deadline = time.monotonic() + DEADLINE
+    while listener.connections and time.monotonic() < deadline:
+        threading.Event().wait(0.005)
+    return listener.connections == 0
 
 
 def _connect(listener: AuditListener) -> socket.socket:
@@ -198,6 +207,7 @@ def test_an_entry_split_across_sends_is_read_whole(listener: RawListener, record
         client.sendall(line[40:])
 
         assert recorder.wait_for("secret/data/app/db")
+    assert _all_closed(listener)
     assert recorder.paths == ["secret/data/app/db"]
 
 
@@ -209,6 +219,7 @@ def test_garbage_and_oversized_lines_are_skipped_and_the_connection_lives_on(rec
             client.sendall(_line("secret/data/after-garbage"))
 
             assert recorder.wait_for("secret/data/after-garbage")
+        assert _all_closed(listener)
         assert listener.skipped == 3
         assert recorder.paths == ["secret/data/after-garbage"]
 
@@ -222,6 +233,7 @@ def test_several_vault_nodes_can_stream_at_once(listener: RawListener, recorder:
 
         for path in ("secret/data/from-a", "secret/data/from-b", "kv/from-c"):
             assert recorder.wait_for(path)
+    assert _all_closed(listener)
     assert sorted(recorder.paths) == ["kv/from-c", "secret/data/from-a", "secret/data/from-b"]
 
 
@@ -246,7 +258,7 @@ def test_reads_requests_and_failed_writes_notify_nothing(listener: RawListener, 
             + _line("secret/data/sentinel")
         )
         assert recorder.wait_for("secret/data/sentinel")
-
+    assert _all_closed(listener)
     assert recorder.paths == ["secret/data/sentinel"]
 
 
@@ -266,6 +278,7 @@ def test_a_failing_handler_does_not_stop_later_notifications(listener: RawListen
         client.sendall(_line("secret/data/second"))
 
         assert arrived.wait(DEADLINE)
+    assert _all_closed(listener)
     assert seen == ["secret/data/first", "secret/data/second"]
 
 

@@ -7,6 +7,8 @@ import json
 import os
 import socket
 import struct
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -249,6 +251,10 @@ def test_admin_drop_cuts_every_event_connection(vault: VaultEmulator, root: hvac
             assert json.loads(answer.read())["dropped"] == 1
         with pytest.raises(EOFError):
             ws.frame()
+    # The subscription's thread notices the cut on its own schedule: wait for it, with a deadline.
+    deadline = time.monotonic() + TIMEOUT
+    while vault.events.subscribers and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
     assert vault.events.subscribers == 0
 
 
