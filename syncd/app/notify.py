@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from syncd.app.write_dispatch import Debouncer, WriteDispatcher
+from syncd.app.write_dispatch import Debouncer, WriteDispatcher, report_connections
 from syncd.config import Settings, VaultSource
 
 log = structlog.get_logger("syncd.notify")
@@ -294,13 +294,8 @@ class AuditListener:
                 self._connections_lock.notify_all()
 
     def _report_connections(self) -> None:
-        """Call with ``_connections_lock`` held. A failing observer must not break a connection."""
-        if self._on_connections is None:
-            return
-        try:
-            self._on_connections(len(self._connections))
-        except Exception as exc:
-            log.debug("vault audit connection observer failed", error_code=type(exc).__name__)
+        """Call with ``_connections_lock`` held, so the counts arrive in order."""
+        report_connections(self._on_connections, len(self._connections), "vault audit")
 
     def _line(self, line: bytes) -> None:
         """One complete line from a connection (tests may override to watch the raw bytes)."""

@@ -43,7 +43,7 @@ import structlog
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from syncd.app.write_dispatch import WriteDispatcher
+from syncd.app.write_dispatch import WriteDispatcher, report_connections
 from syncd.model import SecretValue
 
 log = structlog.get_logger("syncd.vault_events")
@@ -289,13 +289,8 @@ class VaultEventsSubscriber:
         return reason
 
     def _report_connections(self) -> None:
-        """Call with ``_wakeup`` held. A failing observer must not break a subscription."""
-        if self._on_connections is None:
-            return
-        try:
-            self._on_connections(len(self._connections))
-        except Exception as exc:
-            log.debug("vault event connection observer failed", error_code=type(exc).__name__)
+        """Call with ``_wakeup`` held, so the counts arrive in order."""
+        report_connections(self._on_connections, len(self._connections), "vault event")
 
     def _connect(self, event_type: str) -> ClientConnection:
         """The handshake happens here (or, with websockets 17, on entering the returned object)."""

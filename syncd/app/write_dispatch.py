@@ -122,3 +122,16 @@ class WriteDispatcher:
 
 
 __all__ = ["Debouncer", "WriteDispatcher"]
+
+
+def report_connections(observer: Callable[[int], None] | None, count: int, what: str) -> None:
+    """Tell a connection-count observer (the metrics gauge); a failing observer must not break a
+    connection, so its error is logged at debug and dropped."""
+    if observer is None:
+        return
+    try:
+        observer(count)
+    except Exception as exc:
+        structlog.get_logger("syncd.write_dispatch").debug(
+            f"{what} connection observer failed", error_code=type(exc).__name__
+        )
