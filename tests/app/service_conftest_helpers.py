@@ -7,7 +7,8 @@ file holds no secret. The canaries must reach Cloudflare and appear nowhere else
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,22 @@ def write_config(tmp_path: Path, stack: Stack, **kwargs: Any) -> Path:
     path = tmp_path / "syncd.toml"
     path.write_text(config_text(stack, tmp_path / "state" / "syncd.sqlite3", **kwargs))
     return path
+
+
+_TICK = threading.Event()  # never set: wait() is the poll interval
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        _TICK.wait(interval)
+    return condition()
+
+
+def holds_api_key(stack: Stack, value: str) -> bool:
+    """The Worker ``SCRIPT`` holds ``value`` as its ``API_KEY``."""
+    body = stack.cf.secrets_of(SCRIPT).get("API_KEY")
+    return body is not None and body.get("text") == value

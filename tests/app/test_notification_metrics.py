@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,18 @@ from syncd.config import Settings, load_config
 from syncd.devstack.vault import VaultEmulator
 from syncd.engine.report import CycleReport
 from syncd.model import SecretValue
+from tests.app.service_conftest_helpers import wait_until
 
 WAIT = 10.0
+
+
+def _wait(condition: Callable[[], bool]) -> bool:
+    return wait_until(condition, WAIT)
+
+
 GAUGE = "syncd_vault_notification_connections"
 COUNTER = "syncd_vault_notifications_total"
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "alerts" / "syncd-rules.yaml"
-_tick = threading.Event()  # never set: wait() is the poll interval
 
 CONFIG = """
 [vault]
@@ -51,15 +56,6 @@ secret_text = {{ keys = {{ api_key = "API_KEY" }} }}
 """
 AUDIT = 'audit_listen = "127.0.0.1:0"'
 EVENTS = 'vault_events = true\nvault_event_types = ["kv-v2/*"]'
-
-
-def _wait(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        _tick.wait(0.01)
-    return condition()
 
 
 def _settings(tmp_path: Path, vault_url: str, *notifications: str) -> Settings:

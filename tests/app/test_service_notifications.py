@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -17,28 +16,19 @@ from tests.app.service_conftest_helpers import (
     CANARY_API_KEY,
     CANARY_ROTATED,
     CANARY_WEBHOOK,
-    SCRIPT,
-    Stack,
     config_text,
+    holds_api_key,
     running_stack,
+    wait_until,
 )
 
 WAIT = 15.0
-_tick = threading.Event()  # never set: wait() is the poll interval
 
 
-def _wait(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        _tick.wait(0.02)
-    return condition()
+def _wait(condition: Callable[[], bool]) -> bool:
+    return wait_until(condition, WAIT)
 
 
-def _holds(stack: Stack, value: str) -> bool:
-    body = stack.cf.secrets_of(SCRIPT).get("API_KEY")
-    return body is not None and body.get("text") == value
 
 
 def test_vault_write_is_pushed_at_once_and_counted_as_notification(
@@ -54,7 +44,7 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
         service = build_service(load_config(path), path)  # real wiring, real APScheduler, 60 s interval
         service.start()
         try:
-            assert _wait(lambda: _holds(stack, CANARY_API_KEY)), "the startup cycle did not push"
+            assert _wait(lambda: holds_api_key(stack, CANARY_API_KEY)), "the startup cycle did not push"
             listener = service.audit_listener
             assert listener is not None
             root = hvac.Client(url=stack.vault.url, token=stack.vault.root_token)
@@ -65,7 +55,7 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
             )
             written_at = time.monotonic()
             stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
-            assert _wait(lambda: _holds(stack, CANARY_ROTATED)), "the notification did not trigger a push"
+            assert _wait(lambda: holds_api_key(stack, CANARY_ROTATED)), "the notification did not trigger a push"
             assert time.monotonic() - written_at < 30  # far below the 60 s poll interval
             server = service.server
             assert server is not None

@@ -24,24 +24,21 @@ from tests.app.service_conftest_helpers import (
     CANARY_API_KEY,
     CANARY_ROTATED,
     CANARY_WEBHOOK,
-    SCRIPT,
-    Stack,
     config_text,
+    holds_api_key,
     running_stack,
+    wait_until,
 )
 
 WAIT = 10.0
+
+
+def _wait(condition: Callable[[], bool]) -> bool:
+    return wait_until(condition, WAIT)
+
+
 CANARY = "canary-subscriber-value-9d2e"
-_tick = threading.Event()  # never set: wait() is the poll interval
-
-
-def _wait(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        _tick.wait(0.01)
-    return condition()
+_tick = threading.Event()  # never set: wait() parks a thread
 
 
 class Paths:
@@ -268,13 +265,13 @@ def test_service_with_vault_events_pushes_a_write_at_once_as_a_notification(
         service = build_service(load_config(path), path)  # real wiring, real APScheduler, 60 s interval
         service.start()
         try:
-            assert _wait(lambda: _holds(stack, CANARY_API_KEY)), "the startup cycle did not push"
+            assert _wait(lambda: holds_api_key(stack, CANARY_API_KEY)), "the startup cycle did not push"
             subscriber = service.vault_events
             assert subscriber is not None
             assert _wait(lambda: subscriber.connected == 2), "the event WebSockets did not open"
             written_at = time.monotonic()
             stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)  # no audit device: only the event can tell
-            assert _wait(lambda: _holds(stack, CANARY_ROTATED)), "the event did not trigger a push"
+            assert _wait(lambda: holds_api_key(stack, CANARY_ROTATED)), "the event did not trigger a push"
             assert time.monotonic() - written_at < 30  # far below the 60 s poll interval
             server = service.server
             assert server is not None
@@ -284,11 +281,6 @@ def test_service_with_vault_events_pushes_a_write_at_once_as_a_notification(
         finally:
             service.shutdown()
         assert not subscriber.running and subscriber.connected == 0
-
-
-def _holds(stack: Stack, value: str) -> bool:
-    body = stack.cf.secrets_of(SCRIPT).get("API_KEY")
-    return body is not None and body.get("text") == value
 
 
 def test_notification_settings_default_off_and_reject_odd_event_types() -> None:
