@@ -4,10 +4,7 @@ writes the state, before any call to Vault or Cloudflare; ``status`` and ``plan`
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,32 +20,7 @@ from tests.app.service_conftest_helpers import (
     running_stack,
     write_config,
 )
-
-_HOLDER = """
-import sys
-from syncd.engine.state import StateStore
-store = StateStore.open(sys.argv[1])
-print("locked", flush=True)
-sys.stdin.read()  # hold the lock until the test closes our stdin
-store.close()
-"""
-
-
-@contextmanager
-def holder_process(path: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process that is the writer of ``path`` (as ``syncd run`` would be) until closed."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "locked"  # EOF ("") if the child failed
-        yield process
-    finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        if process.wait(timeout=10) != 0:
-            raise AssertionError("the lock holder did not exit cleanly")
+from tests.lock_holder import holder_process
 
 
 @pytest.fixture
@@ -83,7 +55,7 @@ def test_once_is_refused_with_exit_2_while_another_process_writes_the_state(
     assert run(capsys, "once", "--config", str(config))[0] == 0
     stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
     stack.clear_logs()
-    with holder_process(state_path) as holder:
+    with holder_process(state_path, expect_clean_exit=True) as holder:
         code, out, err = run(capsys, "once", "--config", str(config))
     assert code == 2
     assert out == ""
@@ -101,7 +73,7 @@ def test_once_succeeds_once_the_other_writer_has_gone(
     stack: Stack, config: Path, state_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
-    with holder_process(state_path):
+    with holder_process(state_path, expect_clean_exit=True):
         assert run(capsys, "once", "--config", str(config))[0] == 2
     code, out, err = run(capsys, "once", "--config", str(config))
     assert code == 0, err
@@ -115,7 +87,7 @@ def test_status_and_plan_work_while_another_process_writes_the_state(
     assert run(capsys, "once", "--config", str(config))[0] == 0
     stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
     stack.clear_logs()
-    with holder_process(state_path):
+    with holder_process(state_path, expect_clean_exit=True):
         status_code, status_out, status_err = run(capsys, "status", "--config", str(config), "--json")
         plan_code, plan_out, plan_err = run(capsys, "plan", "--config", str(config), "--json")
     assert status_code == 0, status_err

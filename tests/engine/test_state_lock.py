@@ -6,10 +6,6 @@ import fcntl
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,34 +13,9 @@ import pytest
 from syncd.engine.state import SCHEMA_VERSION, BindingRecord, StateStore
 from syncd.errors import StateError, StateLocked
 from tests.engine.conftest import REF, TARGET
+from tests.lock_holder import holder_process
 
 RECORD = BindingRecord(TARGET, "API_KEY", "edge", REF, 7, "f" * 64, "s" * 32, owned=True, pushed_at=1000.5)
-
-_HOLDER = """
-import sys
-from syncd.engine.state import StateStore
-store = StateStore.open(sys.argv[1])
-print("locked", flush=True)
-sys.stdin.read()  # hold the lock until the test closes our stdin (or kills us)
-store.close()
-"""
-
-
-@contextmanager
-def holder_process(path: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process that opens ``path`` as its writer and keeps it open."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "locked"  # EOF ("") if the child failed
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
