@@ -2,6 +2,7 @@
 
     SyncdError                       exit_code 1 unless stated
     ├── ConfigError                  exit_code 2; .problems: file, mapping, key, message
+    ├── UsageError                   exit_code 2: the command line names what the config lacks
     ├── InternalError                an unexpected exception, reduced to its type (its text could hold a value)
     ├── CycleTimeout                 the cycle's deadline passed before this work started
     ├── StateError                   the state store cannot be opened or is of an unknown schema
@@ -54,6 +55,12 @@ class ConfigProblem:
     def __str__(self) -> str:
         where = f"mapping {self.mapping!r}, " if self.mapping else ""
         return f"{self.file}: {where}key {self.key!r}: {self.message}"
+
+
+class UsageError(SyncdError):
+    """The command line asks for something the configuration does not have (``--mapping typo``)."""
+
+    exit_code = 2
 
 
 class ConfigError(SyncdError):

@@ -106,5 +106,5 @@ def test_plan_without_a_state_file_does_not_create_it(
 ) -> None:
     code, out, err = run(capsys, "plan", "--config", str(config))
     assert code == 0, err
-    assert out.strip().splitlines()[-1] == "plan: 3 change(s) in 2 mapping(s)"
+    assert out.strip().splitlines()[-1] == "plan: 3 change(s) in 2 mapping(s); 0 in sync"
     assert not state_path.parent.exists()

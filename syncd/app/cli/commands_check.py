@@ -98,11 +98,11 @@ def check_credentials(settings: Settings) -> Iterator[CheckResult]:
             yield CheckResult(name, True, f"readable ({ref.describe()})")
 
 
-def _vault_health(clients: Clients) -> str:
+def _vault_health(settings: Settings, clients: Clients) -> str:
     try:
         response = clients.vault.sys.read_health_status(method="GET")
     except requests.RequestException as exc:
-        raise SyncdError(f"cannot reach Vault ({type(exc).__name__})") from None
+        raise SyncdError(f"cannot reach Vault at {settings.vault.address} ({type(exc).__name__})") from None
     if isinstance(response, dict):
         version = response.get("version")
         return "active, unsealed" + (f", version {version}" if version else "")
@@ -160,7 +160,7 @@ def run_checks(
     yield from check_credentials(settings)
     clients = build_clients(settings, vault_session=vault_session, cloudflare_transport=cloudflare_transport)
     try:
-        yield _run("vault health", lambda: _vault_health(clients))
+        yield _run("vault health", lambda: _vault_health(settings, clients))
         auth = _run("vault auth", lambda: _vault_auth(settings, clients))
         yield auth
         for mapping in settings.mappings:
