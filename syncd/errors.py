@@ -45,6 +45,14 @@ class SyncdError(Exception):
         return type(self).__name__
 
 
+ECHO_LIMIT = 80  # the longest user-given name echoed whole in a message
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis: names from a file are echoed, not dumped."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
     file: str
@@ -53,8 +61,8 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f"mapping {self.mapping!r}, " if self.mapping else ""
-        return f"{self.file}: {where}key {self.key!r}: {self.message}"
+        where = f"mapping {shorten(self.mapping)!r}, " if self.mapping else ""
+        return f"{self.file}: {where}key {shorten(self.key, 2 * ECHO_LIMIT)!r}: {self.message}"
 
 
 class UsageError(SyncdError):

@@ -1,4 +1,9 @@
-"""``[cloudflare]``: the API, account, credentials, write mode and request budget of Cloudflare."""
+"""``[cloudflare]``: the API, account, credentials, write mode and request budget of Cloudflare.
+
+Without ``[cloudflare.auth]``, syncd uses the API token in ``$CLOUDFLARE_API_TOKEN``, the variable
+wrangler and Cloudflare's Terraform provider read (``DEFAULT_CLOUDFLARE_TOKEN_ENV``), just as a
+missing ``[vault.auth]`` means ``$VAULT_TOKEN``; ``syncd check`` says when a default is in force.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from syncd.config.strict import StrictModel
 
 DEFAULT_CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 MAX_BULK_SECRETS = 100
+DEFAULT_CLOUDFLARE_TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -46,7 +52,7 @@ CloudflareAuth = Annotated[
 class CloudflareSettings(StrictModel):
     api_base: str = Field(default=DEFAULT_CLOUDFLARE_API, pattern=r"^https?://")
     account_id: str | None = None
-    auth: CloudflareAuth
+    auth: CloudflareAuth = CloudflareApiToken(api_token=CredentialRef(env=DEFAULT_CLOUDFLARE_TOKEN_ENV))
     allow_inline_credentials: bool = False
     timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     write_mode: Literal["bulk", "single"] = "bulk"

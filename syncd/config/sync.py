@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from syncd.config.credentials import CredentialRef
-from syncd.config.strict import StrictModel
+from syncd.config.strict import ConfigPath, StrictModel
 
 MIN_FINGERPRINT_KEY_BYTES = 32  # an external sync.fingerprint_key, as UTF-8 bytes
 
@@ -18,7 +18,7 @@ class SyncSettings(StrictModel):
     jitter_seconds: float = Field(default=3.0, ge=0)
     cycle_timeout_seconds: float = Field(default=120.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
-    state_path: Path = Path("/var/lib/syncd/state.sqlite3")
+    state_path: ConfigPath = Path("/var/lib/syncd/state.sqlite3")
     initial_sync: Literal["push", "missing-only"] = "push"
     on_delete: Literal["keep", "delete"] = "keep"
     prune: bool = False
@@ -57,3 +57,9 @@ class NotificationSettings(StrictModel):
 class LoggingSettings(StrictModel):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        # "INFO" as Python, vault (log_level) and most tools accept it; stored lowercase.
+        return value.lower() if isinstance(value, str) else value

@@ -2,7 +2,12 @@
 
 ```
 syncd devstack [--bind 127.0.0.1] [--vault-port 8200] [--cloudflare-port 8787] [--script NAME ...]
+               [--write-config PATH]
 ```
+
+``--write-config PATH`` writes a ready syncd config for these emulators (and its credential files,
+mode 0600) before the JSON line, and prints to stderr how to seed a secret and enable the audit
+device (``syncd.devstack.write_config``); without ``--script`` it creates the Worker ``my-worker``.
 
 Port 0 picks a free port. Once both emulators accept connections, exactly one JSON line goes to
 stdout (``vault_addr``, ``vault_token``, ``cloudflare_api_base``, ``cloudflare_api_token``,
@@ -17,9 +22,11 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from syncd.devstack.stack import Devstack
+from syncd.devstack.write_config import DEFAULT_SCRIPT, instructions, write_devstack_config
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
@@ -38,11 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--script", action="append", default=[], metavar="NAME", help="pre-create a Worker script (repeatable)"
     )
+    parser.add_argument(
+        "--write-config", type=Path, metavar="PATH", help="write a ready syncd config for these emulators to PATH"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.write_config is not None and not args.script:
+        args.script = [DEFAULT_SCRIPT]
     stop_requested = threading.Event()
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -60,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         try:
             stack.wait_until_ready()
+            if args.write_config is not None:
+                try:
+                    written = write_devstack_config(args.write_config, stack.describe(), args.script[0])
+                except OSError as exc:
+                    print(f"syncd devstack: cannot write {args.write_config}: {exc.strerror}", file=sys.stderr)
+                    return EXIT_USAGE
+                print(instructions(written), file=sys.stderr, flush=True)
             sys.stdout.write(json.dumps(stack.describe()) + "\n")
             sys.stdout.flush()
             while not stop_requested.wait(timeout=1.0):

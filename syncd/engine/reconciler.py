@@ -39,9 +39,9 @@ from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_need
 from syncd.engine.ports import SecretSource, WorkerSecrets
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateStore
-from syncd.engine.values import desired_bindings
+from syncd.engine.values import bindings_for
 from syncd.errors import CycleTimeout, InternalError, SyncdError, VaultSecretDeleted, VaultSecretNotFound
-from syncd.model import KvVersion, SecretData, SecretVersion, Target, VaultSecretRef, VersionInfo
+from syncd.model import KvVersion, SecretVersion, Target, VaultSecretRef, VersionInfo
 
 log = structlog.get_logger("syncd.engine")
 
@@ -332,12 +332,8 @@ class Reconciler:
 
     def _desire(self, cycle: _Cycle, work: _Work, secret: SecretVersion) -> MappingDesire:
         mapping = work.mapping
-        vanished: set[str] = set()
-        missing = _missing_key_bindings(mapping, secret.data)
-        if missing and cycle.policy.on_delete == "delete":
-            mapping = _without_bindings(mapping, missing)
-            vanished |= missing
-        bindings = desired_bindings(mapping, work.target, secret)
+        bindings, dropped = bindings_for(mapping, work.target, secret, on_delete=cycle.policy.on_delete)
+        vanished = set(dropped)
         text = mapping.secret_text
         if (
             text is not None
@@ -489,24 +485,6 @@ def _needs_read(work: _Work, info: VersionInfo) -> bool:
         or status.config_fingerprint != work.config_fingerprint
         or status.last_version != info.version
     )
-
-
-def _missing_key_bindings(mapping: MappingSettings, data: SecretData) -> set[str]:
-    """Binding names whose explicitly mapped Vault key is absent from the data."""
-    missing = {b.binding for b in mapping.secret_key if b.vault_key not in data}
-    text = mapping.secret_text
-    if text is not None and text.keys:
-        missing |= {name for key, name in text.keys.items() if key not in data}
-    return missing
-
-
-def _without_bindings(mapping: MappingSettings, names: set[str]) -> MappingSettings:
-    """The mapping minus some explicitly mapped bindings (not re-validated: it may map no key at all)."""
-    update: dict[str, object] = {"secret_key": [b for b in mapping.secret_key if b.binding not in names]}
-    text = mapping.secret_text
-    if text is not None and text.keys:
-        update["secret_text"] = text.model_copy(update={"keys": {k: n for k, n in text.keys.items() if n not in names}})
-    return mapping.model_copy(update=update)
 
 
 def _created(cycle: _Cycle) -> dict[str, datetime]:
