@@ -3,7 +3,9 @@
 A threaded stdlib server (any verb, including Vault's ``LIST``), regex routing, a request log,
 fault injection and a settable clock, plus the admin routes every emulator shares:
 
-- ``GET|DELETE /__devstack/requests``: the request log (method, path, status, time) / clear it.
+- ``GET|DELETE /__devstack/requests``: the request log / clear it. Each entry: ``method``, ``path``,
+  ``status``, ``time`` (when it was logged), ``start`` (the request was read) and ``end`` (the
+  answer was ready), wall-clock seconds, so tests can check that two requests never overlapped.
 - ``POST|DELETE /__devstack/faults``: inject faults for the next N matching requests / clear them.
   Body: ``{"method": "PUT"|"*", "path": "/v1/secret/*" (fnmatch glob on the path, no query),
   "status": 503, "body": {...}|"text"?, "headers": {...}?, "retry_after": 2?, "latency": 0.5?,
@@ -161,9 +163,11 @@ class EmulatorState:
                     return fault
         return None
 
-    def log(self, method: str, path: str, status: int) -> None:
+    def log(self, method: str, path: str, status: int, start: float | None = None) -> None:
+        end = time.time()
+        entry = {"method": method, "path": path, "status": status, "time": end, "start": start or end, "end": end}
         with self.lock:
-            self.requests.append({"method": method, "path": path, "status": status, "time": time.time()})
+            self.requests.append(entry)
 
 
 def _fault_from_json(payload: Any) -> Fault:
@@ -334,6 +338,7 @@ def _make_handler(
             split = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            started = time.time()
             request = Request(
                 method=self.command.upper(),
                 path=split.path,
@@ -344,13 +349,13 @@ def _make_handler(
             try:
                 response = self._respond(request)
             except _DropConnection:
-                server.state.log(request.method, request.path, 0)
+                server.state.log(request.method, request.path, 0, started)
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if not request.path.startswith(ADMIN_PREFIX):
-                server.state.log(request.method, request.path, response.status)
+                server.state.log(request.method, request.path, response.status, started)
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
