@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError
 
 from syncd.config.cloudflare import MAX_BULK_SECRETS, CloudflareApiToken, CloudflareSettings
 from syncd.config.credentials import CredentialRef
+from syncd.config.leader import LeaderElectionSettings
 from syncd.config.mappings import MappingSettings
 from syncd.config.strict import StrictModel
 from syncd.config.sync import LoggingSettings, NotificationSettings, ServerSettings, SyncSettings
@@ -29,6 +30,7 @@ class Settings(StrictModel):
     server: ServerSettings = ServerSettings()
     notifications: NotificationSettings = NotificationSettings()
     logging: LoggingSettings = LoggingSettings()
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
     mapping: list[MappingSettings] = Field(default_factory=list)
 
     @property
