@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from syncd.config.cloudflare import DEFAULT_CLOUDFLARE_TOKEN_ENV, MAX_BULK_SECRETS, CloudflareSettings
+from syncd.config.leader import LeaderElectionSettings
 from syncd.config.mappings import MappingSettings, raw_binding_names
 from syncd.config.messages import problems_from_validation
 from syncd.config.strict import INLINE_ALLOWED, RuleProblem, StrictModel
@@ -35,6 +36,7 @@ class Settings(StrictModel):
     server: ServerSettings = ServerSettings()
     notifications: NotificationSettings = NotificationSettings()
     logging: LoggingSettings = LoggingSettings()
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
     mapping: list[MappingSettings] = Field(default_factory=list)
 
     @property
