@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError
 from syncd.config.cloudflare import MAX_BULK_SECRETS, CloudflareApiToken, CloudflareSettings
 from syncd.config.credentials import CredentialRef
 from syncd.config.mappings import MappingSettings
+from syncd.config.state import StateSettings, state_problems
 from syncd.config.strict import StrictModel
 from syncd.config.sync import LoggingSettings, NotificationSettings, ServerSettings, SyncSettings
 from syncd.config.vault import AppRoleAuth, TokenAuth, VaultSettings
@@ -29,6 +30,7 @@ class Settings(StrictModel):
     server: ServerSettings = ServerSettings()
     notifications: NotificationSettings = NotificationSettings()
     logging: LoggingSettings = LoggingSettings()
+    state: StateSettings = StateSettings()
     mapping: list[MappingSettings] = Field(default_factory=list)
 
     @property
@@ -102,6 +104,7 @@ def _semantic_problems(file: str, settings: Settings) -> list[ConfigProblem]:
                     "(or set allow_inline_credentials = true, for development only)",
                 )
             )
+    problems.extend(state_problems(file, settings.state, settings.sync.fingerprint_key))
 
     seen_names: dict[str, int] = {}
     owners: dict[tuple[Target, str], str] = {}
