@@ -89,6 +89,7 @@ class KubernetesStateStore:
         hmac_key: bytes,
         read_only: bool,
         max_secret_bytes: int,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         if not names:
             raise ValueError("the kubernetes state needs at least one Secret")
@@ -97,6 +98,7 @@ class KubernetesStateStore:
         self._hmac_key = bytes(hmac_key)
         self._read_only = read_only
         self._max_bytes = max_secret_bytes
+        self._on_close = on_close
         self._lock = threading.RLock()
         self._bindings: dict[BindingKey, BindingRecord] = {}
         self._statuses: dict[str, MappingStatus] = {}
@@ -114,12 +116,16 @@ class KubernetesStateStore:
         hmac_key: bytes,
         exclusive: bool = True,
         max_secret_bytes: int = 512 * 1024,
+        on_close: Callable[[], None] | None = None,
     ) -> KubernetesStateStore:
         """Read every Secret of ``names``. ``exclusive``: the leader, which writes; else a reader.
 
-        ``StateError`` naming the Secret when one is missing, unreadable or damaged.
+        ``StateError`` naming the Secret when one is missing, unreadable or damaged. ``on_close``
+        runs after the last write of ``close()`` (closing the HTTP client the caller made).
         """
-        store = cls(api, names, hmac_key=hmac_key, read_only=not exclusive, max_secret_bytes=max_secret_bytes)
+        store = cls(
+            api, names, hmac_key=hmac_key, read_only=not exclusive, max_secret_bytes=max_secret_bytes, on_close=on_close
+        )
         store.reload()
         return store
 
@@ -440,6 +446,8 @@ class KubernetesStateStore:
                     self._flush()
             finally:
                 self._closed = True
+                if self._on_close is not None:
+                    self._on_close()
 
     def __enter__(self) -> KubernetesStateStore:
         return self
