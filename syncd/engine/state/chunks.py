@@ -13,9 +13,9 @@ of a JSON document with the same rows as the SQLite tables (``syncd.engine.state
 Rows are read by column name, so a later format can add columns. No value, no key: versions,
 keyed fingerprints, shapes, ownership, intents and statuses only.
 
-"Material" content leaves out a status's ``last_attempt_at`` and ``last_success_at``: they move
-every cycle, so comparing them would write every Secret every cycle. They are written along with
-the next real change of their Secret (and the leader's ``/status`` shows them live).
+"Material" content (``material``) leaves out a status's ``last_attempt_at`` and ``last_success_at``:
+they move every cycle, so comparing them would write every Secret every cycle. They are written
+along with the next real change of their Secret (and the leader's ``/status`` shows them live).
 """
 
 from __future__ import annotations
@@ -72,32 +72,40 @@ class Chunk:
     statuses: tuple[MappingStatus, ...]
 
 
-def _rows(bindings: Iterable[BindingRecord], statuses: Iterable[MappingStatus]) -> tuple[list[Any], list[Any]]:
-    return (
-        sorted((list(binding_to_row(b)) for b in bindings), key=lambda row: row[:4]),
-        sorted((list(status_to_row(s)) for s in statuses), key=lambda row: row[0]),
+def binding_row(record: BindingRecord) -> str:
+    """One binding as the JSON array stored in a chunk (computed once per change, then reused)."""
+    return json.dumps(binding_to_row(record), separators=(",", ":"))
+
+
+def status_row(status: MappingStatus) -> str:
+    return json.dumps(status_to_row(status), separators=(",", ":"))
+
+
+def material(status: MappingStatus) -> tuple[Any, ...]:
+    """What must be written when it changes: every field but the two volatile times."""
+    row = status_to_row(status)
+    return tuple(value for index, value in enumerate(row) if index not in _VOLATILE)
+
+
+_HEAD = json.dumps({"format": FORMAT, "binding_columns": BINDING_COLUMNS}, separators=(",", ":"))[:-1]
+_STATUS_COLUMNS = json.dumps(STATUS_COLUMNS, separators=(",", ":"))
+
+
+def encode_rows(binding_rows: Iterable[str], status_rows: Iterable[str]) -> bytes:
+    """A chunk from rows already in JSON (``binding_row``/``status_row``), in the order given."""
+    text = (
+        f'{_HEAD},"bindings":[{",".join(binding_rows)}],'
+        f'"status_columns":{_STATUS_COLUMNS},"mapping_status":[{",".join(status_rows)}]}}'
     )
-
-
-def material_digest(bindings: Iterable[BindingRecord], statuses: Iterable[MappingStatus]) -> bytes:
-    """A digest of what must be written when it changes (every field but the two volatile times)."""
-    binding_rows, status_rows = _rows(bindings, statuses)
-    for row in status_rows:
-        for index in _VOLATILE:
-            row[index] = None
-    return hashlib.sha256(json.dumps([binding_rows, status_rows], separators=(",", ":")).encode()).digest()
+    return gzip.compress(text.encode(), compresslevel=6, mtime=0)
 
 
 def encode(bindings: Iterable[BindingRecord], statuses: Iterable[MappingStatus]) -> bytes:
-    binding_rows, status_rows = _rows(bindings, statuses)
-    document = {
-        "format": FORMAT,
-        "binding_columns": BINDING_COLUMNS,
-        "bindings": binding_rows,
-        "status_columns": STATUS_COLUMNS,
-        "mapping_status": status_rows,
-    }
-    return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
+    """A chunk of these records, sorted by key (what the store writes for the same records)."""
+    return encode_rows(
+        [binding_row(b) for b in sorted(bindings, key=lambda b: binding_to_row(b)[:4])],
+        [status_row(s) for s in sorted(statuses, key=lambda s: s.mapping)],
+    )
 
 
 def decode(blob: bytes, where: str) -> Chunk:

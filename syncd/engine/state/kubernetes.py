@@ -30,14 +30,23 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
 
 from syncd.clients.k8s_secrets import SecretsApiError
-from syncd.engine.state.chunks import DATA_KEY, Chunk, bucket_of, decode, encode, material_digest
+from syncd.engine.state.chunks import (
+    DATA_KEY,
+    Chunk,
+    binding_row,
+    bucket_of,
+    decode,
+    encode,
+    encode_rows,
+    material,
+    status_row,
+)
 from syncd.engine.state.records import BindingRecord, MappingOutcome, MappingStatus
 from syncd.errors import StateConflict, StateError
 from syncd.model import Target
@@ -69,15 +78,6 @@ def _binding_key(target: Target, name: str) -> BindingKey:
     return (target.account_id, target.dispatch_namespace or "", target.script, name)
 
 
-@dataclass
-class _Written:
-    """One Secret as last read or written: its object (without our data), version, content digest."""
-
-    body: dict[str, Any]
-    digest: bytes
-    keys: set[RecordKey] = field(default_factory=set)
-
-
 class KubernetesStateStore:
     """Use ``KubernetesStateStore.open(api, names, hmac_key=...)``; thread-safe; ``close()`` when done."""
 
@@ -100,12 +100,20 @@ class KubernetesStateStore:
         self._max_bytes = max_secret_bytes
         self._on_close = on_close
         self._lock = threading.RLock()
-        self._bindings: dict[BindingKey, BindingRecord] = {}
-        self._statuses: dict[str, MappingStatus] = {}
-        self._written: list[_Written] = []
-        self._dirty: set[int] = set()
         self._fenced: str | None = None
         self._closed = False
+        self._reset()
+
+    def _reset(self) -> None:
+        count = len(self._names)
+        self._bindings: dict[BindingKey, BindingRecord] = {}
+        self._statuses: dict[str, MappingStatus] = {}
+        # Per Secret: the JSON row of each record it holds (rebuilt only for the records that change).
+        self._binding_rows: list[dict[BindingKey, str]] = [{} for _ in range(count)]
+        self._status_rows: list[dict[str, str]] = [{} for _ in range(count)]
+        self._bodies: list[dict[str, Any]] = [{} for _ in range(count)]  # as last read/written, without our data
+        self._dirty: set[int] = set()  # Secrets whose material content changed since written
+        self._moved_from: list[set[RecordKey]] = [set() for _ in range(count)]  # may still hold a moved record
 
     @classmethod
     def open(
@@ -160,32 +168,39 @@ class KubernetesStateStore:
         """
         with self._lock:
             self._check_open()
-            bindings: dict[BindingKey, tuple[int, BindingRecord]] = {}
-            statuses: dict[str, tuple[int, MappingStatus]] = {}
-            written: list[_Written] = []
-            count = len(self._names)
-            for index, name in enumerate(self._names):
+            chunks = []
+            for name in self._names:
                 body = self._call(name, self._api.get, "read")
-                chunk = self._decode(body, name)
-                keys: set[RecordKey] = set()
-                for record in chunk.bindings:
-                    key = _binding_key(record.target, record.name)
-                    keys.add(("b", *key))
-                    if key not in bindings or bucket_of(record.mapping, count) == index:
-                        bindings[key] = (index, record)
-                for status in chunk.statuses:
-                    keys.add(("s", status.mapping))
-                    if status.mapping not in statuses or bucket_of(status.mapping, count) == index:
-                        statuses[status.mapping] = (index, status)
-                digest = material_digest(chunk.bindings, chunk.statuses)
-                written.append(_Written(_without_data(body), digest, keys))
-            self._bindings = {key: record for key, (_, record) in bindings.items()}
-            self._statuses = {name: status for name, (_, status) in statuses.items()}
-            self._written = written
+                chunks.append((self._decode(body, name), _without_data(body)))
+            self._reset()
             self._fenced = None
-            # Secrets whose content is not what this process would write (records elsewhere than
-            # their mapping's Secret, duplicates): rewritten by the next flush.
-            self._dirty = {i for i in range(count) if self._content_digest(i) != written[i].digest}
+            found: dict[RecordKey, int] = {}  # where each record was read (its home copy wins)
+            for index, (chunk, body) in enumerate(chunks):
+                self._bodies[index] = body
+                for record in chunk.bindings:
+                    self._load(("b", *_binding_key(record.target, record.name)), record, record.mapping, index, found)
+                for status in chunk.statuses:
+                    self._load(("s", status.mapping), status, status.mapping, index, found)
+
+    def _load(
+        self,
+        key: RecordKey,
+        record: BindingRecord | MappingStatus,
+        mapping: str,
+        index: int,
+        found: dict[RecordKey, int],
+    ) -> None:
+        home = self._bucket(mapping)
+        if index != home:  # another secret_count wrote it, or a move was cut short: move it home
+            self._moved_from[index].add(key)
+            self._dirty.update((index, home))
+        if key in found and found[key] == home:
+            return
+        found[key] = index
+        if isinstance(record, BindingRecord):
+            self._put_binding(_binding_key(record.target, record.name), record, mark=False)
+        else:
+            self._put_status(record, mark=False)
 
     def _decode(self, body: Mapping[str, Any], name: str) -> Chunk:
         where = f"secret {self._api.namespace}/{name}"
@@ -244,17 +259,45 @@ class KubernetesStateStore:
             for name in names:
                 self._drop_binding(_binding_key(target, name))
 
-    def _put_binding(self, key: BindingKey, record: BindingRecord) -> None:
+    def _put_binding(self, key: BindingKey, record: BindingRecord, *, mark: bool = True) -> None:
         old = self._bindings.get(key)
+        if old == record:
+            return
+        home = self._bucket(record.mapping)
         if old is not None:
-            self._dirty.add(self._bucket(old.mapping))
+            self._forget_row(key, old)
         self._bindings[key] = record
-        self._dirty.add(self._bucket(record.mapping))
+        self._binding_rows[home][key] = binding_row(record)
+        if mark:
+            self._dirty.add(home)
 
     def _drop_binding(self, key: BindingKey) -> None:
         old = self._bindings.pop(key, None)
         if old is not None:
-            self._dirty.add(self._bucket(old.mapping))
+            self._forget_row(key, old)
+
+    def _forget_row(self, key: BindingKey, old: BindingRecord) -> None:
+        where = self._bucket(old.mapping)
+        del self._binding_rows[where][key]
+        self._dirty.add(where)
+        self._moved_from[where].add(("b", *key))
+
+    def _put_status(self, status: MappingStatus, *, mark: bool = True) -> None:
+        old = self._statuses.get(status.mapping)
+        home = self._bucket(status.mapping)
+        self._statuses[status.mapping] = status
+        if old is not None and material(old) == material(status):
+            self._status_rows[home][status.mapping] = ""  # only the times moved: rebuilt when next written
+            return
+        self._status_rows[home][status.mapping] = status_row(status)
+        if mark:
+            self._dirty.add(home)
+
+    def _status_row(self, mapping: str) -> str:
+        rows = self._status_rows[self._bucket(mapping)]
+        if not rows[mapping]:
+            rows[mapping] = status_row(self._statuses[mapping])
+        return rows[mapping]
 
     # --- mapping status ---------------------------------------------------------------------------
 
@@ -289,16 +332,16 @@ class KubernetesStateStore:
         with self._lock:
             self._check_writable()
             for outcome in outcomes:
-                previous = self._statuses.get(outcome.mapping, _EMPTY_STATUS)
-                self._statuses[outcome.mapping] = outcome.applied_to(previous)
-                self._dirty.add(self._bucket(outcome.mapping))
+                self._put_status(outcome.applied_to(self._statuses.get(outcome.mapping, _EMPTY_STATUS)))
             self._flush()
 
     def remove_mapping_status(self, mapping: str) -> None:
         with self._lock:
             self._check_writable()
             if self._statuses.pop(mapping, None) is not None:
-                self._dirty.add(self._bucket(mapping))
+                home = self._bucket(mapping)
+                del self._status_rows[home][mapping]
+                self._dirty.add(home)
             self._flush()
 
     def mapping_names(self) -> set[str]:
@@ -315,47 +358,46 @@ class KubernetesStateStore:
             self._flush()
 
     def _flush(self) -> None:
-        changed: dict[int, bytes] = {}
-        for index in sorted(self._dirty):
-            digest = self._content_digest(index)
-            if digest == self._written[index].digest:
-                self._dirty.discard(index)
-            else:
-                changed[index] = digest
-        if not changed:
+        if not self._dirty:
             return
-        # Records that left a Secret for another stay in the old one until the new one is written.
-        departed = {i: self._departed(i) for i in changed}
-        first = {i: self._encoded(i, extra=departed[i]) for i in changed}
-        second = {i: self._encoded(i) for i in changed if departed[i]}
-        for index, blob in first.items():
-            self._write(index, blob, changed[index] if not departed[index] else b"", departed[index])
-        for index, blob in second.items():
-            self._write(index, blob, changed[index], [])
-        self._dirty.difference_update(changed)
+        dirty = sorted(self._dirty)
+        # A record that moved to another Secret stays in the old one until the new one is written.
+        departed = {index: self._departed(index) for index in dirty}
+        moved = {index for index, (bindings, statuses) in departed.items() if bindings or statuses}
+        first = {index: self._encoded(index, departed[index]) for index in dirty}  # every size checked first
+        for index in dirty:
+            self._write(index, first[index])
+            if index not in moved:
+                self._dirty.discard(index)
+                self._moved_from[index].clear()
+        for index in dirty:
+            if index in moved:
+                self._write(index, self._encoded(index, ([], [])))
+                self._dirty.discard(index)
+                self._moved_from[index].clear()
 
-    def _departed(self, index: int) -> list[BindingRecord | MappingStatus]:
-        """Records this Secret held when last written that now belong in another Secret."""
-        out: list[BindingRecord | MappingStatus] = []
-        for key in self._written[index].keys:
+    def _departed(self, index: int) -> tuple[list[str], list[str]]:
+        """Rows of records this Secret may hold that now belong in another Secret."""
+        bindings: list[str] = []
+        statuses: list[str] = []
+        for key in self._moved_from[index]:
             if key[0] == "b":
-                record = self._bindings.get((key[1], key[2], key[3], key[4]))
+                binding_key = (key[1], key[2], key[3], key[4])
+                record = self._bindings.get(binding_key)
                 if record is not None and self._bucket(record.mapping) != index:
-                    out.append(record)
+                    bindings.append(self._binding_rows[self._bucket(record.mapping)][binding_key])
             else:
                 status = self._statuses.get(key[1])
                 if status is not None and self._bucket(status.mapping) != index:
-                    out.append(status)
-        return out
+                    statuses.append(self._status_row(status.mapping))
+        return bindings, statuses
 
-    def _encoded(self, index: int, extra: Iterable[BindingRecord | MappingStatus] = ()) -> bytes:
-        bindings, statuses = self._content(index)
-        for record in extra:
-            if isinstance(record, BindingRecord):
-                bindings.append(record)
-            else:
-                statuses.append(record)
-        blob = encode(bindings, statuses)
+    def _encoded(self, index: int, extra: tuple[list[str], list[str]]) -> bytes:
+        rows, status_rows = self._binding_rows[index], self._status_rows[index]
+        blob = encode_rows(
+            [rows[key] for key in sorted(rows)] + sorted(extra[0]),
+            [status_rows[name] or self._status_row(name) for name in sorted(status_rows)] + sorted(extra[1]),
+        )
         if len(blob) > self._max_bytes:
             raise StateError(
                 f"state secret {self._api.namespace}/{self._names[index]} would hold {len(blob)} bytes, over "
@@ -364,22 +406,11 @@ class KubernetesStateStore:
             )
         return blob
 
-    def _write(self, index: int, blob: bytes, digest: bytes, extra: Sequence[BindingRecord | MappingStatus]) -> None:
+    def _write(self, index: int, blob: bytes) -> None:
         name = self._names[index]
-        written = self._written[index]
-        body = dict(written.body)
+        body = dict(self._bodies[index])
         body["data"] = {**(body.get("data") or {}), DATA_KEY: base64.b64encode(blob).decode("ascii")}
-        answer = self._call(name, lambda n: self._api.replace(n, body), "write")
-        bindings, statuses = self._content(index)
-        keys: set[RecordKey] = {("b", *_binding_key(r.target, r.name)) for r in bindings}
-        keys |= {("s", s.mapping) for s in statuses}
-        for record in extra:
-            keys.add(
-                ("b", *_binding_key(record.target, record.name))
-                if isinstance(record, BindingRecord)
-                else ("s", record.mapping)
-            )
-        self._written[index] = _Written(_without_data(answer), digest, keys)
+        self._bodies[index] = _without_data(self._call(name, lambda n: self._api.replace(n, body), "write"))
 
     def _call(self, name: str, call: Callable[[str], dict[str, Any]], verb: str) -> dict[str, Any]:
         where = f"{self._api.namespace}/{name}"
@@ -413,15 +444,6 @@ class KubernetesStateStore:
 
     def _bucket(self, mapping: str) -> int:
         return bucket_of(mapping, len(self._names))
-
-    def _content(self, index: int) -> tuple[list[BindingRecord], list[MappingStatus]]:
-        return (
-            [r for r in self._bindings.values() if self._bucket(r.mapping) == index],
-            [s for s in self._statuses.values() if self._bucket(s.mapping) == index],
-        )
-
-    def _content_digest(self, index: int) -> bytes:
-        return material_digest(*self._content(index))
 
     def _check_open(self) -> None:
         if self._closed:
