@@ -1,13 +1,17 @@
-"""``syncd devstack``: run the Vault and Cloudflare emulators until SIGINT or SIGTERM.
+"""``syncd devstack``: run the Vault, Cloudflare and Kubernetes API emulators until SIGINT or SIGTERM.
 
 ```
-syncd devstack [--bind 127.0.0.1] [--vault-port 8200] [--cloudflare-port 8787] [--script NAME ...]
+syncd devstack [--bind 127.0.0.1] [--vault-port 8200] [--cloudflare-port 8787] [--kubernetes-port 0]
+               [--kubernetes-namespace syncd] [--script NAME ...]
 ```
 
-Port 0 picks a free port. Once both emulators accept connections, exactly one JSON line goes to
-stdout (``vault_addr``, ``vault_token``, ``cloudflare_api_base``, ``cloudflare_api_token``,
-``cloudflare_account_id``); then the process waits for a signal and exits 0. Exit 1 when the
-emulators cannot start (a port in use), 2 for bad usage (an invalid script name).
+Port 0 picks a free port; the Kubernetes API takes one by default (callers read its address from
+the JSON line; a fixed default would collide with callers that pin only the other two ports to 0).
+Once every emulator accepts connections, exactly one JSON line goes to stdout (``vault_addr``,
+``vault_token``, ``cloudflare_api_base``, ``cloudflare_api_token``, ``cloudflare_account_id``,
+``kubernetes_api``, ``kubernetes_token``, ``kubernetes_namespace``); then the process waits for a
+signal and exits 0. Exit 1 when the emulators cannot start (a port in use), 2 for bad usage (an
+invalid script name).
 """
 
 from __future__ import annotations
@@ -28,12 +32,16 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="syncd devstack", description="Run local Vault and Cloudflare API emulators."
+        prog="syncd devstack", description="Run local Vault, Cloudflare and Kubernetes API emulators."
     )
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--vault-port", type=int, default=8200, help="Vault port, 0 for any free (default 8200)")
     parser.add_argument(
         "--cloudflare-port", type=int, default=8787, help="Cloudflare API port, 0 for any free (default 8787)"
+    )
+    parser.add_argument("--kubernetes-port", type=int, default=0, help="Kubernetes API port (default 0: any free port)")
+    parser.add_argument(
+        "--kubernetes-namespace", default="syncd", help="namespace of the Leases and Secrets (default syncd)"
     )
     parser.add_argument(
         "--script", action="append", default=[], metavar="NAME", help="pre-create a Worker script (repeatable)"
@@ -51,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            stack = Devstack(args.bind, args.vault_port, args.cloudflare_port, scripts=args.script)
+            stack = Devstack(
+                args.bind,
+                args.vault_port,
+                args.cloudflare_port,
+                scripts=args.script,
+                kubernetes_port=args.kubernetes_port,
+                kubernetes_namespace=args.kubernetes_namespace,
+            )
         except OSError as exc:
             print(f"syncd devstack: cannot start the emulators: {exc}", file=sys.stderr)
             return EXIT_START_FAILED

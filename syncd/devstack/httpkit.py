@@ -142,6 +142,10 @@ class _DropConnection(Exception):
     """Raised by fault injection to close the socket without answering."""
 
 
+# Public name for emulators whose ``before`` hook closes a connection without answering.
+DropConnection = _DropConnection
+
+
 class EmulatorState:
     """What the shared admin routes need: the request log, the faults, the clock."""
 

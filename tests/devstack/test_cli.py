@@ -18,7 +18,16 @@ import pytest
 from syncd.devstack.cli import main
 
 READY_DEADLINE_SECONDS = 15.0
-DESCRIBE_KEYS = {"vault_addr", "vault_token", "cloudflare_api_base", "cloudflare_api_token", "cloudflare_account_id"}
+DESCRIBE_KEYS = {
+    "vault_addr",
+    "vault_token",
+    "cloudflare_api_base",
+    "cloudflare_api_token",
+    "cloudflare_account_id",
+    "kubernetes_api",
+    "kubernetes_token",
+    "kubernetes_namespace",
+}
 
 
 def read_line_before(process: subprocess.Popen[str], deadline: float) -> str:
@@ -66,6 +75,9 @@ def test_devstack_prints_one_json_line_serves_both_apis_and_exits_0_on_sigterm(
         )
         names = [s.name for s in client.workers.scripts.secrets.list("web", account_id=account_id)]
         api_secrets = list(client.workers.scripts.secrets.list("api", account_id=account_id))
+    kube_headers = {"Authorization": f"Bearer {described['kubernetes_token']}"}
+    leases = f"{described['kubernetes_api']}/apis/coordination.k8s.io/v1/namespaces/{described['kubernetes_namespace']}"
+    lease_created = httpx.post(leases + "/leases", json={"metadata": {"name": "syncd"}}, headers=kube_headers)
 
     devstack.send_signal(signal.SIGTERM)
     stdout, _ = devstack.communicate(timeout=10)
@@ -74,6 +86,7 @@ def test_devstack_prints_one_json_line_serves_both_apis_and_exits_0_on_sigterm(
     assert read_back.json()["data"]["data"] == {"password": "p"}
     assert names == ["PASSWORD"]
     assert api_secrets == []
+    assert lease_created.status_code == 201
     assert devstack.returncode == 0
     assert stdout == ""  # exactly one line in all
 
