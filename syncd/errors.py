@@ -6,7 +6,9 @@
     ├── InternalError                an unexpected exception, reduced to its type (its text could hold a value)
     ├── CycleTimeout                 the cycle's deadline passed before this work started
     ├── StateError                   the state store cannot be opened or is of an unknown schema
-    │   └── StateLocked              exit_code 2: another syncd process is the state file's writer
+    │   ├── StateLocked              exit_code 2: another syncd process is the state file's writer
+    │   └── StateConflict            another writer changed the state (a 409 on a state Secret): nothing
+    │                                was overwritten and the store writes no more; the leader steps down
     ├── ValueRejected                a Vault value cannot become a Cloudflare binding (too large,
     │                                undecodable key material, missing key); fails that mapping only
     ├── VaultError                   .path (the Vault path, never a value)
@@ -100,6 +102,10 @@ class StateLocked(StateError):
     """Another process (or another open store in this one) is the state file's writer: nothing was done."""
 
     exit_code = 2  # like a usage error: the run was refused before it started, nothing failed
+
+
+class StateConflict(StateError):
+    """Someone else wrote the state since this process read it: never overwritten, no more writes."""
 
 
 class ValueRejected(SyncdError):

@@ -7,7 +7,8 @@ references (an environment variable or a file); inline values are refused unless
 
 One module per part of the file: ``vault``, ``cloudflare``, ``sync`` (sync, server, notifications,
 logging), ``mappings``; ``credentials`` for credential references, ``loading`` for ``Settings``,
-``parse_config``/``load_config`` and ``mapping_fingerprint``. Import from ``syncd.config``.
+``parse_config``/``load_config`` and ``mapping_fingerprint``; ``state`` for ``[state]`` (the state
+backend). Import from ``syncd.config``.
 """
 
 from syncd.config.cloudflare import (
@@ -30,6 +31,7 @@ from syncd.config.mappings import (
     VaultSource,
     is_binding_name,
 )
+from syncd.config.state import KubernetesStateSettings, StateSettings
 from syncd.config.sync import (
     MIN_FINGERPRINT_KEY_BYTES,
     LoggingSettings,
@@ -55,6 +57,7 @@ __all__ = [
     "KeyFormat",
     "KeyUsage",
     "KubernetesAuth",
+    "KubernetesStateSettings",
     "LoggingSettings",
     "MappingSettings",
     "NotificationSettings",
@@ -62,6 +65,7 @@ __all__ = [
     "SecretTextBindings",
     "ServerSettings",
     "Settings",
+    "StateSettings",
     "SyncSettings",
     "TargetSettings",
     "TokenAuth",

@@ -20,6 +20,7 @@ from syncd.config.cloudflare import DEFAULT_CLOUDFLARE_TOKEN_ENV, MAX_BULK_SECRE
 from syncd.config.leader import LeaderElectionSettings
 from syncd.config.mappings import MappingSettings, raw_binding_names
 from syncd.config.messages import problems_from_validation
+from syncd.config.state import KUBERNETES_NEEDS_KEY, StateSettings
 from syncd.config.strict import INLINE_ALLOWED, RuleProblem, StrictModel
 from syncd.config.sync import LoggingSettings, NotificationSettings, ServerSettings, SyncSettings
 from syncd.config.vault import DEFAULT_VAULT_TOKEN_ENV, VaultSettings
@@ -37,6 +38,7 @@ class Settings(StrictModel):
     notifications: NotificationSettings = NotificationSettings()
     logging: LoggingSettings = LoggingSettings()
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
+    state: StateSettings = StateSettings()
     mapping: list[MappingSettings] = Field(default_factory=list)
 
     @property
@@ -61,7 +63,8 @@ class Settings(StrictModel):
 
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
-        """Rules across mappings, over the raw tables (each mapping's own problems are its own)."""
+        """Rules across sections and mappings, over the raw tables (each mapping's own problems are its own)."""
+        yield from _state_rules(data)
         mappings = data.get("mapping")
         if not isinstance(mappings, list):
             return
@@ -107,6 +110,13 @@ class Settings(StrictModel):
                     )
             if len(bindings) > MAX_BULK_SECRETS * 10:
                 yield ("mapping", index), "too many bindings for one mapping"
+
+
+def _state_rules(data: dict[str, Any]) -> Iterator[RuleProblem]:
+    state, sync = data.get("state"), data.get("sync")
+    kubernetes = isinstance(state, dict) and state.get("backend") == "kubernetes"
+    if kubernetes and not (isinstance(sync, dict) and sync.get("fingerprint_key") is not None):
+        yield ("sync", "fingerprint_key"), KUBERNETES_NEEDS_KEY
 
 
 # --- loading --------------------------------------------------------------------------------------

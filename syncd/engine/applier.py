@@ -38,7 +38,7 @@ import structlog
 from syncd.engine.planner import Delete, Plan, TargetPlan, Write
 from syncd.engine.ports import WorkerSecrets
 from syncd.engine.report import PushRecord
-from syncd.engine.state import StateStore
+from syncd.engine.state import StateBackend
 from syncd.errors import (
     CloudflareError,
     CloudflareNotFound,
@@ -92,7 +92,7 @@ class Applier:
     def __init__(
         self,
         workers: WorkerSecrets,
-        state: StateStore,
+        state: StateBackend,
         *,
         write_mode: Literal["bulk", "single"] = "bulk",
         clock: Callable[[], float] = time.time,

@@ -38,7 +38,7 @@ from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import SecretSource, WorkerSecrets
 from syncd.engine.report import Action, CycleReport, MappingResult
-from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateStore
+from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateBackend
 from syncd.engine.values import bindings_for
 from syncd.errors import CycleTimeout, InternalError, SyncdError, VaultSecretDeleted, VaultSecretNotFound
 from syncd.model import KvVersion, SecretVersion, Target, VaultSecretRef, VersionInfo
@@ -97,7 +97,7 @@ class Reconciler:
         settings: Settings,
         source: SecretSource,
         workers: WorkerSecrets,
-        state: StateStore,
+        state: StateBackend,
         *,
         clock: Callable[[], float] = time.time,
         concurrency: int | None = None,

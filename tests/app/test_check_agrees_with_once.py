@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.app.cli import main
+from syncd.app.cli.main import main
 from tests.app.service_conftest_helpers import SCRIPT, Stack, config_text, leaked, running_stack
 
 BIG_CANARY = "canary-big-" + "x" * 6 * 1024

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.app.cli import main as syncd_main
+from syncd.app.cli.main import main as syncd_main
 from syncd.config import load_config
 from syncd.devstack.write_config import WrittenConfig, instructions
 from tests.devstack.test_cli import READY_DEADLINE_SECONDS, read_line_before

@@ -23,7 +23,7 @@ import requests
 from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.config import Settings
 from syncd.engine.report import Action, CycleReport, MappingResult
-from syncd.engine.state import MEMORY, MappingStatus, StateStore
+from syncd.engine.state import MEMORY, MappingStatus, StateBackend, StateStore
 
 
 def _when(epoch: float | None) -> str:
@@ -46,7 +46,7 @@ def _failure_line(result: MappingResult) -> str:
     return f"FAIL {_heading(result)}: {result.error_code}: {result.error or ''}".rstrip(": ")
 
 
-def _open_state_for(settings: Settings, *, dry_run: bool) -> StateStore:
+def _open_state_for(settings: Settings, *, dry_run: bool) -> StateBackend:
     """``once`` is the state's writer; ``plan`` only reads, so it works while the service runs.
 
     Without a state file ``plan`` uses an empty in-memory store: the same view (nothing recorded),
@@ -54,7 +54,7 @@ def _open_state_for(settings: Settings, *, dry_run: bool) -> StateStore:
     """
     if not dry_run:
         return open_state(settings)
-    if Path(settings.sync.state_path).exists():
+    if settings.state.backend != "sqlite" or Path(settings.sync.state_path).exists():
         return open_state(settings, exclusive=False)
     return StateStore.open(MEMORY)
 

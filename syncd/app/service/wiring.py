@@ -46,7 +46,8 @@ from syncd.config import (
     TokenAuth,
 )
 from syncd.engine.reconciler import Reconciler
-from syncd.engine.state import StateStore
+from syncd.engine.state import StateBackend
+from syncd.engine.state.configured import open_configured_state
 from syncd.model import SecretValue
 
 CLOUDFLARE_RETRY_DEADLINE = 60.0
@@ -223,11 +224,11 @@ def fingerprint_key(settings: Settings) -> bytes | None:
 def build_reconciler(
     settings: Settings,
     clients: Clients,
-    state: StateStore,
+    state: StateBackend,
     *,
     clock: Callable[[], float] = time.time,
 ) -> Reconciler:
-    """The engine's ``Reconciler`` over the real clients and an open ``StateStore``."""
+    """The engine's ``Reconciler`` over the real clients and an open state store."""
     return Reconciler(
         settings,
         clients.reader,
@@ -239,10 +240,11 @@ def build_reconciler(
     )
 
 
-def open_state(settings: Settings, *, exclusive: bool = True) -> StateStore:
-    """The configured state store: as its one writer (``StateLocked`` if another process is), or
-    ``exclusive=False`` as a read-only reader that works while the service runs."""
-    return StateStore.open(settings.sync.state_path, exclusive=exclusive)
+def open_state(settings: Settings, *, exclusive: bool = True) -> StateBackend:
+    """The configured state store (``[state] backend``): as its one writer (``StateLocked`` if another
+    process is), or ``exclusive=False`` as a read-only reader that works while the service runs."""
+    key = fingerprint_key(settings) if settings.state.backend == "kubernetes" else None
+    return open_configured_state(settings, exclusive=exclusive, fingerprint_key=key)
 
 
 def build_service(

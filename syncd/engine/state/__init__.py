@@ -24,8 +24,13 @@ so they work while the service runs.
 
 Modules: ``records`` (the values), ``schema`` (versions, migrations, rows), ``files`` (the file and its
 writer lock) and ``store`` (``StateStore``). Import from ``syncd.engine.state``.
+
+``backend`` holds ``StateBackend``, the protocol the engine and the app use, so that the other
+backend, ``kubernetes`` (``KubernetesStateStore``: the same records in a few Secrets, for replicas
+behind a Lease), fits in without them caring.
 """
 
+from syncd.engine.state.backend import StateBackend
 from syncd.engine.state.records import BindingRecord, MappingOutcome, MappingStatus
 from syncd.engine.state.schema import HMAC_KEY_BYTES, MIGRATIONS, SCHEMA_VERSION
 from syncd.engine.state.store import MEMORY, StateStore
@@ -38,5 +43,6 @@ __all__ = [
     "BindingRecord",
     "MappingOutcome",
     "MappingStatus",
+    "StateBackend",
     "StateStore",
 ]

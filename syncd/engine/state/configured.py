@@ -1,0 +1,59 @@
+"""Open the state backend that ``[state] backend`` names: the one call the app makes.
+
+``open_configured_state(settings, exclusive=..., fingerprint_key=...)`` returns a ``StateBackend``:
+
+- ``sqlite``: ``StateStore.open(sync.state_path, exclusive=...)``, exactly as before;
+- ``kubernetes``: ``KubernetesStateStore`` over the Secrets ``[state.kubernetes]`` names, through a
+  ``SecretsClient`` on the in-cluster API (or ``api_url``/``namespace``/``service_account_dir``
+  when set), keyed by the external ``fingerprint_key`` (required: the config refuses this backend
+  without ``sync.fingerprint_key``). ``secrets_api`` replaces the HTTP client (tests).
+"""
+
+from __future__ import annotations
+
+from syncd.clients.k8s_secrets import KubernetesEndpoint, SecretsApiError, SecretsClient
+from syncd.config import Settings
+from syncd.engine.state.backend import StateBackend
+from syncd.engine.state.kubernetes import KubernetesStateStore, SecretsApi
+from syncd.engine.state.store import StateStore
+from syncd.errors import StateError
+
+
+def open_configured_state(
+    settings: Settings,
+    *,
+    exclusive: bool = True,
+    fingerprint_key: bytes | None = None,
+    secrets_api: SecretsApi | None = None,
+) -> StateBackend:
+    """The configured store, as its writer (``exclusive``) or as a reader; ``StateError`` if it cannot."""
+    if settings.state.backend == "sqlite":
+        return StateStore.open(settings.sync.state_path, exclusive=exclusive)
+    if fingerprint_key is None:
+        raise StateError('state.backend = "kubernetes" needs sync.fingerprint_key (the Secrets never hold a key)')
+    kube = settings.state.kubernetes
+    client: SecretsClient | None = None
+    if secrets_api is None:
+        try:
+            endpoint = KubernetesEndpoint.in_cluster(
+                service_account_dir=kube.service_account_dir,
+                api_url=kube.api_url,
+                namespace=kube.namespace,
+                timeout_seconds=kube.timeout_seconds,
+            )
+        except SecretsApiError as exc:
+            raise StateError(f"cannot reach the Kubernetes API for the state: {exc}") from None
+        secrets_api = client = SecretsClient(endpoint)
+    try:
+        return KubernetesStateStore.open(
+            secrets_api,
+            kube.secret_names(),
+            hmac_key=fingerprint_key,
+            exclusive=exclusive,
+            max_secret_bytes=kube.max_secret_bytes,
+            on_close=None if client is None else client.close,
+        )
+    except BaseException:
+        if client is not None:
+            client.close()
+        raise
