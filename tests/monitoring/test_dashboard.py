@@ -71,6 +71,8 @@ def test_every_panel_has_a_title_a_description_and_queries_through_the_datasourc
     assert {"datasource", "job"} <= variables
     ids = [panel["id"] for panel in board["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
+    titles = [panel["title"] for panel in dashboard.panels(board)]
+    assert len(titles) == len(set(titles)), "panel titles must be unique (tests and people name panels by title)"
     for panel in dashboard.panels(board):
         assert panel["title"] and panel.get("description"), panel.get("title")
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
