@@ -19,22 +19,27 @@ assert syncd.__file__.startswith(sys.argv[1] + "/"), "the venv's syncd is anothe
 EOF
 }
 
+install_venv() {
+
+    echo "setup-dev: installing syncd and its development dependencies into .venv ..."
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    rm -f "$stamp_file"
+    log=.venv/setup.log
+    if ! {
+        .venv/bin/python -m pip install --quiet --upgrade pip &&
+            .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+    } >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "setup-dev: install failed (log above, also in $log)" >&2
+        exit 1
+    fi
+    echo "$stamp" >"$stamp_file"
+    echo "setup-dev: done"
+}
+
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ] && venv_intact; then
     echo "setup-dev: .venv is up to date (pyproject.toml and constraints.txt unchanged)"
-    exit 0
+else
+    install_venv
 fi
-
-echo "setup-dev: installing syncd and its development dependencies into .venv ..."
-[ -x .venv/bin/python ] || python3 -m venv .venv
-rm -f "$stamp_file"
-log=.venv/setup.log
-if ! {
-    .venv/bin/python -m pip install --quiet --upgrade pip &&
-        .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-} >"$log" 2>&1; then
-    cat "$log" >&2
-    echo "setup-dev: install failed (log above, also in $log)" >&2
-    exit 1
-fi
-echo "$stamp" >"$stamp_file"
-echo "setup-dev: done"
+bash scripts/setup-prometheus.sh   # promtool and prometheus for tests/monitoring (skips them if it cannot)
