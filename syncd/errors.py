@@ -4,6 +4,7 @@
     ├── ConfigError                  exit_code 2; .problems: file, mapping, key, message
     ├── InternalError                an unexpected exception, reduced to its type (its text could hold a value)
     ├── CycleTimeout                 the cycle's deadline passed before this work started
+    ├── ScriptBackedOff              the target script keeps failing (timeouts, 5xx): no write until .retry_at
     ├── StateError                   the state store cannot be opened or is of an unknown schema
     │   └── StateLocked              exit_code 2: another syncd process is the state file's writer
     ├── ValueRejected                a Vault value cannot become a Cloudflare binding (too large,
@@ -67,6 +68,15 @@ class ConfigError(SyncdError):
 
 class CycleTimeout(SyncdError):
     """The cycle's deadline passed before this work started."""
+
+
+class ScriptBackedOff(SyncdError):
+    """Writes to this script are suspended until ``retry_at`` (epoch seconds) after repeated
+    timeouts or 5xx answers; the message names the script and the retry time."""
+
+    def __init__(self, message: str, *, retry_at: float) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
 class InternalError(SyncdError):

@@ -59,8 +59,12 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
             assert time.monotonic() - written_at < 30  # far below the 60 s poll interval
             server = service.server
             assert server is not None
-            with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:  # type: ignore[attr-defined]
-                metrics = response.read().decode()
-            assert 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
+
+            def counted() -> bool:  # the push lands before its cycle has finished and been counted
+                with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:  # type: ignore[attr-defined]
+                    metrics: str = response.read().decode()
+                return 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
+
+            assert _wait(counted), "the notification cycle was not counted"
         finally:
             service.shutdown()
