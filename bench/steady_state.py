@@ -32,9 +32,9 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` and ``syncd`` i
 from bench._floor import raw_metadata_reads, requests_metadata_reads
 from bench._stack import Admin, DevstackProcess, new_value
 from bench.workload import Workload, settings_for
-from syncd.app.logs import configure_logging
-from syncd.app.metrics import Metrics
-from syncd.app.wiring import Clients, build_clients, build_reconciler, open_state
+from syncd.app.service.logs import configure_logging
+from syncd.app.service.metrics import Metrics
+from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.engine.report import CycleReport
 from syncd.engine.state import StateStore
 

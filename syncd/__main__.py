@@ -1,3 +1,3 @@
-from syncd.app.cli import main
+from syncd.app.cli.main import main
 
 raise SystemExit(main())

@@ -46,7 +46,7 @@ class NotificationSettings(StrictModel):
 
     audit_listen: str | None = Field(default=None, pattern=r"^[^:]*:\d{1,5}$")  # "HOST:PORT"; None = off
     debounce_seconds: float = Field(default=0.2, ge=0, le=60)
-    # Vault Enterprise event notifications (WebSocket; see syncd.app.vault_events): off by default,
+    # Vault Enterprise event notifications (WebSocket; see syncd.app.notify.vault_events): off by default,
     # Community Edition has none. One connection per event type pattern.
     vault_events: bool = False
     vault_event_types: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9*?_./-]+$")]] = Field(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from syncd.app.logs import configure_logging
+from syncd.app.service.logs import configure_logging
 
 _TOUCHED_LOGGERS = ("httpx", "httpcore", "apscheduler.executors", "apscheduler.executors.default")
 

@@ -19,7 +19,7 @@ from typing import IO, Any
 import pytest
 
 import syncd
-from syncd.app.cli import main
+from syncd.app.cli.main import main
 from tests.app.service_conftest_helpers import (
     CANARY_API_KEY,
     CANARY_ROTATED,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.app.cli import main
+from syncd.app.cli.main import main
 from tests.app.service_conftest_helpers import (
     CANARY_API_KEY,
     CANARY_ROTATED,

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from syncd.app import demo
-from syncd.app.cli import main
+from syncd.app.cli import demo
+from syncd.app.cli.main import main
 
 
 def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.MonkeyPatch) -> None:

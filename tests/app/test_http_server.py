@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from syncd.app.http_server import OpsServer
-from syncd.app.metrics import Metrics
+from syncd.app.service.http_server import OpsServer
+from syncd.app.service.metrics import Metrics
 from syncd.model import SecretValue
 from tests.app.conftest import LogCapture
 

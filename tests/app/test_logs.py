@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from syncd.app.logs import SENSITIVE_KEYS, configure_logging, redact_processor
+from syncd.app.service.logs import SENSITIVE_KEYS, configure_logging, redact_processor
 from syncd.model import MASK, SecretBody, SecretData, SecretValue
 from tests.app.conftest import LogCapture
 

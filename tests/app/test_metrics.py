@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 import syncd
-from syncd.app.metrics import Metrics
+from syncd.app.service.metrics import Metrics
 from syncd.engine.report import Action, CycleReport, MappingResult, PlannedChange, PushRecord, Reason
 from syncd.model import Target, VaultSecretRef
 

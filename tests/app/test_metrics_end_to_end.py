@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.app.service import STARTUP_JOB, TOKEN_JOB
-from syncd.app.wiring import build_service
+from syncd.app.service.daemon import STARTUP_JOB, TOKEN_JOB
+from syncd.app.service.wiring import build_service
 from syncd.config import load_config
 from tests.app.service_conftest_helpers import (
     CANARIES,

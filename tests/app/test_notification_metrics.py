@@ -13,9 +13,9 @@ import hvac
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from syncd.app.metrics import Metrics
-from syncd.app.notification_sources import NotificationSources
-from syncd.app.service import Service, ServiceParts
+from syncd.app.notify.sources import NotificationSources
+from syncd.app.service.daemon import Service, ServiceParts
+from syncd.app.service.metrics import Metrics
 from syncd.config import Settings, load_config
 from syncd.devstack.vault import VaultEmulator
 from syncd.engine.report import CycleReport

@@ -12,7 +12,7 @@ from typing import Any
 import hvac
 import pytest
 
-from syncd.app.notify import AuditListener, Debouncer, LineReader, parse_entry, paths_to_mappings, written_path
+from syncd.app.notify.audit import AuditListener, Debouncer, LineReader, parse_entry, paths_to_mappings, written_path
 from syncd.config import Settings, parse_config
 from syncd.devstack.vault import VaultEmulator
 

@@ -19,9 +19,9 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from structlog.testing import capture_logs
 
-from syncd.app.logs import configure_logging
-from syncd.app.service import RECONCILE_JOB, STARTUP_JOB, TOKEN_JOB, Service, ServiceParts
-from syncd.app.wiring import build_service
+from syncd.app.service.daemon import RECONCILE_JOB, STARTUP_JOB, TOKEN_JOB, Service, ServiceParts
+from syncd.app.service.logs import configure_logging
+from syncd.app.service.wiring import build_service
 from syncd.config import Settings, load_config
 from syncd.engine.report import CycleReport, MappingResult
 from syncd.engine.state import MappingStatus

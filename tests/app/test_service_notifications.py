@@ -10,7 +10,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from syncd.app.wiring import build_service
+from syncd.app.service.wiring import build_service
 from syncd.config import load_config
 from tests.app.service_conftest_helpers import (
     CANARY_API_KEY,

@@ -13,9 +13,9 @@ import hvac
 import pytest
 from pydantic import ValidationError
 
-from syncd.app.notify import paths_to_mappings
-from syncd.app.vault_events import VaultEventsSubscriber, event_path, subscribe_url
-from syncd.app.wiring import build_service
+from syncd.app.notify.audit import paths_to_mappings
+from syncd.app.notify.vault_events import VaultEventsSubscriber, event_path, subscribe_url
+from syncd.app.service.wiring import build_service
 from syncd.config import NotificationSettings, load_config
 from syncd.devstack.vault import VaultEmulator
 from syncd.model import SecretValue

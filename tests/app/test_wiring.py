@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from syncd.app.wiring import PacerRegistry, build_cloudflare, build_vault, vault_login_strategy
+from syncd.app.service.wiring import PacerRegistry, build_cloudflare, build_vault, vault_login_strategy
 from syncd.clients.vault_auth import AppRoleLogin, JwtLogin, KubernetesLogin, TokenLogin
 from syncd.config import Settings, parse_config
 from syncd.model import Target

@@ -12,7 +12,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from syncd.app.cli import main
+from syncd.app.cli.main import main
 from tests.app.service_conftest_helpers import Stack, config_text
 
 HMAC_RAW = bytes(range(7, 39))  # 32 bytes

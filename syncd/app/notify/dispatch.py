@@ -1,6 +1,6 @@
 """Debounced delivery of noticed Vault writes, shared by both notification sources.
 
-``AuditListener`` (``syncd.app.notify``) and ``VaultEventsSubscriber`` (``syncd.app.vault_events``)
+``AuditListener`` (``syncd.app.notify.audit``) and ``VaultEventsSubscriber`` (``syncd.app.notify.vault_events``)
 notice written paths on their reader threads; a ``WriteDispatcher`` coalesces repeats of a path
 (``Debouncer``) and calls ``on_write(path)`` on one thread of its own, so a slow handler never
 stalls a reader and a failing one is logged and does not stop later deliveries.

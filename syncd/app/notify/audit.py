@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from syncd.app.write_dispatch import Debouncer, WriteDispatcher, report_connections
+from syncd.app.notify.dispatch import Debouncer, WriteDispatcher, report_connections
 from syncd.config import Settings, VaultSource
 
 log = structlog.get_logger("syncd.notify")

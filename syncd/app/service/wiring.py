@@ -2,7 +2,7 @@
 
 Everything that talks to the network takes its transport or session from outside (``vault_session``,
 ``cloudflare_transport``), so tests can point the real clients anywhere. Credentials become
-callables (``syncd.app.credentials``) read when needed, so rotated files take effect without a
+callables (``syncd.app.service.credentials``) read when needed, so rotated files take effect without a
 restart. One ``Pacer`` per Cloudflare credential (``PacerRegistry``): every client using the same
 credential shares the account's rate budget.
 """
@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import requests
 
-from syncd.app.credentials import CredentialError, credential_from, read_token_file
-from syncd.app.http_server import OpsServer
-from syncd.app.metrics import Metrics
-from syncd.app.service import SchedulerLike, Service, ServiceParts
-from syncd.app.vault_tls import vault_client_cert, vault_verify
+from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
+from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
+from syncd.app.service.http_server import OpsServer
+from syncd.app.service.metrics import Metrics
+from syncd.app.service.vault_tls import vault_client_cert, vault_verify
 from syncd.clients.cloudflare import ApiTokenAuth, CloudflareAuth, CloudflareClient, GlobalKeyAuth
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.pacer import Pacer

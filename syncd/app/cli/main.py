@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 import syncd
-from syncd.app.logs import configure_logging
+from syncd.app.service.logs import configure_logging
 from syncd.config import Settings, load_config
 from syncd.errors import ConfigError, SyncdError
 
@@ -91,7 +91,7 @@ def _configure_logs(args: argparse.Namespace, settings: Settings, stream: TextIO
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from syncd.app.wiring import build_service  # noqa: PLC0415 - imports the whole daemon
+    from syncd.app.service.wiring import build_service  # noqa: PLC0415 - imports the whole daemon
 
     _configure_logs(args, settings, sys.stdout)
     try:
@@ -102,21 +102,21 @@ def _cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 
 def _cmd_once(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from syncd.app.commands import run_once  # noqa: PLC0415
+    from syncd.app.cli.commands import run_once  # noqa: PLC0415
 
     _configure_logs(args, settings, sys.stderr)
     return run_once(settings, out)
 
 
 def _cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from syncd.app.commands import run_plan  # noqa: PLC0415
+    from syncd.app.cli.commands import run_plan  # noqa: PLC0415
 
     _configure_logs(args, settings, sys.stderr)
     return run_plan(settings, out, as_json=args.json)
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from syncd.app.commands_check import run_check  # noqa: PLC0415
+    from syncd.app.cli.commands_check import run_check  # noqa: PLC0415
 
     _configure_logs(args, settings, sys.stderr)
     print(f"ok config: {args.config} ({len(settings.mappings)} mapping(s))", file=out)
@@ -124,7 +124,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from syncd.app.commands import run_status  # noqa: PLC0415
+    from syncd.app.cli.commands import run_status  # noqa: PLC0415
 
     _configure_logs(args, settings, sys.stderr)
     return run_status(settings, out, as_json=args.json)
@@ -144,7 +144,7 @@ def _delegate(command: str, argv: list[str]) -> int:
     if command == "devstack":
         from syncd.devstack.cli import main as delegate_main  # noqa: PLC0415
     else:
-        from syncd.app.demo import main as delegate_main  # noqa: PLC0415
+        from syncd.app.cli.demo import main as delegate_main  # noqa: PLC0415
     try:
         return delegate_main(argv)
     except SystemExit as exc:  # their argparse: --help (0) and usage errors (2)

@@ -24,9 +24,9 @@ from typing import Any, TextIO
 
 import hvac
 
-from syncd.app.logs import configure_logging
-from syncd.app.service import Service
-from syncd.app.wiring import build_service
+from syncd.app.service.daemon import Service
+from syncd.app.service.logs import configure_logging
+from syncd.app.service.wiring import build_service
 from syncd.config import load_config
 from syncd.devstack.stack import Devstack
 

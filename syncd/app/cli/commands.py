@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import httpx
 import requests
 
-from syncd.app.wiring import Clients, build_clients, build_reconciler, open_state
+from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.config import Settings
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.state import MEMORY, MappingStatus, StateStore

@@ -38,10 +38,10 @@ from typing import Any
 
 import structlog
 
-from syncd.app.notification_sources import NotificationMetrics, NotificationSources
-from syncd.app.notify import AuditListener, paths_to_mappings
-from syncd.app.service_parts import SchedulerLike, ServerLike, ServiceParts
-from syncd.app.vault_events import VaultEventsSubscriber
+from syncd.app.notify.audit import AuditListener, paths_to_mappings
+from syncd.app.notify.sources import NotificationMetrics, NotificationSources
+from syncd.app.notify.vault_events import VaultEventsSubscriber
+from syncd.app.service.parts import SchedulerLike, ServerLike, ServiceParts
 from syncd.config import Settings, load_config
 from syncd.engine.report import CycleReport
 from syncd.errors import ConfigError, SyncdError

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
-from syncd.app.metrics import Metrics
+from syncd.app.service.metrics import Metrics
 from syncd.model import SecretValue
 
 __all__ = ["OpsServer", "StatusSource"]

@@ -17,7 +17,7 @@ destroys; polling catches those.
 
 Community Edition and OpenBao have no event endpoint: the upgrade is answered 404 (``unsupported
 path``). The subscriber then logs one warning and stops for good; polling and the socket audit
-device (``syncd.app.notify``) still work. A 403 (policy) is logged at warning and retried at the
+device (``syncd.app.notify.audit``) still work. A 403 (policy) is logged at warning and retried at the
 slowest backoff. Like the audit listener this is a shortcut, never the source of truth: Vault
 delivers events best-effort, and nothing is replayed across a reconnect.
 
@@ -43,7 +43,7 @@ import structlog
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from syncd.app.write_dispatch import WriteDispatcher, report_connections
+from syncd.app.notify.dispatch import WriteDispatcher, report_connections
 from syncd.model import SecretValue
 
 log = structlog.get_logger("syncd.vault_events")

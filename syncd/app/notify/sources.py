@@ -6,7 +6,7 @@
 Each calls ``on_write(path)``; the service maps the path to mappings and queues a reconciliation.
 Polling stays the safety net, so a source that cannot start is logged and skipped.
 
-Given a ``NotificationMetrics`` (``syncd.app.metrics.Metrics`` is one), each configured source is
+Given a ``NotificationMetrics`` (``syncd.app.service.metrics.Metrics`` is one), each configured source is
 exported as configured (``source`` = ``"audit"`` | ``"events"``, even when it could not start, so
 the disconnection alert sees it), its open connections are reported as they open and close, and
 every write it delivers to ``on_write`` (after coalescing) is counted. The sources themselves only
@@ -20,9 +20,9 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
-from syncd.app.notify import AuditListener
-from syncd.app.vault_events import VaultEventsSubscriber
-from syncd.app.vault_tls import vault_client_cert, vault_verify
+from syncd.app.notify.audit import AuditListener
+from syncd.app.notify.vault_events import VaultEventsSubscriber
+from syncd.app.service.vault_tls import vault_client_cert, vault_verify
 from syncd.config import Settings
 from syncd.model import SecretValue
 

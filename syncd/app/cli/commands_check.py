@@ -18,8 +18,8 @@ from typing import Any, TextIO
 import httpx
 import requests
 
-from syncd.app.credentials import CredentialError, credential_from
-from syncd.app.wiring import Clients, build_clients
+from syncd.app.service.credentials import CredentialError, credential_from
+from syncd.app.service.wiring import Clients, build_clients
 from syncd.config import (
     AppRoleAuth,
     CloudflareApiToken,

@@ -1,0 +1,1 @@
+"""The long-running service (``daemon.Service``), its wiring, HTTP endpoints, metrics and logs."""
