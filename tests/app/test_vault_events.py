@@ -275,9 +275,13 @@ def test_service_with_vault_events_pushes_a_write_at_once_as_a_notification(
             assert time.monotonic() - written_at < 30  # far below the 60 s poll interval
             server = service.server
             assert server is not None
-            with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:  # type: ignore[attr-defined]
-                metrics = response.read().decode()
-            assert 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
+
+            def counted() -> bool:  # the push lands before its cycle has finished and been counted
+                with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:  # type: ignore[attr-defined]
+                    metrics: str = response.read().decode()
+                return 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
+
+            assert _wait(counted), "the notification cycle was not counted"
         finally:
             service.shutdown()
         assert not subscriber.running and subscriber.connected == 0
