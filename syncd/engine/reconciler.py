@@ -447,6 +447,8 @@ class Reconciler:
                 code, error = failure.reason, str(failure)
             if code is None and work.gone is not None:
                 code, error = work.gone.reason, str(work.gone)
+            if code == "CycleTimeout":  # a call the deadline did not let start (syncd.deadlines)
+                cycle.timed_out = True
             pending = any(c.action is not Action.ADOPT for c in changes)
             in_sync = code is None and not (cycle.dry_run and pending)
             results.append(
