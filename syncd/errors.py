@@ -5,6 +5,7 @@
     ├── UsageError                   exit_code 2: the command line names what the config lacks
     ├── InternalError                an unexpected exception, reduced to its type (its text could hold a value)
     ├── CycleTimeout                 the cycle's deadline passed before this work started
+    ├── ScriptBackedOff              the target script keeps failing (timeouts, 5xx): no write until .retry_at
     ├── StateError                   the state store cannot be opened or is of an unknown schema
     │   ├── StateLocked              exit_code 2: another syncd process is the state file's writer
     │   └── StateConflict            another writer changed the state (a 409 on a state Secret): nothing
@@ -84,6 +85,15 @@ class ConfigError(SyncdError):
 
 class CycleTimeout(SyncdError):
     """The cycle's deadline passed before this work started."""
+
+
+class ScriptBackedOff(SyncdError):
+    """Writes to this script are suspended until ``retry_at`` (epoch seconds) after repeated
+    timeouts or 5xx answers; the message names the script and the retry time."""
+
+    def __init__(self, message: str, *, retry_at: float) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
 class InternalError(SyncdError):

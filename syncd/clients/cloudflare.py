@@ -10,7 +10,11 @@ credential, typed errors from ``cloudflare_errors``. Every attempt:
 3. feeds the ``Ratelimit`` header to the pacer, parses the envelope, maps failures to errors.
 
 Retries (stamina: exponential backoff with jitter, bounded attempts and an overall deadline) only
-for 429, 5xx, timeouts and connection errors. A 429's ``Retry-After`` is honoured exactly: the
+for 429, 5xx, timeouts and connection errors. The overall deadline is ``retry_deadline`` or the time
+the cycle has left (``syncd.deadlines``), whichever is shorter: a backoff or pacer wait that would
+pass it is not taken (the last error is raised), an attempt is started only while
+``MIN_ATTEMPT_SECONDS`` are left (else ``CycleTimeout``, nothing sent) and with its timeout clipped
+to the time left. A 429's ``Retry-After`` is honoured exactly: the
 client calls ``pacer.pause_until(now + retry_after)`` (every caller sharing the pacer waits) and
 the stamina backoff hook returns ``0.0`` for that error, so the only wait is the pacer's, which is
 at least ``Retry-After`` long. When ``Retry-After`` would pass the deadline, the 429 is raised.
@@ -18,6 +22,7 @@ at least ``Retry-After`` long. When ``Retry-After`` would pass the deadline, the
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,6 +42,7 @@ from syncd.clients.cloudflare_errors import (
 )
 from syncd.clients.observe import ERROR, NULL_OBSERVER, OK, RETRY, RequestObserver
 from syncd.clients.pacer import Pacer, RateBudgetExhausted
+from syncd.deadlines import MIN_ATTEMPT_SECONDS, attempt_timeout, time_left
 from syncd.errors import (
     CloudflareAuthError,
     CloudflareError,
@@ -47,6 +53,9 @@ from syncd.errors import (
 from syncd.model import RemoteSecret, SecretBody, SecretValue, Target
 
 MAX_BULK = 100
+RETRY_WAIT_INITIAL = 0.5
+RETRY_WAIT_MAX = 30.0
+RETRY_WAIT_JITTER = 1.0
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 
 
@@ -111,19 +120,23 @@ class CloudflareClient:
         retry_attempts: int = 5,
         retry_deadline: float = 60.0,
         wall_clock: Callable[[], float] = time.time,
+        pool_size: int = 20,
     ) -> None:
+        """``pool_size``: keep-alive connections kept open (at least the writers that run at once)."""
         self._auth = auth
         self._pacer = pacer
         self._observer = observer
         self._attempts = retry_attempts
         self._deadline = retry_deadline
         self._wall_clock = wall_clock
+        self._timeout = timeout
         self._http = httpx.Client(
             base_url=api_base.rstrip("/"),
             transport=transport,
             timeout=httpx.Timeout(timeout),
             headers={"Accept": "application/json", "User-Agent": "syncd"},
             follow_redirects=False,
+            limits=httpx.Limits(max_connections=max(100, pool_size), max_keepalive_connections=max(20, pool_size)),
         )
 
     def __repr__(self) -> str:
@@ -213,24 +226,36 @@ class CloudflareClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
-        deadline = self._pacer.clock() + self._deadline
+        budget = min(self._deadline, time_left())
+        deadline = self._pacer.clock() + budget
+        failures = 0
 
         def backoff(exc: Exception) -> bool | float:
+            nonlocal failures
+            failures += 1
             if isinstance(exc, RateBudgetExhausted) or not isinstance(exc, CloudflareError):
                 return False
             if isinstance(exc, CloudflareRateLimited) and exc.retry_after is not None:
                 if self._pacer.clock() + exc.retry_after > deadline:
                     return False
                 return 0.0  # the pacer's pause (set in _attempt) does the waiting, exactly
-            return exc.retryable
+            if not exc.retryable:
+                return False
+            # Our own exponential backoff with jitter (as stamina's), so that a wait that would
+            # leave no time for the next attempt is not taken at all.
+            wait = min(RETRY_WAIT_MAX, RETRY_WAIT_INITIAL * 2.0 ** (failures - 1))
+            wait += random.uniform(0, RETRY_WAIT_JITTER)
+            if self._pacer.clock() + wait + MIN_ATTEMPT_SECONDS > deadline:
+                return False
+            return wait
 
         for attempt in stamina.retry_context(
             on=backoff,
             attempts=self._attempts,
-            timeout=self._deadline,
-            wait_initial=0.5,
-            wait_max=30.0,
-            wait_jitter=1.0,
+            timeout=max(budget, 0.001),
+            wait_initial=RETRY_WAIT_INITIAL,
+            wait_max=RETRY_WAIT_MAX,
+            wait_jitter=RETRY_WAIT_JITTER,
         ):
             with attempt:
                 return self._attempt(
@@ -255,11 +280,16 @@ class CloudflareClient:
         deadline: float,
         last: bool,
     ) -> Any:
-        self._pacer.acquire(deadline)
+        # A slot is only worth taking if an attempt still fits after it before the cycle's deadline.
+        cycle_end = self._pacer.clock() + time_left() - min(MIN_ATTEMPT_SECONDS, self._timeout)
+        self._pacer.acquire(min(deadline, cycle_end))
+        timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
         started = time.perf_counter()
         transport_error: CloudflareTransportError | None = None
         try:
-            response = self._http.request(method, path, json=json, params=params, headers=self._auth.headers())
+            response = self._http.request(
+                method, path, json=json, params=params, headers=self._auth.headers(), timeout=timeout
+            )
         except httpx.TimeoutException as exc:
             kind, what = "timeout", f"timed out ({type(exc).__name__})"
             transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")

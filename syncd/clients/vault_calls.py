@@ -7,6 +7,11 @@ deadline). A ``Retry-After`` header (Vault sends one on rate-limit quota 429s) i
 attempt waits at least that long, and when that would pass the call's deadline the call gives up
 at once with ``VaultUnavailable`` instead of waiting in vain.
 
+The deadline is the call's own ``deadline`` or the time the cycle has left (``syncd.deadlines``),
+whichever is shorter: no backoff wait passes it, an attempt starts only while
+``MIN_ATTEMPT_SECONDS`` are left (else ``CycleTimeout``, nothing sent), and ``StatusAwareAdapter``
+clips each request's timeout to the time left.
+
 Messages carry the operation, the Vault path and Vault's own error text (collapsed, truncated),
 never a value or a token. hvac and requests exceptions are not chained to ours (their attributes
 hold response bodies and request details), so a traceback cannot show them.
@@ -14,6 +19,8 @@ hold response bodies and request details), so a traceback cannot show them.
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,6 +32,7 @@ import stamina
 
 from syncd.clients.cloudflare_errors import parse_retry_after
 from syncd.clients.observe import ERROR, OK, RETRY, RequestObserver
+from syncd.deadlines import MIN_ATTEMPT_SECONDS, attempt_timeout, time_left
 from syncd.errors import (
     VaultAuthError,
     VaultError,
@@ -58,6 +66,8 @@ _UNAVAILABLE = (
     hx.UnexpectedError,  # a status hvac does not know (without StatusAwareAdapter: maybe a 504)
 )
 _MAX_REASON = 200
+RETRY_WAIT_INITIAL = 0.2
+RETRY_WAIT_MAX = 5.0
 
 
 def vault_reason(exc: BaseException) -> str:
@@ -88,6 +98,15 @@ class StatusAwareAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
             exc.status_code = response.status_code
             exc.retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        """The request with its timeout clipped to the time the cycle has left (if any)."""
+        left = time_left()
+        if math.isfinite(left) and "timeout" not in kwargs:
+            configured = self._kwargs.get("timeout")
+            limit = float(configured) if isinstance(configured, int | float) else math.inf
+            kwargs["timeout"] = max(0.001, min(limit, left))
+        return super().request(*args, **kwargs)
 
 
 def retry_after_of(exc: BaseException) -> float | None:
@@ -159,22 +178,32 @@ def vault_call(
     reported and raised as is. ``clock`` and ``sleep`` time the ``Retry-After`` waits (the
     exponential backoff without one is stamina's).
     """
-    retry_until = clock() + deadline
+    budget = min(deadline, time_left())
+    retry_until = clock() + budget
     asked: list[float | None] = [None]  # the Retry-After of the last failed attempt
+    failures = [0]
 
     def backoff(exc: Exception) -> bool | float:
         if not isinstance(exc, VaultUnavailable):
             return False
+        failures[0] += 1
         wait = asked[0]
         if wait is None:
-            return True  # stamina's exponential backoff
+            # Exponential with jitter (as stamina's), skipped when no attempt would fit after it.
+            wait = min(RETRY_WAIT_MAX, RETRY_WAIT_INITIAL * 2.0 ** (failures[0] - 1))
+            wait += random.uniform(0, RETRY_WAIT_INITIAL)
+            return False if clock() + wait + MIN_ATTEMPT_SECONDS > retry_until else wait
         if clock() + wait > retry_until:
             return False
         sleep(wait)
         return 0.0  # waited exactly as asked above; no backoff on top
 
     for attempt in stamina.retry_context(
-        on=backoff, attempts=attempts, timeout=deadline, wait_initial=0.2, wait_max=5.0
+        on=backoff,
+        attempts=attempts,
+        timeout=max(budget, 0.001),
+        wait_initial=RETRY_WAIT_INITIAL,
+        wait_max=RETRY_WAIT_MAX,
     ):
         with attempt:
             return _attempt(
@@ -205,6 +234,7 @@ def _attempt(
     retry_until: float,
     clock: Callable[[], float],
 ) -> T:
+    attempt_timeout(math.inf, f"Vault {operation} {path}")  # CycleTimeout: too late to start
     started = time.perf_counter()
     mapped: tuple[VaultError, str] | None = None
     asked[0] = None

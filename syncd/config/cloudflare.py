@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from syncd.config.credentials import CredentialRef
 from syncd.config.strict import StrictModel
@@ -59,8 +59,24 @@ class CloudflareSettings(StrictModel):
     rate_limit_requests: int = Field(default=1200, ge=1)
     rate_limit_window_seconds: float = Field(default=300.0, gt=0)
     retry_attempts: int = Field(default=5, ge=1, le=20)
+    # Writers in flight at once, each to a different script (never two to one script). At ~1 s per
+    # write (a new Worker version each), 8 writers send at most 8 requests/s: a burst of up to the
+    # pacer's window budget (1,080 of 1,200 per 5 min) drains in ~2 min, then the pacer holds the
+    # account's sustained 4/s. More writers would only spend the 5-minute budget faster and leave
+    # the dashboard and other tools on the account nothing; see README "The write path".
+    write_concurrency: int = Field(default=8, ge=1, le=64)
+    # A script whose writes keep timing out or answering 5xx is left alone for this long, doubling
+    # (with jitter) per further failure up to the cap; healthy scripts are not held up by it.
+    script_backoff_seconds: float = Field(default=30.0, gt=0)
+    script_backoff_max_seconds: float = Field(default=600.0, gt=0)
 
     @field_validator("account_id")
     @classmethod
     def _account_id(cls, value: str | None) -> str | None:
         return check_account_id(value)
+
+    @model_validator(mode="after")
+    def _backoff_cap(self) -> CloudflareSettings:
+        if self.script_backoff_max_seconds < self.script_backoff_seconds:
+            raise ValueError("script_backoff_max_seconds must be at least script_backoff_seconds")
+        return self

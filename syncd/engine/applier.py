@@ -19,12 +19,24 @@ of that call are forgotten again: keeping them would claim a name someone else m
 syncd's next attempt. After a timeout, a transport error, a 429, a 5xx or an unexpected exception
 the outcome is unknown and the intents stay.
 
+Concurrency: up to ``concurrency`` scripts are written at once, each by one writer that sends that
+script's calls one after another (so never two writes to one script in flight; the ``ScriptGate``
+extends that across cycles, to writes left running by a cycle that ended at its deadline). All
+writers share the client's pacer. Each writer runs in a copy of the cycle's context: its log lines
+carry the cycle id and its client calls see the cycle's deadline (``syncd.deadlines``). The
+applier returns at the latest ``GRACE_SECONDS`` after the deadline: a write still running then is
+reported as ``CycleTimeout`` (its outcome is unknown to this cycle; if Cloudflare confirms it, the
+writer still records it, which is true). A script in backoff (``ScriptBackoff``) is not written at
+all; its mappings report ``ScriptBackedOff``.
+
 One structlog line per call (event ``push``): names, versions, outcome, duration, error code; never a
 value.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import dataclasses
 import time
 import traceback
@@ -35,9 +47,11 @@ from typing import Literal
 
 import structlog
 
+from syncd.engine.backoff import ScriptBackoff
 from syncd.engine.planner import Delete, Plan, TargetPlan, Write
 from syncd.engine.ports import WorkerSecrets
 from syncd.engine.report import PushRecord
+from syncd.engine.script_gate import ScriptGate
 from syncd.engine.state import StateBackend
 from syncd.errors import (
     CloudflareError,
@@ -52,6 +66,7 @@ from syncd.errors import (
 from syncd.model import SecretBody, Target
 
 MAX_NAMES_PER_CALL = 100
+GRACE_SECONDS = 1.0  # how long past the deadline the applier waits for writes in flight
 SCRIPT_NOT_FOUND = 10007
 
 log = structlog.get_logger("syncd.engine")
@@ -98,15 +113,25 @@ class Applier:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         max_names_per_call: int = MAX_NAMES_PER_CALL,
+        concurrency: int = 1,
+        gate: ScriptGate | None = None,
+        backoff: ScriptBackoff | None = None,
     ) -> None:
+        """``gate`` and ``backoff`` should outlive the applier (the reconciler owns them): both
+        matter across cycles. Without them each applier gets fresh ones."""
         if not 1 <= max_names_per_call <= MAX_NAMES_PER_CALL:
             raise ValueError(f"max_names_per_call must be 1..{MAX_NAMES_PER_CALL}")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._workers = workers
         self._state = state
         self._write_mode = write_mode
         self._clock = clock
         self._monotonic = monotonic
         self._chunk = max_names_per_call
+        self._concurrency = concurrency
+        self._gate = gate if gate is not None else ScriptGate()
+        self._backoff = backoff
 
     def apply(
         self,
@@ -118,15 +143,80 @@ class Applier:
         """Execute ``plan``; ``deadline`` (on the injected clock) stops new calls once passed."""
         result = ApplyResult()
         self._record_state_only(plan, result)
+        runnable: list[TargetPlan] = []
         for target_plan in plan.targets:
-            if deadline is not None and self._clock() >= deadline:
-                result.timed_out = True
-                result.fail(
-                    target_plan.mappings, CycleTimeout(f"cycle deadline passed before writing to {target_plan.target}")
-                )
-                continue
-            self._apply_target(target_plan, result, vault_created or {}, deadline)
+            blocked = None if self._backoff is None else self._backoff.blocked(target_plan.target)
+            if blocked is not None:
+                result.fail(target_plan.mappings, blocked)
+            else:
+                runnable.append(target_plan)
+        for part in self._run(runnable, vault_created or {}, deadline):
+            result.pushes.extend(part.pushes)
+            result.pushed |= part.pushed
+            for mapping, error in part.failures.items():
+                result.failures.setdefault(mapping, error)
+            result.timed_out = result.timed_out or part.timed_out
         return result
+
+    def _run(
+        self, plans: Sequence[TargetPlan], vault_created: Mapping[str, datetime], deadline: float | None
+    ) -> list[ApplyResult]:
+        """One result per target plan, in plan order; writers in a pool, bounded by the deadline."""
+        parts = [ApplyResult() for _ in plans]
+        if not plans:
+            return parts
+        pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(self._concurrency, len(plans)), thread_name_prefix="syncd-writer"
+        )
+        futures = [
+            pool.submit(contextvars.copy_context().run, self._writer, plan, part, vault_created, deadline)
+            for plan, part in zip(plans, parts, strict=True)
+        ]
+        wait = None if deadline is None else max(0.0, deadline - self._clock()) + GRACE_SECONDS
+        done, _ = concurrent.futures.wait(futures, timeout=wait)
+        pool.shutdown(wait=False, cancel_futures=True)  # stragglers finish on their own
+        for index, future in enumerate(futures):
+            if future in done and not future.cancelled():
+                escaped = future.exception()
+                if escaped is not None:  # not an Exception (the writer catches those): the process ends
+                    raise escaped
+            else:
+                stale = ApplyResult(timed_out=True)
+                stale.fail(
+                    plans[index].mappings,
+                    CycleTimeout(f"cycle deadline passed while writing to {plans[index].target}"),
+                )
+                parts[index] = stale
+        return parts
+
+    def _writer(
+        self,
+        target_plan: TargetPlan,
+        result: ApplyResult,
+        vault_created: Mapping[str, datetime],
+        deadline: float | None,
+    ) -> None:
+        target = target_plan.target
+        if deadline is not None and self._clock() >= deadline:
+            result.timed_out = True
+            result.fail(target_plan.mappings, CycleTimeout(f"cycle deadline passed before writing to {target}"))
+            return
+        if not self._gate.acquire(target, None if deadline is None else deadline - self._clock()):
+            result.timed_out = True
+            result.fail(
+                target_plan.mappings,
+                CycleTimeout(f"a write to {target} from an earlier cycle was still in flight at the cycle deadline"),
+            )
+            return
+        try:
+            error = self._apply_target(target_plan, result, vault_created, deadline)
+            if self._backoff is not None:
+                self._backoff.record(target, error)
+        except Exception as exc:  # a bug must fail this target only (invariant 6)
+            log_internal_for_target(exc, target_plan.mappings, target)
+            result.fail(target_plan.mappings, InternalError.of(exc))
+        finally:
+            self._gate.release(target)
 
     def _record_state_only(self, plan: Plan, result: ApplyResult) -> None:
         try:
@@ -149,21 +239,24 @@ class Applier:
         result: ApplyResult,
         vault_created: Mapping[str, datetime],
         deadline: float | None,
-    ) -> None:
+    ) -> SyncdError | None:
+        """The target's calls, one after another; the first error (None when all succeeded)."""
         calls = self._calls(target_plan)
         for index, steps in enumerate(calls):
+            error: SyncdError | None = None
             if index and deadline is not None and self._clock() >= deadline:
-                result.timed_out = True
-                pending = sorted({s.change.mapping for chunk in calls[index:] for s in chunk})
-                result.fail(pending, CycleTimeout(f"cycle deadline passed while writing to {target_plan.target}"))
-                return
-            error = self._call(target_plan, steps, result, vault_created)
+                error = CycleTimeout(f"cycle deadline passed while writing to {target_plan.target}")
+            else:
+                error = self._call(target_plan, steps, result, vault_created)
             if error is not None:
                 # Later calls of this target would most likely be refused the same way (not deployed,
                 # auth): fail every mapping with a change not yet confirmed and leave the target.
+                if isinstance(error, CycleTimeout):
+                    result.timed_out = True
                 pending = sorted({s.change.mapping for chunk in calls[index:] for s in chunk})
                 result.fail(pending, error)
-                return
+                return error
+        return None
 
     def _call(
         self,

@@ -33,6 +33,7 @@ still cleans up.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,7 +105,7 @@ class TargetPlan:
     writes: tuple[Write, ...] = ()
     deletes: tuple[Delete, ...] = ()
 
-    @property
+    @functools.cached_property
     def mappings(self) -> tuple[str, ...]:
         return tuple(sorted({w.change.mapping for w in self.writes} | {d.change.mapping for d in self.deletes}))
 
@@ -118,13 +119,22 @@ class Plan:
     forget: tuple[BindingRecord, ...] = ()
     adoptions: tuple[PlannedChange, ...] = ()
 
-    @property
+    # Computed once per plan (frozen dataclasses keep a __dict__, so cached_property works): a
+    # cycle asks for every mapping's changes, which must cost O(changes) in total, not per mapping.
+    @functools.cached_property
     def changes(self) -> tuple[PlannedChange, ...]:
         cloudflare = [c for t in self.targets for c in (*(w.change for w in t.writes), *(d.change for d in t.deletes))]
         return (*cloudflare, *self.adoptions)
 
+    @functools.cached_property
+    def _changes_by_mapping(self) -> dict[str, tuple[PlannedChange, ...]]:
+        grouped: dict[str, list[PlannedChange]] = defaultdict(list)
+        for change in self.changes:
+            grouped[change.mapping].append(change)
+        return {mapping: tuple(changes) for mapping, changes in grouped.items()}
+
     def changes_for(self, mapping: str) -> tuple[PlannedChange, ...]:
-        return tuple(c for c in self.changes if c.mapping == mapping)
+        return self._changes_by_mapping.get(mapping, ())
 
 
 def targets_needing_names(desires: Iterable[MappingDesire], records: Iterable[BindingRecord]) -> set[Target]:

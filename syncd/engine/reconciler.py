@@ -9,7 +9,13 @@ The same cycle serves every trigger (interval, notification, manual, start-up, `
    one call and no Cloudflare call, also after a restart, since the state persists (invariant 3);
 3. desired bindings per mapping; the Worker's secret names where ownership must be decided;
 4. one plan across all mappings, grouped by target script (one call per script, invariant 4);
-5. apply (skipped for ``dry_run``), then record every touched mapping's result.
+5. apply (skipped for ``dry_run``): up to ``cloudflare.write_concurrency`` scripts at once, one
+   writer per script, skipping scripts in backoff; then record every touched mapping's result.
+
+The whole cycle runs in a ``deadline_scope`` (``syncd.deadlines``): every Vault and Cloudflare call,
+its retries and waits are bounded by the time the cycle has left. The ``ScriptGate`` (one write in
+flight per script) and the ``ScriptBackoff`` (failing scripts left alone for a while) belong to the
+reconciler, so they span cycles; ``script_health()`` shows the backoff to ``/status`` and metrics.
 
 Every error of one mapping, secret or target is caught and reported in that mapping's result only
 (invariant 6); error texts carry paths, names and codes, never values.
@@ -33,11 +39,14 @@ from datetime import datetime
 import structlog
 
 from syncd.config import MappingSettings, Settings, mapping_fingerprint
+from syncd.deadlines import deadline_scope
 from syncd.engine.applier import Applier, ApplyResult, log_internal, log_internal_for_target
+from syncd.engine.backoff import ScriptBackoff, ScriptHealth
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import SecretSource, WorkerSecrets
 from syncd.engine.report import Action, CycleReport, MappingResult
+from syncd.engine.script_gate import ScriptGate
 from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateBackend
 from syncd.engine.values import bindings_for
 from syncd.errors import CycleTimeout, InternalError, SyncdError, VaultSecretDeleted, VaultSecretNotFound
@@ -102,16 +111,24 @@ class Reconciler:
         clock: Callable[[], float] = time.time,
         concurrency: int | None = None,
         fingerprint_key: bytes | None = None,
+        write_concurrency: int | None = None,
     ) -> None:
         """``fingerprint_key``: an external key for the value fingerprints (``sync.fingerprint_key``);
         None keys them with the state store's own. A different key makes every recorded fingerprint
-        differ, hence one rewrite of every binding on the next cycle."""
+        differ, hence one rewrite of every binding on the next cycle. ``write_concurrency``: None
+        takes ``cloudflare.write_concurrency`` of the settings of each cycle."""
         self._settings = settings
         self._source = source
         self._workers = workers
         self._state = state
         self._clock = clock
         self._concurrency = concurrency
+        self._write_concurrency = write_concurrency
+        self._gate = ScriptGate()
+        cloudflare = settings.cloudflare
+        self._backoff = ScriptBackoff(
+            cloudflare.script_backoff_seconds, cloudflare.script_backoff_max_seconds, clock=clock
+        )
         self._fingerprinter = Fingerprinter(state.hmac_key if fingerprint_key is None else fingerprint_key)
         # Names the external key in the mappings' config fingerprints (so a new key re-reads Vault);
         # an HMAC under the key itself, which says nothing about it.
@@ -127,6 +144,10 @@ class Reconciler:
         """Takes effect at the next cycle (a running one keeps the settings it started with)."""
         self._settings = settings
 
+    def script_health(self) -> list[ScriptHealth]:
+        """The scripts in backoff now (healthy ones are absent). Safe to call during a cycle."""
+        return self._backoff.snapshot()
+
     def reconcile(
         self,
         *,
@@ -139,15 +160,14 @@ class Reconciler:
         with self._lock, structlog.contextvars.bound_contextvars(cycle_id=cycle_id, trigger=trigger):
             settings = self._settings
             started_at = self._clock()
-            cycle = self._start(settings, only_mappings, deadline, dry_run)
-            self._inspect_secrets(cycle)
-            remote = self._remote_names(cycle)
-            the_plan = self._plan(cycle, remote, full=only_mappings is None)
-            applied = ApplyResult()
-            if not dry_run:
-                applied = Applier(
-                    self._workers, self._state, write_mode=settings.cloudflare.write_mode, clock=self._clock
-                ).apply(the_plan, vault_created=_created(cycle), deadline=deadline)
+            with deadline_scope(None if deadline is None else deadline - started_at):
+                cycle = self._start(settings, only_mappings, deadline, dry_run)
+                self._inspect_secrets(cycle)
+                remote = self._remote_names(cycle)
+                the_plan = self._plan(cycle, remote, full=only_mappings is None)
+                applied = ApplyResult()
+                if not dry_run:
+                    applied = self._applier(settings).apply(the_plan, vault_created=_created(cycle), deadline=deadline)
             results = self._results(cycle, the_plan, applied)
             if not dry_run:
                 self._record(cycle, results, applied)
@@ -170,6 +190,20 @@ class Reconciler:
                 timed_out=report.timed_out,
             )
             return report
+
+    def _applier(self, settings: Settings) -> Applier:
+        cloudflare = settings.cloudflare
+        self._backoff.configure(cloudflare.script_backoff_seconds, cloudflare.script_backoff_max_seconds)
+        self._backoff.retain(settings.target_of(m) for m in settings.mappings)
+        return Applier(
+            self._workers,
+            self._state,
+            write_mode=cloudflare.write_mode,
+            clock=self._clock,
+            concurrency=self._write_concurrency or cloudflare.write_concurrency,
+            gate=self._gate,
+            backoff=self._backoff,
+        )
 
     # --- 1. what this cycle looks at --------------------------------------------------------------
 
@@ -409,6 +443,8 @@ class Reconciler:
                 code, error = failure.reason, str(failure)
             if code is None and work.gone is not None:
                 code, error = work.gone.reason, str(work.gone)
+            if code == "CycleTimeout":  # a call the deadline did not let start (syncd.deadlines)
+                cycle.timed_out = True
             pending = any(c.action is not Action.ADOPT for c in changes)
             in_sync = code is None and not (cycle.dry_run and pending)
             results.append(

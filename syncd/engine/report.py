@@ -7,6 +7,7 @@ logs each push as it happens.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -89,6 +90,12 @@ class CycleReport:
         """0 all in sync, 1 some mappings failed (the command line's contract)."""
         return 0 if self.ok else 1
 
-    @property
+    @functools.cached_property
     def changes(self) -> tuple[PlannedChange, ...]:
+        """Every change of the cycle (computed once: metrics look at it per push)."""
         return tuple(c for r in self.results for c in r.changes)
+
+    @functools.cached_property
+    def writes_by_binding(self) -> dict[tuple[Target, str], PlannedChange]:
+        """The cycle's WRITE changes by (target, binding name): one lookup per written binding."""
+        return {(c.target, c.binding): c for c in self.changes if c.action is Action.WRITE}

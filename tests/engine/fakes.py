@@ -40,12 +40,18 @@ def target(script: str) -> Target:
 
 
 def make_settings(
-    mappings: Sequence[Mapping[str, Any]], *, concurrency: int = 4, account: str = ACCOUNT, **sync: Any
+    mappings: Sequence[Mapping[str, Any]],
+    *,
+    concurrency: int = 4,
+    account: str = ACCOUNT,
+    cloudflare: Mapping[str, Any] | None = None,
+    **sync: Any,
 ) -> Settings:
+    """``cloudflare``: extra ``[cloudflare]`` keys (e.g. ``write_concurrency``)."""
     return Settings.model_validate(
         {
             "vault": {"address": "http://vault.invalid", "concurrency": concurrency},
-            "cloudflare": {"account_id": account, "auth": {"api_token": {"env": "CF_TOKEN"}}},
+            "cloudflare": {"account_id": account, "auth": {"api_token": {"env": "CF_TOKEN"}}, **(cloudflare or {})},
             "sync": sync,
             "mapping": list(mappings),
         }

@@ -106,6 +106,7 @@ def test_a_patch_that_timed_out_but_was_applied_stays_owned_and_is_pruned_later(
 
     world.workers.bulk_update = original  # type: ignore[method-assign]
     world.reset_counts()
+    world.now += 600  # past the script's backoff (a timeout backs it off)
     second = reconciler.reconcile()
     assert second.ok
     assert [(c.operation, c.names) for c in world.workers.calls] == [("bulk", ("OLD_NAME",))]

@@ -41,7 +41,7 @@ import structlog
 from syncd.app.notify.audit import AuditListener, paths_to_mappings
 from syncd.app.notify.sources import NotificationMetrics, NotificationSources
 from syncd.app.notify.vault_events import VaultEventsSubscriber
-from syncd.app.service.parts import SchedulerLike, ServerLike, ServiceParts
+from syncd.app.service.parts import BackoffMetrics, SchedulerLike, ServerLike, ServiceParts
 from syncd.config import Settings, load_config
 from syncd.engine.report import CycleReport
 from syncd.errors import ConfigError, SyncdError
@@ -361,6 +361,8 @@ class Service:
             metrics.set_vault_token_expiry(self._parts.token_manager.expires_at)
         if self._parts.rate_budget is not None:
             metrics.set_rate_budget(self._parts.rate_budget.remaining())
+        if self._parts.script_health is not None and isinstance(metrics, BackoffMetrics):
+            metrics.set_script_backoff(self._parts.script_health())
         metrics.set_ready(self.readyz()[0])
 
     # -- manual triggers --------------------------------------------------------------------
@@ -498,6 +500,7 @@ class Service:
             "started_at": started,
             "mappings_configured": [m.name for m in self._settings.mappings],
             "mappings": mappings,
+            "scripts": self._scripts_status(),
             "last_cycle": None,
         }
         if report is not None:
@@ -516,6 +519,25 @@ class Service:
                 ],
             }
         return body
+
+    def _scripts_status(self) -> list[dict[str, Any]]:
+        """The scripts in backoff (healthy ones are not listed): ``state``, failures, next retry."""
+        if self._parts.script_health is None:
+            return []
+        return [
+            {
+                "account": h.target.account_id,
+                "namespace": h.target.dispatch_namespace,
+                "script": h.target.script,
+                "state": h.state,
+                "consecutive_failures": h.consecutive_failures,
+                "backoff_seconds": h.backoff_seconds,
+                "next_retry_at": h.next_retry_at,
+                "next_retry_at_iso": datetime.fromtimestamp(h.next_retry_at, UTC).isoformat(timespec="seconds"),
+                "last_error_code": h.last_error_code,
+            }
+            for h in self._parts.script_health()
+        ]
 
 
 __all__ = ["SchedulerLike", "Service", "ServiceParts"]

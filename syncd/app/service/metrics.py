@@ -40,7 +40,8 @@ from prometheus_client import (
 
 import syncd
 from syncd import errors
-from syncd.engine.report import Action, CycleReport, PushRecord, Reason
+from syncd.engine.backoff import ScriptHealth
+from syncd.engine.report import CycleReport, PushRecord, Reason
 from syncd.model import Target
 
 __all__ = ["Metrics"]
@@ -190,7 +191,22 @@ class Metrics:
             registry=r,
         )
 
+        self.script_backoff = Gauge(
+            "syncd_script_backoff",
+            "1 while writes to the script are suspended after repeated timeouts or 5xx answers"
+            " (series removed once it recovers)",
+            ["account", "script"],
+            registry=r,
+        )
+        self.script_backoff_seconds = Gauge(
+            "syncd_script_backoff_seconds",
+            "The script's current backoff before jitter (doubles per failed retry, capped)",
+            ["account", "script"],
+            registry=r,
+        )
+
         self._lock = threading.Lock()
+        self._backed_off: set[tuple[str, str]] = set()
         self._configured: frozenset[str] | None = None  # None: not configured yet, every mapping accepted
         self._script_of: dict[str, str] = {}
         self._series: dict[str, set[tuple[Counter | Gauge, tuple[str, ...]]]] = {}
@@ -224,6 +240,19 @@ class Metrics:
 
     def set_rate_budget(self, remaining: float) -> None:
         self.rate_budget.set(remaining)
+
+    def set_script_backoff(self, scripts: Iterable[ScriptHealth]) -> None:
+        """The scripts in backoff now (the reconciler's ``script_health()``); the others' series go."""
+        wanted = {(h.target.account_id, script_label(h.target)): h for h in scripts}
+        with self._lock:
+            for labels in self._backed_off - wanted.keys():
+                for gauge in (self.script_backoff, self.script_backoff_seconds):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(*labels)
+            for (account, script), health in wanted.items():
+                self.script_backoff.labels(account=account, script=script).set(1)
+                self.script_backoff_seconds.labels(account=account, script=script).set(health.backoff_seconds)
+            self._backed_off = set(wanted)
 
     # --- Vault notification sources -------------------------------------------------------------
 
@@ -326,26 +355,16 @@ class Metrics:
             self._track(mapping, self.pushes, (mapping, script, outcome))
         if push.outcome != "ok":
             return
-        for mapping, count in self._written_per_mapping(report, push).items():
+        written, reasons = _written_per_mapping(report, push)
+        for mapping, count in written.items():
             if self._accepts(mapping):
                 self.bindings_written.labels(mapping=mapping, script=script).inc(count)
                 self._track(mapping, self.bindings_written, (mapping, script))
         if push.confirmed_at is None:
             return
         for mapping, created in push.vault_created.items():
-            if self._accepts(mapping) and _is_rotation(report, push, mapping):
+            if self._accepts(mapping) and _is_rotation(reasons.get(mapping)):
                 self.propagation_delay.observe(max(0.0, push.confirmed_at - _epoch(created)))
-
-    @staticmethod
-    def _written_per_mapping(report: CycleReport, push: PushRecord) -> Tally[str]:
-        """Which mapping each written binding belongs to, from the report's planned changes."""
-        owner = {c.binding: c.mapping for c in report.changes if c.target == push.target and c.action is Action.WRITE}
-        tally: Tally[str] = Tally()
-        for binding in push.written:
-            mapping = owner.get(binding) or (push.mappings[0] if len(push.mappings) == 1 else None)
-            if mapping is not None:
-                tally[mapping] += 1
-        return tally
 
     # --- exposition -------------------------------------------------------------------------------
 
@@ -353,16 +372,31 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def _is_rotation(report: CycleReport, push: PushRecord, mapping: str) -> bool:
+def _written_per_mapping(report: CycleReport, push: PushRecord) -> tuple[Tally[str], dict[str, set[Reason]]]:
+    """Per mapping: how many bindings the push wrote, and the reasons of those writes.
+
+    Looked up in the report's index of planned writes, so a push costs O(its bindings), and a
+    cycle's metrics O(mappings + changes), however many pushes there are.
+    """
+    index = report.writes_by_binding
+    tally: Tally[str] = Tally()
+    reasons: dict[str, set[Reason]] = {}
+    only = push.mappings[0] if len(push.mappings) == 1 else None
+    for binding in push.written:
+        change = index.get((push.target, binding))
+        mapping = change.mapping if change is not None else only
+        if mapping is not None:
+            tally[mapping] += 1
+        if change is not None:
+            reasons.setdefault(change.mapping, set()).add(change.reason)
+    return tally, reasons
+
+
+def _is_rotation(reasons: set[Reason] | None) -> bool:
     """Whether a push carried a new Vault version (rather than a first or config-driven write).
 
     A first push after deployment writes a version created long ago; counting it as propagation
     delay would fire the propagation alert on every fresh install. When the report itemizes no
     changes for the mapping, the engine's ``vault_created`` is taken at its word.
     """
-    reasons = {
-        c.reason
-        for c in report.changes
-        if c.mapping == mapping and c.target == push.target and c.action is Action.WRITE and c.binding in push.written
-    }
     return not reasons or Reason.CHANGED in reasons

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from syncd.config import Settings
+from syncd.engine.backoff import ScriptHealth
 from syncd.engine.report import CycleReport
 from syncd.model import SecretValue
 
@@ -45,6 +46,13 @@ class MetricsLike(Protocol):
     def set_rate_budget(self, remaining: int) -> None: ...
 
     def configure_mappings(self, names: Iterable[str]) -> None: ...
+
+
+@runtime_checkable
+class BackoffMetrics(Protocol):
+    """Metrics that export the scripts in backoff (``syncd.app.service.metrics.Metrics``)."""
+
+    def set_script_backoff(self, scripts: Iterable[ScriptHealth]) -> None: ...
 
 
 class TokenKeeperLike(Protocol):
@@ -91,10 +99,13 @@ class ServiceParts:
     metrics: MetricsLike
     token_manager: TokenKeeperLike | None = None
     rate_budget: RateBudgetLike | None = None
+    # The reconciler's ``script_health``: the scripts in backoff, for /status and metrics.
+    script_health: Callable[[], Sequence[ScriptHealth]] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
 
 __all__ = [
+    "BackoffMetrics",
     "MetricsLike",
     "RateBudgetLike",
     "ReconcilerLike",

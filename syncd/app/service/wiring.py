@@ -163,7 +163,9 @@ def build_cloudflare(
         timeout=cloudflare.timeout_seconds,
         observer=observer,
         retry_attempts=cloudflare.retry_attempts,
+        # Per call; within a cycle the time the cycle has left bounds it too (syncd.deadlines).
         retry_deadline=min(CLOUDFLARE_RETRY_DEADLINE, settings.sync.cycle_timeout_seconds),
+        pool_size=cloudflare.write_concurrency,
     )
     return client, pacer
 
@@ -269,6 +271,7 @@ def build_service(
         metrics=metrics,
         token_manager=clients.tokens,
         rate_budget=clients.pacer,
+        script_health=reconciler.script_health,
         closers=[clients.close],
     )
     server = settings.server
