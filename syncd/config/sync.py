@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from syncd.config.credentials import CredentialRef
 from syncd.config.strict import StrictModel
@@ -15,6 +15,9 @@ MIN_FINGERPRINT_KEY_BYTES = 32  # an external sync.fingerprint_key, as UTF-8 byt
 
 class SyncSettings(StrictModel):
     interval_seconds: float = Field(default=30.0, ge=1)
+    # While a Vault notification source is connected, the full sweep spreads over this period
+    # instead (a slice of the secrets every interval_seconds); see syncd.app.service.sweep.
+    backstop_interval_seconds: float = Field(default=300.0, gt=0)
     jitter_seconds: float = Field(default=3.0, ge=0)
     cycle_timeout_seconds: float = Field(default=120.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
@@ -25,6 +28,15 @@ class SyncSettings(StrictModel):
     # The key of the value fingerprints, kept outside the state file (default: a random key that the
     # state store keeps beside the fingerprints). Read once at start; see config.example.toml.
     fingerprint_key: CredentialRef | None = None
+
+    @model_validator(mode="after")
+    def _backstop_not_shorter(self) -> SyncSettings:
+        if self.backstop_interval_seconds < self.interval_seconds:
+            raise ValueError(
+                f"backstop_interval_seconds ({self.backstop_interval_seconds:g}) must be at least"
+                f" interval_seconds ({self.interval_seconds:g})"
+            )
+        return self
 
 
 class ServerSettings(StrictModel):
@@ -45,7 +57,9 @@ class NotificationSettings(StrictModel):
     """
 
     audit_listen: str | None = Field(default=None, pattern=r"^[^:]*:\d{1,5}$")  # "HOST:PORT"; None = off
-    debounce_seconds: float = Field(default=0.2, ge=0, le=60)
+    # Minimum spacing between two deliveries of one source (0: every write starts a reconcile at
+    # once; writes that arrive meanwhile coalesce into one follow-up). See syncd.app.notify.dispatch.
+    debounce_seconds: float = Field(default=0.0, ge=0, le=60)
     # Vault Enterprise event notifications (WebSocket; see syncd.app.notify.vault_events): off by default,
     # Community Edition has none. One connection per event type pattern.
     vault_events: bool = False

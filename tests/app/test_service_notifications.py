@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import hvac
 import pytest
 
+from syncd.app.service.daemon import Service
 from syncd.app.service.wiring import build_service
 from syncd.config import load_config
 from tests.app.service_conftest_helpers import (
@@ -18,7 +18,9 @@ from tests.app.service_conftest_helpers import (
     CANARY_WEBHOOK,
     config_text,
     holds_api_key,
+    metrics_text,
     running_stack,
+    swept_after_backstop,
     wait_until,
 )
 
@@ -42,6 +44,7 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
         path = tmp_path / "syncd.toml"
         path.write_text(text)
         service = build_service(load_config(path), path)  # real wiring, real APScheduler, 60 s interval
+        assert isinstance(service, Service)
         service.start()
         try:
             assert _wait(lambda: holds_api_key(stack, CANARY_API_KEY)), "the startup cycle did not push"
@@ -53,14 +56,17 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
                 path="syncd",
                 options={"address": f"127.0.0.1:{listener.port}", "socket_type": "tcp"},
             )
+            # The connection switches to backstop mode, which sweeps everything once: let it end,
+            # so the write below starts a notification cycle of its own.
+            assert _wait(swept_after_backstop(service))
             written_at = time.monotonic()
             stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
             assert _wait(lambda: holds_api_key(stack, CANARY_ROTATED)), "the notification did not trigger a push"
             assert time.monotonic() - written_at < 30  # far below the 60 s poll interval
             server = service.server
             assert server is not None
-            with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:  # type: ignore[attr-defined]
-                metrics = response.read().decode()
-            assert 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
+            url = server.url  # type: ignore[attr-defined]
+            # The cycle is recorded just after its push arrived.
+            assert _wait(lambda: 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics_text(url))
         finally:
             service.shutdown()

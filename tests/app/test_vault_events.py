@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from syncd.app.notify.audit import paths_to_mappings
 from syncd.app.notify.vault_events import VaultEventsSubscriber, event_path, subscribe_url
+from syncd.app.service.daemon import Service
 from syncd.app.service.wiring import build_service
 from syncd.config import NotificationSettings, load_config
 from syncd.devstack.vault import VaultEmulator
@@ -26,7 +26,9 @@ from tests.app.service_conftest_helpers import (
     CANARY_WEBHOOK,
     config_text,
     holds_api_key,
+    metrics_text,
     running_stack,
+    swept_after_backstop,
     wait_until,
 )
 
@@ -269,15 +271,17 @@ def test_service_with_vault_events_pushes_a_write_at_once_as_a_notification(
             subscriber = service.vault_events
             assert subscriber is not None
             assert _wait(lambda: subscriber.connected == 2), "the event WebSockets did not open"
+            assert isinstance(service, Service)
+            assert _wait(swept_after_backstop(service)), "both WebSockets open: backstop mode, one sweep"
             written_at = time.monotonic()
             stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)  # no audit device: only the event can tell
             assert _wait(lambda: holds_api_key(stack, CANARY_ROTATED)), "the event did not trigger a push"
             assert time.monotonic() - written_at < 30  # far below the 60 s poll interval
             server = service.server
             assert server is not None
-            with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:  # type: ignore[attr-defined]
-                metrics = response.read().decode()
-            assert 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
+            url = server.url  # type: ignore[attr-defined]
+            # The cycle is recorded just after its push arrived.
+            assert _wait(lambda: 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics_text(url))
         finally:
             service.shutdown()
         assert not subscriber.running and subscriber.connected == 0
