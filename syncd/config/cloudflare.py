@@ -8,12 +8,13 @@ missing ``[vault.auth]`` means ``$VAULT_TOKEN``; ``syncd check`` says when a def
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from syncd.config.credentials import CredentialRef
-from syncd.config.strict import StrictModel
+from syncd.config.strict import RuleProblem, StrictModel, must_not_exceed
 
 DEFAULT_CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 MAX_BULK_SECRETS = 100
@@ -75,8 +76,6 @@ class CloudflareSettings(StrictModel):
     def _account_id(cls, value: str | None) -> str | None:
         return check_account_id(value)
 
-    @model_validator(mode="after")
-    def _backoff_cap(self) -> CloudflareSettings:
-        if self.script_backoff_max_seconds < self.script_backoff_seconds:
-            raise ValueError("script_backoff_max_seconds must be at least script_backoff_seconds")
-        return self
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        yield from must_not_exceed(data, ("script_backoff_seconds", 30.0), ("script_backoff_max_seconds", 600.0))

@@ -16,12 +16,13 @@ the devstack).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Self
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from syncd.config.strict import StrictModel
+from syncd.config.strict import RuleProblem, StrictModel, must_not_exceed
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -40,16 +41,9 @@ class LeaderElectionSettings(StrictModel):
     ca_file: Path | None = SERVICE_ACCOUNT_DIR / "ca.crt"
     request_timeout_seconds: float = Field(default=5.0, gt=0)
 
-    @model_validator(mode="after")
-    def _timings_nest(self) -> Self:
-        if self.renew_deadline_seconds >= self.lease_duration_seconds:
-            raise ValueError(
-                f"renew_deadline_seconds ({self.renew_deadline_seconds:g}) must be less than "
-                f"lease_duration_seconds ({self.lease_duration_seconds:g})"
-            )
-        if self.retry_period_seconds >= self.renew_deadline_seconds:
-            raise ValueError(
-                f"retry_period_seconds ({self.retry_period_seconds:g}) must be less than "
-                f"renew_deadline_seconds ({self.renew_deadline_seconds:g})"
-            )
-        return self
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        lease, renew = ("lease_duration_seconds", 15.0), ("renew_deadline_seconds", 10.0)
+        retry = ("retry_period_seconds", 2.0)
+        yield from must_not_exceed(data, renew, lease, strictly=True)
+        yield from must_not_exceed(data, retry, renew, strictly=True)

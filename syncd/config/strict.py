@@ -27,6 +27,27 @@ RuleProblem = tuple[tuple[str | int, ...], str]  # (location inside the table, m
 INLINE_ALLOWED = "inline_credentials_allowed"  # the validation-context key (see CredentialRef)
 
 
+def number_in(data: dict[str, Any], key: str, default: float) -> float | None:
+    """A number field of a raw table for a ``_rules`` check: its default when absent, None when it
+    is not a number (its own field error says so; the rule then stays quiet)."""
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def must_not_exceed(
+    data: dict[str, Any], smaller: tuple[str, float], larger: tuple[str, float], *, strictly: bool = False
+) -> Iterator[RuleProblem]:
+    """``smaller <= larger`` (``<`` when ``strictly``) between two number fields of one table."""
+    low, high = number_in(data, *smaller), number_in(data, *larger)
+    if low is None or high is None:
+        return
+    if low > high or (strictly and low == high):
+        relation = "less than" if strictly else "at most"
+        yield (smaller[0],), f"must be {relation} {larger[0]} ({high:g}), is {low:g}"
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import hvac
 import pytest
 
+from syncd.app.service.daemon import Service
 from syncd.app.service.wiring import build_service
 from syncd.config import load_config
 from tests.app.service_conftest_helpers import (
@@ -19,6 +20,7 @@ from tests.app.service_conftest_helpers import (
     config_text,
     holds_api_key,
     running_stack,
+    swept_after_backstop,
     wait_until,
 )
 
@@ -42,6 +44,7 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
         path = tmp_path / "syncd.toml"
         path.write_text(text)
         service = build_service(load_config(path), path)  # real wiring, real APScheduler, 60 s interval
+        assert isinstance(service, Service)
         service.start()
         try:
             assert _wait(lambda: holds_api_key(stack, CANARY_API_KEY)), "the startup cycle did not push"
@@ -53,6 +56,9 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
                 path="syncd",
                 options={"address": f"127.0.0.1:{listener.port}", "socket_type": "tcp"},
             )
+            # The connection switches to backstop mode, which sweeps everything once: let it end,
+            # so the write below starts a notification cycle of its own.
+            assert _wait(swept_after_backstop(service))
             written_at = time.monotonic()
             stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
             assert _wait(lambda: holds_api_key(stack, CANARY_ROTATED)), "the notification did not trigger a push"

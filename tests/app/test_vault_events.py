@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from syncd.app.notify.audit import paths_to_mappings
 from syncd.app.notify.vault_events import VaultEventsSubscriber, event_path, subscribe_url
+from syncd.app.service.daemon import Service
 from syncd.app.service.wiring import build_service
 from syncd.config import NotificationSettings, load_config
 from syncd.devstack.vault import VaultEmulator
@@ -27,6 +28,7 @@ from tests.app.service_conftest_helpers import (
     config_text,
     holds_api_key,
     running_stack,
+    swept_after_backstop,
     wait_until,
 )
 
@@ -269,6 +271,8 @@ def test_service_with_vault_events_pushes_a_write_at_once_as_a_notification(
             subscriber = service.vault_events
             assert subscriber is not None
             assert _wait(lambda: subscriber.connected == 2), "the event WebSockets did not open"
+            assert isinstance(service, Service)
+            assert _wait(swept_after_backstop(service)), "both WebSockets open: backstop mode, one sweep"
             written_at = time.monotonic()
             stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)  # no audit device: only the event can tell
             assert _wait(lambda: holds_api_key(stack, CANARY_ROTATED)), "the event did not trigger a push"
