@@ -37,15 +37,24 @@ def number_in(data: dict[str, Any], key: str, default: float) -> float | None:
 
 
 def must_not_exceed(
-    data: dict[str, Any], smaller: tuple[str, float], larger: tuple[str, float], *, strictly: bool = False
+    data: dict[str, Any],
+    smaller: tuple[str, float],
+    larger: tuple[str, float],
+    *,
+    strictly: bool = False,
+    blame_larger: bool = False,
 ) -> Iterator[RuleProblem]:
-    """``smaller <= larger`` (``<`` when ``strictly``) between two number fields of one table."""
+    """``smaller <= larger`` (``<`` when ``strictly``) between two number fields of one table; the
+    problem is reported at ``smaller`` (or at ``larger`` with ``blame_larger``)."""
     low, high = number_in(data, *smaller), number_in(data, *larger)
-    if low is None or high is None:
+    if low is None or high is None or low < high or (low == high and not strictly):
         return
-    if low > high or (strictly and low == high):
+    if blame_larger:
+        relation = "greater than" if strictly else "at least"
+        yield (larger[0],), f"{larger[0]} ({high:g}) must be {relation} {smaller[0]} ({low:g})"
+    else:
         relation = "less than" if strictly else "at most"
-        yield (smaller[0],), f"must be {relation} {larger[0]} ({high:g}), is {low:g}"
+        yield (smaller[0],), f"{smaller[0]} ({low:g}) must be {relation} {larger[0]} ({high:g})"
 
 
 class StrictModel(BaseModel):

@@ -32,7 +32,8 @@ class SyncSettings(StrictModel):
 
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
-        yield from must_not_exceed(data, ("interval_seconds", 30.0), ("backstop_interval_seconds", 300.0))
+        interval, backstop = ("interval_seconds", 30.0), ("backstop_interval_seconds", 300.0)
+        yield from must_not_exceed(data, interval, backstop, blame_larger=True)
 
 
 class ServerSettings(StrictModel):
