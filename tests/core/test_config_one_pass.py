@@ -126,6 +126,11 @@ def test_a_huge_mapping_name_is_never_echoed_whole() -> None:
         ("[server]\nport = 80.5", "key 'server.port': expected an integer, e.g. port = 8080"),
         ("[server]\nbind = 8080", "key 'server.bind': expected a string in quotes"),
         ('[cloudflare]\nwrite_mode = "BULK"', "values are case-sensitive: write 'bulk'"),
+        (
+            '[[mapping]]\nname = "m"\nvault = { mount = "s", path = "p", kv_version = "2" }\n'
+            'target = { script = "s" }\nsecret_text = { json_binding = "C" }',
+            "key 'vault.kv_version': Input should be 'auto', 1 or 2 (a number: write kv_version = 2, without quotes)",
+        ),
     ],
 )
 def test_types_are_strict_and_the_message_shows_the_accepted_form(snippet: str, expected: str) -> None:
@@ -230,3 +235,34 @@ def test_a_rule_runs_even_when_a_sibling_field_is_invalid() -> None:
         _Outer.model_validate({"inner": {"low": 2, "high": 1}, "new_field": "x"})
     found = {(e["loc"], e["msg"]) for e in info.value.errors()}
     assert found == {(("inner", "low"), "low must not exceed high"), (("new_field",), "Input should be a valid number")}
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ("[vualt]\nx = 1", "key 'vualt': unknown key (did you mean 'vault'?)"),
+        ("[logging]\nlevl = 'info'", "key 'logging.levl': unknown key (did you mean 'level'?)"),
+        (
+            "[server]\ntrigger_token = { evn = 'X' }",
+            "key 'server.trigger_token.evn': unknown key (did you mean 'env'?)",
+        ),
+        ("[logging]\nzzzzz = 1", "key 'logging.zzzzz': unknown key"),
+    ],
+)
+def test_an_unknown_key_suggests_the_known_key_it_resembles(snippet: str, expected: str) -> None:
+    assert any(p == "syncd.toml: " + expected for p in _problems(BASE + "\n" + snippet + "\n")), _problems(
+        BASE + "\n" + snippet + "\n"
+    )
+
+
+def test_an_unknown_key_inside_a_union_member_or_a_mapping_suggests_too() -> None:
+    text = BASE.replace(
+        'method = "token"\ntoken = { env = "VAULT_TOKEN" }',
+        'method = "approle"\nrole_id = "r"\nsecret_id = { env = "S" }\nmout = "x"',
+    )
+    text += '\n[[mapping]]\nname = "m"\nvault = { mount = "s", path = "p", kv_versoin = 2 }\n'
+    text += 'target = { script = "s" }\nsecret_text = { json_binding = "C" }\n'
+    assert sorted(_problems(text)) == [
+        "syncd.toml: key 'vault.auth.mout': unknown key (did you mean 'mount'?)",
+        "syncd.toml: mapping 'm', key 'vault.kv_versoin': unknown key (did you mean 'kv_version'?)",
+    ]
