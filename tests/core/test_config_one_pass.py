@@ -168,6 +168,7 @@ def test_inline_values_are_refused_for_every_credential_even_with_allow_elsewher
     text += f'\n[{section}]\n{name} = {{ value = "canary-0123456789-0123456789-0123456789" }}\n'
     problem = _one(text)
     assert problem.startswith(f"syncd.toml: key '{key}': inline credentials are refused")
+    assert problem.endswith("(this credential is never accepted inline)")
     assert "canary" not in problem
 
 
@@ -177,7 +178,9 @@ def test_inline_allowed_under_its_own_section_only() -> None:
     )
     assert isinstance(parse_config(text).vault.auth, TokenAuth)
     refused = text.replace('api_token = { env = "CF_TOKEN" }', 'api_token = { value = "c" }')
-    assert _one(refused).startswith("syncd.toml: key 'cloudflare.auth.api_token': inline credentials are refused")
+    problem = _one(refused)
+    assert problem.startswith("syncd.toml: key 'cloudflare.auth.api_token': inline credentials are refused")
+    assert problem.endswith("(allow_inline_credentials = true in this section permits it, for development only)")
 
 
 def test_missing_auth_sections_default_to_the_clis_environment_variables() -> None:
