@@ -130,7 +130,7 @@ def parse_config(text: str, file: str = "<config>") -> Settings:
     try:
         return Settings.model_validate(raw, context={INLINE_ALLOWED: False})
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(file, raw, exc)) from None
+        raise ConfigError(problems_from_validation(file, raw, exc, Settings)) from None
 
 
 def load_config(path: Path | str) -> Settings:
