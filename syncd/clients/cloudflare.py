@@ -121,8 +121,15 @@ class CloudflareClient:
         retry_deadline: float = 60.0,
         wall_clock: Callable[[], float] = time.time,
         pool_size: int = 20,
+        write_gate: Callable[[float], None] | None = None,
     ) -> None:
-        """``pool_size``: keep-alive connections kept open (at least the writers that run at once)."""
+        """``pool_size``: keep-alive connections kept open (at least the writers that run at once).
+
+        ``write_gate(ends_at)`` runs before every attempt of a write (any method but GET) with the
+        ``time.monotonic()`` instant the attempt's timeout ends at; it raises (``LeadershipLost``)
+        to refuse it. Leader election passes one: a write starts only while the Lease outlasts it.
+        """
+        self._write_gate = write_gate
         self._auth = auth
         self._pacer = pacer
         self._observer = observer
@@ -284,6 +291,8 @@ class CloudflareClient:
         cycle_end = self._pacer.clock() + time_left() - min(MIN_ATTEMPT_SECONDS, self._timeout)
         self._pacer.acquire(min(deadline, cycle_end))
         timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
+        if self._write_gate is not None and method != "GET":
+            self._write_gate(time.monotonic() + timeout)
         started = time.perf_counter()
         transport_error: CloudflareTransportError | None = None
         try:

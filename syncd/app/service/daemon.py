@@ -58,6 +58,8 @@ RECONCILE_JOB = "reconcile"
 STARTUP_JOB = "startup"
 TOKEN_JOB = "vault-token"
 MANUAL_JOB = "manual"
+TAKEOVER_JOB = "takeover"
+EXIT_LEADERSHIP_LOST = 1  # Kubernetes restarts the pod, which rejoins as a follower
 TOKEN_RETRY_SECONDS = 30.0
 
 
@@ -132,6 +134,7 @@ class Service:
         self._last_report: CycleReport | None = None
         self._last_cycle_end: float | None = None
         self._commands: queue.Queue[str] = queue.Queue()
+        self._exit_code = 0
         # Sweep mode (guarded by _lock): replaced at start() once the sources are known.
         self._mode = SyncModeTracker({}, clock())
         self._slicer = SweepSlicer()
@@ -168,6 +171,7 @@ class Service:
             misfire_grace_time=max(1, int(sync.interval_seconds)),
         )
         self._scheduler.start()
+        self._start_leader_election()
         tokens = self._parts.token_manager
         with self._lock:
             self._mode = SyncModeTracker(needed_connections(self._settings, tokens is not None), self._clock())
@@ -187,6 +191,53 @@ class Service:
             interval_seconds=sync.interval_seconds,
             config=str(self.config_path),
         )
+
+    # -- leadership -------------------------------------------------------------------------
+
+    def _start_leader_election(self) -> None:
+        """With an elector, every replica serves its endpoints and listens to notifications (a
+        Vault audit device must always find a listener), but only the leader runs cycles: the
+        startup cycle of a follower is skipped, and taking the Lease runs a ``takeover`` cycle."""
+        elector = self._parts.leadership
+        if elector is None:
+            return
+        elector.start()
+
+    def _leading(self) -> bool:
+        elector = self._parts.leadership
+        return elector is None or elector.is_leader
+
+    def on_started_leading(self) -> None:
+        """Called by the elector (its thread): the takeover runs as a job, off the renewal loop."""
+        self._scheduler.add_job(self._take_over, "date", id=TAKEOVER_JOB, replace_existing=True)
+
+    def on_stopped_leading(self) -> None:
+        """Called by the elector: the Lease was not renewed in time. Writes already stop at the
+        gate; the process exits (code 1) so Kubernetes restarts it as a follower."""
+        log.error("leadership lost; exiting so that this replica restarts as a follower")
+        self._exit_code = EXIT_LEADERSHIP_LOST
+        self._commands.put("stop")
+
+    def _take_over(self) -> None:
+        """A new leader reads the state the previous one left (never a cached copy), then reconciles."""
+        try:
+            self._parts.state.reload()
+        except SyncdError as exc:
+            log.error("takeover: cannot read the state", error_code=exc.reason, error=str(exc))
+            return
+        log.info("took over as leader; reconciling")
+        self._job_cycle("takeover")
+
+    def _leadership_status(self) -> dict[str, Any]:
+        elector = self._parts.leadership
+        if elector is None:
+            return {"enabled": False, "role": "leader"}
+        return {
+            "enabled": True,
+            "identity": elector.identity,
+            "role": "leader" if elector.is_leader else "follower",
+            "leader": elector.leader_identity,
+        }
 
     @property
     def audit_listener(self) -> AuditListener | None:
@@ -298,6 +349,9 @@ class Service:
                 close()
             except Exception as exc:
                 log.warning("closing a client failed", error=type(exc).__name__)
+        if self._parts.leadership is not None:
+            # Last, after the state's final write: a follower may take over the moment it is released.
+            self._parts.leadership.stop()
         if self._server is not None:
             self._server.stop()
         with self._lock:
@@ -305,7 +359,8 @@ class Service:
         log.info("service stopped")
 
     def run_forever(self) -> int:
-        """Start, then handle SIGHUP (reload) and SIGTERM/SIGINT (stop) until stopped. Returns 0."""
+        """Start, then handle SIGHUP (reload) and SIGTERM/SIGINT (stop) until stopped. Returns 0, or
+        1 when leadership was lost."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             self._commands.put("reload" if signum == signal.SIGHUP else "stop")
@@ -323,7 +378,7 @@ class Service:
             self.shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return 0
+        return self._exit_code
 
     @property
     def server(self) -> ServerLike | None:
@@ -341,7 +396,11 @@ class Service:
     # -- cycles -----------------------------------------------------------------------------
 
     def run_cycle(self, trigger: str = "interval", only_mappings: Iterable[str] | None = None) -> CycleReport | None:
-        """Run one reconciliation under the hard deadline; ``None`` when none ran (or it hung)."""
+        """Run one reconciliation under the hard deadline; ``None`` when none ran (or it hung, or this
+        replica is a follower)."""
+        if not self._leading():
+            log.debug("not the leader; no cycle", trigger=trigger)
+            return None
         with self._cycle_lock:
             with self._lock:
                 if self._stopping:
@@ -468,6 +527,8 @@ class Service:
         known = {m.name for m in self._settings.mappings}
         if mapping is not None and mapping not in known:
             return 404, {"error": "unknown mapping", "mapping": mapping}
+        if not self._leading():
+            return 503, {"error": "not the leader", "leader": self._leadership_status().get("leader")}
         queued = self._queue(None if mapping is None else {mapping}, source)
         if queued is None:
             return 503, {"error": "shutting down"}
@@ -577,6 +638,8 @@ class Service:
             problems.append(f"no cycle finished for {age:.0f}s (limit {limit:.0f}s)")
         if stopped:
             problems.append("stopped")
+        if not self._leading():
+            problems = [p for p in problems if not p.startswith("no cycle finished")]  # followers run none
         body = {"status": "ok" if not problems else "unhealthy", "last_cycle_age_seconds": age, "problems": problems}
         return not problems, body
 
@@ -586,7 +649,7 @@ class Service:
             startup_done = self._startup_done
             stopping = self._stopping
         problems = []
-        if not startup_done:
+        if not startup_done and self._leading():  # a follower is ready to serve as soon as it runs
             problems.append("startup reconciliation has not finished")
         if stopping:
             problems.append("shutting down")
@@ -607,6 +670,7 @@ class Service:
             "scripts": self._scripts_status(),
             "last_cycle": None,
             "sync_mode": self.sync_mode(),
+            "leadership": self._leadership_status(),
         }
         if report is not None:
             body["last_cycle"] = {

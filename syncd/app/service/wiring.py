@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import requests
 
+from syncd.app.leadership import LeaderElector, LeaderMetrics, build_elector
+from syncd.app.leadership.gate import write_gate
 from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
 from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
 from syncd.app.service.http_server import OpsServer
@@ -151,6 +153,7 @@ def build_cloudflare(
     *,
     transport: httpx.BaseTransport | None = None,
     pacers: PacerRegistry | None = None,
+    write_gate: Callable[[float], None] | None = None,
 ) -> tuple[CloudflareClient, Pacer]:
     """``(CloudflareClient, Pacer)`` for ``settings.cloudflare``; the pacer is the credential's."""
     cloudflare = settings.cloudflare
@@ -166,6 +169,7 @@ def build_cloudflare(
         # Per call; within a cycle the time the cycle has left bounds it too (syncd.deadlines).
         retry_deadline=min(CLOUDFLARE_RETRY_DEADLINE, settings.sync.cycle_timeout_seconds),
         pool_size=cloudflare.write_concurrency,
+        write_gate=write_gate,
     )
     return client, pacer
 
@@ -198,9 +202,12 @@ def build_clients(
     cloudflare_transport: httpx.BaseTransport | None = None,
     pacers: PacerRegistry | None = None,
     clock: Callable[[], float] = time.time,
+    write_gate: Callable[[float], None] | None = None,
 ) -> Clients:
     vault, tokens, reader = build_vault(settings, observer, session=vault_session, clock=clock)
-    cloudflare, pacer = build_cloudflare(settings, observer, transport=cloudflare_transport, pacers=pacers)
+    cloudflare, pacer = build_cloudflare(
+        settings, observer, transport=cloudflare_transport, pacers=pacers, write_gate=write_gate
+    )
     return Clients(vault, tokens, reader, cloudflare, pacer)
 
 
@@ -257,11 +264,37 @@ def build_service(
     cloudflare_transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
     scheduler: SchedulerLike | None = None,
+    kubernetes_transport: httpx.BaseTransport | None = None,
 ) -> Service:
-    """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server."""
+    """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server, and with
+    ``[leader_election] enabled`` the Lease elector that gates every Cloudflare write."""
     metrics = Metrics()
+    service: list[Service] = []  # the elector's callbacks reach the service built below
+
+    def started_leading() -> None:
+        service[0].on_started_leading()
+
+    def stopped_leading() -> None:
+        service[0].on_stopped_leading()
+
+    elector: LeaderElector | None = None
+    if settings.leader_election.enabled:
+        elector = build_elector(
+            settings.leader_election,
+            registry=metrics.registry,
+            on_started_leading=started_leading,
+            on_stopped_leading=stopped_leading,
+            transport=kubernetes_transport,
+        )
+    else:
+        LeaderMetrics(metrics.registry).set_leader(True)  # one process, the only writer
     clients = build_clients(
-        settings, metrics, vault_session=vault_session, cloudflare_transport=cloudflare_transport, clock=clock
+        settings,
+        metrics,
+        vault_session=vault_session,
+        cloudflare_transport=cloudflare_transport,
+        clock=clock,
+        write_gate=None if elector is None else write_gate(elector),
     )
     state = open_state(settings)
     reconciler = build_reconciler(settings, clients, state, clock=clock)
@@ -273,6 +306,7 @@ def build_service(
         rate_budget=clients.pacer,
         script_health=reconciler.script_health,
         closers=[clients.close],
+        leadership=elector,
     )
     server = settings.server
     trigger_token = (
@@ -282,11 +316,14 @@ def build_service(
     def make_server(source: Service) -> OpsServer:
         return OpsServer(source, metrics, bind=server.bind, port=server.port, trigger_token=trigger_token)
 
-    return Service(
-        settings,
-        config_path,
-        parts,
-        clock=clock,
-        scheduler=scheduler,
-        server_factory=make_server if server.enabled else None,
+    service.append(
+        Service(
+            settings,
+            config_path,
+            parts,
+            clock=clock,
+            scheduler=scheduler,
+            server_factory=make_server if server.enabled else None,
+        )
     )
+    return service[0]
