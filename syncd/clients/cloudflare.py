@@ -122,12 +122,14 @@ class CloudflareClient:
         wall_clock: Callable[[], float] = time.time,
         pool_size: int = 20,
         write_gate: Callable[[float], None] | None = None,
+        user_agent: str = "syncd",
     ) -> None:
         """``pool_size``: keep-alive connections kept open (at least the writers that run at once).
 
         ``write_gate(ends_at)`` runs before every attempt of a write (any method but GET) with the
         ``time.monotonic()`` instant the attempt's timeout ends at; it raises (``LeadershipLost``)
         to refuse it. Leader election passes one: a write starts only while the Lease outlasts it.
+        ``user_agent`` names syncd (and, with replicas, which one) in Cloudflare's audit log.
         """
         self._write_gate = write_gate
         self._auth = auth
@@ -141,7 +143,7 @@ class CloudflareClient:
             base_url=api_base.rstrip("/"),
             transport=transport,
             timeout=httpx.Timeout(timeout),
-            headers={"Accept": "application/json", "User-Agent": "syncd"},
+            headers={"Accept": "application/json", "User-Agent": user_agent},
             follow_redirects=False,
             limits=httpx.Limits(max_connections=max(100, pool_size), max_keepalive_connections=max(20, pool_size)),
         )

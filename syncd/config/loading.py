@@ -117,6 +117,12 @@ def _state_rules(data: dict[str, Any]) -> Iterator[RuleProblem]:
     kubernetes = isinstance(state, dict) and state.get("backend") == "kubernetes"
     if kubernetes and not (isinstance(sync, dict) and sync.get("fingerprint_key") is not None):
         yield ("sync", "fingerprint_key"), KUBERNETES_NEEDS_KEY
+    leader = data.get("leader_election")
+    if isinstance(leader, dict) and leader.get("enabled") is True and not kubernetes:
+        yield (
+            ("leader_election", "enabled"),
+            'replicas cannot share a SQLite file: leader election needs state.backend = "kubernetes"',
+        )
 
 
 # --- loading --------------------------------------------------------------------------------------

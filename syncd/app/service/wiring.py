@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import requests
 
+import syncd
 from syncd.app.leadership import LeaderElector, LeaderMetrics, build_elector
 from syncd.app.leadership.gate import write_gate
 from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
@@ -154,6 +155,7 @@ def build_cloudflare(
     transport: httpx.BaseTransport | None = None,
     pacers: PacerRegistry | None = None,
     write_gate: Callable[[float], None] | None = None,
+    user_agent: str = f"syncd/{syncd.__version__}",
 ) -> tuple[CloudflareClient, Pacer]:
     """``(CloudflareClient, Pacer)`` for ``settings.cloudflare``; the pacer is the credential's."""
     cloudflare = settings.cloudflare
@@ -170,6 +172,7 @@ def build_cloudflare(
         retry_deadline=min(CLOUDFLARE_RETRY_DEADLINE, settings.sync.cycle_timeout_seconds),
         pool_size=cloudflare.write_concurrency,
         write_gate=write_gate,
+        user_agent=user_agent,
     )
     return client, pacer
 
@@ -203,10 +206,13 @@ def build_clients(
     pacers: PacerRegistry | None = None,
     clock: Callable[[], float] = time.time,
     write_gate: Callable[[float], None] | None = None,
+    identity: str | None = None,
 ) -> Clients:
+    """``identity``: the replica's name (leader election), added to the Cloudflare User-Agent."""
     vault, tokens, reader = build_vault(settings, observer, session=vault_session, clock=clock)
+    agent = f"syncd/{syncd.__version__}" + (f" ({identity})" if identity else "")
     cloudflare, pacer = build_cloudflare(
-        settings, observer, transport=cloudflare_transport, pacers=pacers, write_gate=write_gate
+        settings, observer, transport=cloudflare_transport, pacers=pacers, write_gate=write_gate, user_agent=agent
     )
     return Clients(vault, tokens, reader, cloudflare, pacer)
 
@@ -295,6 +301,7 @@ def build_service(
         cloudflare_transport=cloudflare_transport,
         clock=clock,
         write_gate=None if elector is None else write_gate(elector),
+        identity=None if elector is None else elector.identity,
     )
     state = open_state(settings)
     reconciler = build_reconciler(settings, clients, state, clock=clock)
