@@ -2,7 +2,12 @@
 
 ```
 syncd devstack [--bind 127.0.0.1] [--vault-port 8200] [--cloudflare-port 8787] [--script NAME ...]
+               [--write-latency SPEC]
 ```
+
+``--write-latency`` delays every Cloudflare script write (a real one creates and deploys a Worker
+version and takes about a second): ``off`` (default), ``SECONDS``, ``uniform:LOW,HIGH`` or
+``lognormal:MEDIAN,SIGMA``, optionally ``@SEED``; changeable later with ``POST /__devstack/latency``.
 
 Port 0 picks a free port. Once both emulators accept connections, exactly one JSON line goes to
 stdout (``vault_addr``, ``vault_token``, ``cloudflare_api_base``, ``cloudflare_api_token``,
@@ -38,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--script", action="append", default=[], metavar="NAME", help="pre-create a Worker script (repeatable)"
     )
+    parser.add_argument(
+        "--write-latency",
+        default="off",
+        metavar="SPEC",
+        help="Cloudflare write latency: off, SECONDS, uniform:LOW,HIGH or lognormal:MEDIAN,SIGMA, optional @SEED",
+    )
     return parser
 
 
@@ -51,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            stack = Devstack(args.bind, args.vault_port, args.cloudflare_port, scripts=args.script)
+            stack = Devstack(
+                args.bind, args.vault_port, args.cloudflare_port, scripts=args.script, write_latency=args.write_latency
+            )
         except OSError as exc:
             print(f"syncd devstack: cannot start the emulators: {exc}", file=sys.stderr)
             return EXIT_START_FAILED

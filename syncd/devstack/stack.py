@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from syncd.devstack.cloudflare import CloudflareEmulator
+from syncd.devstack.cloudflare.edits import LatencySpec
 from syncd.devstack.vault import VaultEmulator
 
 READY_TIMEOUT_SECONDS = 10.0
@@ -24,11 +25,21 @@ class Devstack:
     """Both emulators on one host, started on construction; ports 0 pick free ports."""
 
     def __init__(
-        self, host: str = "127.0.0.1", vault_port: int = 0, cloudflare_port: int = 0, scripts: Iterable[str] = ()
+        self,
+        host: str = "127.0.0.1",
+        vault_port: int = 0,
+        cloudflare_port: int = 0,
+        scripts: Iterable[str] = (),
+        *,
+        write_latency: str | None = None,
     ) -> None:
+        """``write_latency``: the Cloudflare write latency spec (``cloudflare.edits``); bad is ``ValueError``."""
+        spec = LatencySpec.parse(write_latency) if write_latency is not None else None
         self.vault = VaultEmulator(host=host, port=vault_port).start()
         try:
-            self.cloudflare = CloudflareEmulator(host=host, port=cloudflare_port, scripts=tuple(scripts)).start()
+            self.cloudflare = CloudflareEmulator(
+                host=host, port=cloudflare_port, scripts=tuple(scripts), write_latency=spec
+            ).start()
         except BaseException:
             self.vault.stop()
             raise
