@@ -204,6 +204,19 @@ class CloudflareClient:
 
     # -- the request machinery --------------------------------------------------------------
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One API call through the pacer, retries and typed errors; the envelope's ``result``."""
+        return self._call(method, path, operation=operation, json=json, params=params, headers=headers)
+
     def _call(
         self,
         method: str,
@@ -212,6 +225,7 @@ class CloudflareClient:
         operation: str,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         deadline = self._pacer.clock() + self._deadline
 
@@ -239,6 +253,7 @@ class CloudflareClient:
                     operation=operation,
                     json=json,
                     params=params,
+                    headers=headers,
                     deadline=deadline,
                     last=attempt.num >= self._attempts,
                 )
@@ -254,12 +269,14 @@ class CloudflareClient:
         params: Mapping[str, str] | None,
         deadline: float,
         last: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         self._pacer.acquire(deadline)
         started = time.perf_counter()
         transport_error: CloudflareTransportError | None = None
         try:
-            response = self._http.request(method, path, json=json, params=params, headers=self._auth.headers())
+            sent = {**(headers or {}), **self._auth.headers()}
+            response = self._http.request(method, path, json=json, params=params, headers=sent)
         except httpx.TimeoutException as exc:
             kind, what = "timeout", f"timed out ({type(exc).__name__})"
             transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
