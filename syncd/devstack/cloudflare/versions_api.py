@@ -81,7 +81,7 @@ class VersionRoutes:
 
     @property
     def lifecycle(self) -> Lifecycle:
-        return Lifecycle(self.api.emulator.store)
+        return self.api.emulator.lifecycle
 
     def _page(self, request: Request) -> tuple[int, int]:
         config = self.api.emulator.config
