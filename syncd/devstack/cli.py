@@ -32,9 +32,7 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="syncd devstack", description="Run local Vault and Cloudflare API emulators."
-    )
+    parser = argparse.ArgumentParser(prog="syncd devstack", description="Run local Vault and Cloudflare API emulators.")
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--vault-port", type=int, default=8200, help="Vault port, 0 for any free (default 8200)")
     parser.add_argument(
