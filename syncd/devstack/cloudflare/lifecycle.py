@@ -72,9 +72,9 @@ class Lifecycle:
         start = (page - 1) * per_page
         return newest_first[start : start + per_page], len(newest_first)
 
-    def version(self, target: Target, ref: str) -> Version:
+    def version(self, target: Target, ref: str, *, by_number: bool = False) -> Version:
         with self.store.lock:
-            return self.store.script(*target).version(ref)
+            return self.store.script(*target).version(ref, by_number=by_number)
 
     def deployments(self, target: Target) -> list[Deployment]:
         """Newest first: the first one is the deployment serving traffic."""
@@ -183,7 +183,9 @@ class Lifecycle:
             script = self.store.script(*target)
             body = {
                 "strategy": "percentage",
-                "versions": [{"version_id": script.version(ref).id, "percentage": pct} for ref, pct in split],
+                "versions": [
+                    {"version_id": script.version(ref, by_number=True).id, "percentage": pct} for ref, pct in split
+                ],
             }
             resolved = _split(script, body)
             return self.store.deploy(script, resolved, author, {"workers/triggered_by": TRIGGER_DEPLOYMENT})
