@@ -188,7 +188,11 @@ class CloudflareNotFound(CloudflareError):
 
 
 class CloudflareNotDeployed(CloudflareError):
-    pass
+    """10215 (secret PUT/DELETE) or 10214 (secrets-bulk, settings): the latest version is not fully deployed."""
+
+
+class CloudflareNoVersions(CloudflareError):
+    """10222: the script has no versions to stage secrets into (``versions/latest``)."""
 
 
 class CloudflareValidationError(CloudflareError):

@@ -226,6 +226,19 @@ class CloudflareClient:
 
     # -- the request machinery --------------------------------------------------------------
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One API call through the pacer, retries and typed errors; the envelope's ``result``."""
+        return self._call(method, path, operation=operation, json=json, params=params, headers=headers)
+
     def _call(
         self,
         method: str,
@@ -234,6 +247,7 @@ class CloudflareClient:
         operation: str,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         budget = min(self._deadline, time_left())
         deadline = self._pacer.clock() + budget
@@ -273,6 +287,7 @@ class CloudflareClient:
                     operation=operation,
                     json=json,
                     params=params,
+                    headers=headers,
                     deadline=deadline,
                     last=attempt.num >= self._attempts,
                 )
@@ -288,6 +303,7 @@ class CloudflareClient:
         params: Mapping[str, str] | None,
         deadline: float,
         last: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         # A slot is only worth taking if an attempt still fits after it before the cycle's deadline.
         cycle_end = self._pacer.clock() + time_left() - min(MIN_ATTEMPT_SECONDS, self._timeout)
@@ -298,9 +314,8 @@ class CloudflareClient:
         started = time.perf_counter()
         transport_error: CloudflareTransportError | None = None
         try:
-            response = self._http.request(
-                method, path, json=json, params=params, headers=self._auth.headers(), timeout=timeout
-            )
+            sent = {**(headers or {}), **self._auth.headers()}
+            response = self._http.request(method, path, json=json, params=params, headers=sent, timeout=timeout)
         except httpx.TimeoutException as exc:
             kind, what = "timeout", f"timed out ({type(exc).__name__})"
             transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")

@@ -404,8 +404,6 @@ def _make_handler(
                 return method_not_allowed(request)
             assert not isinstance(resolved, bool)
             handler, params = resolved
-            return handler(
-                Request(request.method, request.path, request.query, request.headers, request.body, params)
-            )
+            return handler(Request(request.method, request.path, request.query, request.headers, request.body, params))
 
     return _Handler
