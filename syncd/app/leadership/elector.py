@@ -172,7 +172,12 @@ class LeaderElector:
             return self.timings.retry_period
         now = self._clock.monotonic()
         if self._leading:
-            if now >= self.valid_until():
+            holder = self.leader_identity
+            if holder is not None and holder != self.identity:
+                # Someone holds it (edited by hand, or an expiry we could not see): stop at once
+                # rather than at the deadline.
+                self._lose(f"the lease is held by {holder}")
+            elif now >= self.valid_until():
                 self._lose("renew deadline passed without a successful renewal")
             return max(0.0, min(self.timings.retry_period, self.valid_until() - now))
         # A follower tries again at the next retry, or right when the observed lease expires.

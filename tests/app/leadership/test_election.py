@@ -140,3 +140,16 @@ def test_a_pre_created_empty_lease_is_acquired_without_create(sim: Simulation, k
     elector.step()
     assert elector.is_leader
     assert kube.lease(LEASE)["spec"]["leaseTransitions"] == 1
+
+
+def test_a_leader_that_sees_another_holder_stops_at_once(sim: Simulation, kube: KubernetesEmulator) -> None:
+    a = sim.add("pod-a")
+    sim.run_until(sim.clock.t + 1)
+    assert a.elector.is_leader
+    taken = kube.lease(LEASE)
+    taken["spec"]["holderIdentity"] = "intruder"
+    kube.store.replace(LEASES, kube.namespace, LEASE, taken)
+    a.elector.step()
+    assert not a.elector.is_leader and a.elector.finished
+    assert a.stopped == [sim.clock.t]
+    assert a.elector.leader_identity == "intruder"
