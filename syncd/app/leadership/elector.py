@@ -180,8 +180,11 @@ class LeaderElector:
             elif now >= self.valid_until():
                 self._lose("renew deadline passed without a successful renewal")
             return max(0.0, min(self.timings.retry_period, self.valid_until() - now))
-        # A follower tries again at the next retry, or right when the observed lease expires.
-        return max(0.0, min(self.timings.retry_period, self._expires_at() - now))
+        # A follower tries again at the next retry, or right when the observed lease expires if
+        # that comes first; once expired (and still not acquired: a race lost, an API error) it
+        # waits a whole retry period, never spins.
+        until_expiry = self._expires_at() - now
+        return until_expiry if 0 < until_expiry < self.timings.retry_period else self.timings.retry_period
 
     def _expires_at(self) -> float:
         with self._lock:
