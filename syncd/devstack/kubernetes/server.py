@@ -16,7 +16,9 @@ apiserver's filter chain does. Admin routes under ``/__devstack`` (no auth):
 - the shared ``requests``, ``faults`` and ``clock`` routes of ``httpkit``.
 
 Not emulated (nothing in syncd uses them): watch, ``deletecollection``, server-side apply,
-``dryRun``, ``generateName``, label selectors, ``managedFields``, ``generation``.
+``dryRun`` (ignored: the write happens), ``generateName``, label selectors, ``managedFields``,
+``generation``, immutable Secrets, and the error for a ``resourceVersion`` sent on create (it is
+dropped).
 """
 
 from __future__ import annotations
