@@ -163,6 +163,8 @@ class LeaderElector:
         started = self._clock.monotonic()
         deadline = self.valid_until()
         if self._try_acquire_or_renew(started):
+            if self._finished:  # stop() released while this attempt was in flight: stay stopped
+                return self.timings.retry_period
             if not self._leading:
                 self._become_leader()
             elif self._clock.monotonic() >= deadline:
