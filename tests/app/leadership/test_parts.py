@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from syncd.app.leadership import LeaseApi, LeaseRecord, TokenFile, build_elector, default_identity
+from syncd.app.leadership import (
+    LeaderElector,
+    Leadership,
+    LeaseApi,
+    LeaseRecord,
+    SoleWriter,
+    TokenFile,
+    build_elector,
+    build_leadership,
+    default_identity,
+)
 from syncd.app.leadership.kube_api import KubeApiError, in_cluster_url
 from syncd.app.leadership.record import format_microtime
 from syncd.config import parse_config
@@ -96,3 +107,20 @@ def test_microtime_always_has_six_fractional_digits() -> None:
     assert format_microtime(datetime(2026, 11, 30, 5, 0, 0, tzinfo=UTC)) == "2026-11-30T05:00:00.000000Z"
     record = LeaseRecord("a", 15, None, datetime(2026, 1, 1, tzinfo=UTC), 0)
     assert record.spec()["renewTime"] == "2026-01-01T00:00:00.000000Z"
+
+
+def test_without_leader_election_the_process_is_the_sole_writer_until_stopped() -> None:
+    sole = build_leadership(LeaderElectionSettings(), env={"POD_NAME": "syncd-0"})
+    assert isinstance(sole, SoleWriter)
+    sole.start()
+    assert sole.is_leader and sole.can_write(time.monotonic() + 3600) and sole.leader_identity == "syncd-0"
+    sole.stop()
+    assert not sole.is_leader and not sole.can_write(time.monotonic()) and sole.finished
+
+
+def test_with_leader_election_enabled_it_is_an_elector(tmp_path: Path) -> None:
+    settings = LeaderElectionSettings(
+        enabled=True, api_url="http://127.0.0.1:9", namespace="syncd", token_file=tmp_path / "token", ca_file=None
+    )
+    elector: Leadership = build_leadership(settings, env={})
+    assert isinstance(elector, LeaderElector) and not elector.is_leader
