@@ -10,32 +10,12 @@ reports the loss and the service exits so Kubernetes restarts it as a follower.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
+from syncd.app.leadership.sole import Leadership
 from syncd.errors import LeadershipLost
 
 
-class Elector(Protocol):
-    @property
-    def identity(self) -> str: ...
-
-    @property
-    def is_leader(self) -> bool: ...
-
-    @property
-    def leader_identity(self) -> str | None: ...
-
-    @property
-    def finished(self) -> bool: ...
-
-    def can_write(self, deadline: float) -> bool: ...
-
-    def start(self) -> None: ...
-
-    def stop(self, timeout: float = 10.0) -> None: ...
-
-
-def write_gate(elector: Elector) -> Callable[[float], None]:
+def write_gate(elector: Leadership) -> Callable[[float], None]:
     def gate(ends_at: float) -> None:
         if not elector.can_write(ends_at):
             raise LeadershipLost(

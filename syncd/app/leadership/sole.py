@@ -13,6 +13,9 @@ from typing import Protocol
 
 class Leadership(Protocol):
     @property
+    def identity(self) -> str: ...
+
+    @property
     def is_leader(self) -> bool: ...
 
     @property

@@ -19,7 +19,7 @@ import httpx
 import requests
 
 import syncd
-from syncd.app.leadership import LeaderElector, LeaderMetrics, build_elector
+from syncd.app.leadership import LeaderMetrics, build_leadership
 from syncd.app.leadership.gate import write_gate
 from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
 from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
@@ -283,16 +283,14 @@ def build_service(
     def stopped_leading() -> None:
         service[0].on_stopped_leading()
 
-    elector: LeaderElector | None = None
-    if settings.leader_election.enabled:
-        elector = build_elector(
-            settings.leader_election,
-            registry=metrics.registry,
-            on_started_leading=started_leading,
-            on_stopped_leading=stopped_leading,
-            transport=kubernetes_transport,
-        )
-    else:
+    leadership = build_leadership(
+        settings.leader_election,
+        registry=metrics.registry,
+        on_started_leading=started_leading,
+        on_stopped_leading=stopped_leading,
+        transport=kubernetes_transport,
+    )
+    if not settings.leader_election.enabled:
         LeaderMetrics(metrics.registry).set_leader(True)  # one process, the only writer
     clients = build_clients(
         settings,
@@ -300,8 +298,8 @@ def build_service(
         vault_session=vault_session,
         cloudflare_transport=cloudflare_transport,
         clock=clock,
-        write_gate=None if elector is None else write_gate(elector),
-        identity=None if elector is None else elector.identity,
+        write_gate=write_gate(leadership),
+        identity=leadership.identity if settings.leader_election.enabled else None,
     )
     state = open_state(settings)
     reconciler = build_reconciler(settings, clients, state, clock=clock)
@@ -313,7 +311,7 @@ def build_service(
         rate_budget=clients.pacer,
         script_health=reconciler.script_health,
         closers=[clients.close],
-        leadership=elector,
+        leadership=leadership,
     )
     server = settings.server
     trigger_token = (
