@@ -11,8 +11,8 @@ import pytest
 
 from syncd.clients.k8s_secrets import KubernetesEndpoint, SecretsApiError, SecretsClient
 from syncd.config import parse_config
-from syncd.engine.state import StateStore
-from syncd.engine.state.configured import open_configured_state
+from syncd.engine.state import MappingOutcome, StateStore
+from syncd.engine.state.configured import open_configured_state, reload_on_takeover
 from syncd.engine.state.kubernetes import KubernetesStateStore
 from syncd.errors import ConfigError, StateError
 from tests.engine.fake_secrets import FakeSecrets
@@ -145,3 +145,17 @@ def test_no_answer_is_an_error_without_a_status() -> None:
     with pytest.raises(SecretsApiError, match="GET secret ns/s: ConnectError") as caught:
         client.get("s")
     assert caught.value.status is None
+
+
+def test_a_replica_that_takes_over_reads_what_the_previous_leader_wrote_since() -> None:
+    names = ("syncd-state-0",)
+    api = FakeSecrets(names=names)
+    follower = KubernetesStateStore.open(api, names, hmac_key=KEY)  # opened at start, before it leads
+    with KubernetesStateStore.open(api, names, hmac_key=KEY) as leader:
+        leader.record_mapping_results([MappingOutcome("edge", 1.0, "cfg", 3, True, True, None, None)])
+    assert follower.mapping_status("edge") is None
+    reload_on_takeover(follower)
+    assert follower.mapping_status("edge") is not None
+    follower.close()
+    with StateStore.open(":memory:") as sqlite:
+        reload_on_takeover(sqlite)  # nothing to do

@@ -7,6 +7,8 @@
   ``SecretsClient`` on the in-cluster API (or ``api_url``/``namespace``/``service_account_dir``
   when set), keyed by the external ``fingerprint_key`` (required: the config refuses this backend
   without ``sync.fingerprint_key``). ``secrets_api`` replaces the HTTP client (tests).
+
+``reload_on_takeover(state)`` is what leader election calls when this replica takes the Lease.
 """
 
 from __future__ import annotations
@@ -57,3 +59,11 @@ def open_configured_state(
         if client is not None:
             client.close()
         raise
+
+
+def reload_on_takeover(state: StateBackend) -> None:
+    """Call when this process becomes the leader, before its first cycle: a ``kubernetes`` store
+    reads every Secret again (what the previous leader wrote since this one opened it, and it
+    forgets a ``StateConflict`` fence). The SQLite store has one writer by its lock: nothing to do."""
+    if isinstance(state, KubernetesStateStore):
+        state.reload()
