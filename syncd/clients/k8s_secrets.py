@@ -19,6 +19,7 @@ Secret data never appears in an error, a log line or a repr of this client.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class KubernetesEndpoint:
     base_url: str
     namespace: str
     token: Callable[[], str] = field(repr=False)
-    verify: str | bool = True  # a CA bundle path, or True for the system's
+    verify: ssl.SSLContext | bool = True  # the cluster's CA, or True for the system's
     timeout_seconds: float = 10.0
 
     @classmethod
@@ -81,9 +82,18 @@ class KubernetesEndpoint:
             base_url=api_url.rstrip("/"),
             namespace=namespace,
             token=lambda: _read(token_file).strip(),
-            verify=str(ca_file) if ca_file.is_file() else True,
+            verify=_cluster_ca(ca_file),
             timeout_seconds=timeout_seconds,
         )
+
+
+def _cluster_ca(ca_file: Path) -> ssl.SSLContext | bool:
+    if not ca_file.is_file():
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise SecretsApiError(f"cannot load the cluster CA {ca_file}: {type(exc).__name__}") from None
 
 
 def _read(path: Path) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
+import certifi
 import httpx
 import pytest
 
@@ -159,3 +161,15 @@ def test_a_replica_that_takes_over_reads_what_the_previous_leader_wrote_since() 
     follower.close()
     with StateStore.open(":memory:") as sqlite:
         reload_on_takeover(sqlite)  # nothing to do
+
+
+def test_the_cluster_ca_is_trusted_when_present_and_a_damaged_one_is_named(tmp_path: Path) -> None:
+    directory = service_account(tmp_path)
+    environ = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}
+    (directory / "ca.crt").write_bytes(Path(certifi.where()).read_bytes())  # any valid bundle
+    endpoint = KubernetesEndpoint.in_cluster(service_account_dir=directory, environ=environ)
+    assert isinstance(endpoint.verify, ssl.SSLContext)
+    assert endpoint.base_url == "https://[fd00::1]:6443"
+    (directory / "ca.crt").write_text("not a certificate")
+    with pytest.raises(SecretsApiError, match=r"cannot load the cluster CA .*ca\.crt"):
+        KubernetesEndpoint.in_cluster(service_account_dir=directory, environ=environ)
