@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError
 
 from syncd.config.cloudflare import MAX_BULK_SECRETS, CloudflareApiToken, CloudflareSettings
 from syncd.config.credentials import CredentialRef
+from syncd.config.leader import LeaderElectionSettings
 from syncd.config.mappings import MappingSettings
 from syncd.config.state import StateSettings, state_problems
 from syncd.config.strict import StrictModel
@@ -31,6 +32,7 @@ class Settings(StrictModel):
     notifications: NotificationSettings = NotificationSettings()
     logging: LoggingSettings = LoggingSettings()
     state: StateSettings = StateSettings()
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
     mapping: list[MappingSettings] = Field(default_factory=list)
 
     @property
