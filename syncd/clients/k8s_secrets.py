@@ -60,35 +60,35 @@ class KubernetesEndpoint:
     def in_cluster(
         cls,
         *,
-        service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+        token_file: Path = SERVICE_ACCOUNT_DIR / "token",
+        ca_file: Path | None = SERVICE_ACCOUNT_DIR / "ca.crt",
         api_url: str | None = None,
         namespace: str | None = None,
         timeout_seconds: float = 10.0,
         environ: Mapping[str, str] = os.environ,
     ) -> KubernetesEndpoint:
-        """The pod's API server, token, CA and namespace; ``api_url``/``namespace`` override them."""
+        """The pod's API server, token, CA and namespace (the ``namespace`` file beside the token);
+        ``api_url``/``namespace`` override them."""
         if api_url is None:
             host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
             if not host or not port:
                 raise SecretsApiError(
-                    "not in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT unset): set [state.kubernetes] api_url"
+                    "not in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT unset): set [leader_election] api_url"
                 )
             api_url = f"https://{f'[{host}]' if ':' in host else host}:{port}"
         if namespace is None:
-            namespace = _read(service_account_dir / "namespace").strip()
-        token_file = service_account_dir / "token"
-        ca_file = service_account_dir / "ca.crt"
+            namespace = _read(token_file.parent / "namespace").strip()
         return cls(
             base_url=api_url.rstrip("/"),
             namespace=namespace,
             token=lambda: _read(token_file).strip(),
-            verify=_cluster_ca(ca_file),
+            verify=_cluster_ca(ca_file) if api_url.startswith("https://") else True,
             timeout_seconds=timeout_seconds,
         )
 
 
-def _cluster_ca(ca_file: Path) -> ssl.SSLContext | bool:
-    if not ca_file.is_file():
+def _cluster_ca(ca_file: Path | None) -> ssl.SSLContext | bool:
+    if ca_file is None or not ca_file.is_file():
         return True
     try:
         return ssl.create_default_context(cafile=str(ca_file))

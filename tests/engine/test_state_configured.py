@@ -81,7 +81,7 @@ def test_outside_a_pod_without_api_url_the_state_cannot_open_and_says_why(monkey
     settings = parse_config(
         BASE + '[sync]\nfingerprint_key = { env = "K" }\n[state]\nbackend = "kubernetes"\n', "config.toml"
     )
-    with pytest.raises(StateError, match=r"KUBERNETES_SERVICE_HOST/PORT unset\): set \[state.kubernetes\] api_url"):
+    with pytest.raises(StateError, match=r"KUBERNETES_SERVICE_HOST/PORT unset\): set \[leader_election\] api_url"):
         open_configured_state(settings, fingerprint_key=KEY)
 
 
@@ -97,7 +97,8 @@ def service_account(tmp_path: Path, token: str = "token-1") -> Path:
 def test_in_cluster_endpoint_reads_the_service_account_and_rereads_a_rotated_token(tmp_path: Path) -> None:
     directory = service_account(tmp_path)
     endpoint = KubernetesEndpoint.in_cluster(
-        service_account_dir=directory,
+        token_file=directory / "token",
+        ca_file=directory / "ca.crt",
         environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"},
     )
     assert (endpoint.base_url, endpoint.namespace, endpoint.verify) == ("https://10.0.0.1:443", "syncd-ns", True)
@@ -167,9 +168,10 @@ def test_the_cluster_ca_is_trusted_when_present_and_a_damaged_one_is_named(tmp_p
     directory = service_account(tmp_path)
     environ = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}
     (directory / "ca.crt").write_bytes(Path(certifi.where()).read_bytes())  # any valid bundle
-    endpoint = KubernetesEndpoint.in_cluster(service_account_dir=directory, environ=environ)
+    token, ca = directory / "token", directory / "ca.crt"
+    endpoint = KubernetesEndpoint.in_cluster(token_file=token, ca_file=ca, environ=environ)
     assert isinstance(endpoint.verify, ssl.SSLContext)
     assert endpoint.base_url == "https://[fd00::1]:6443"
     (directory / "ca.crt").write_text("not a certificate")
     with pytest.raises(SecretsApiError, match=r"cannot load the cluster CA .*ca\.crt"):
-        KubernetesEndpoint.in_cluster(service_account_dir=directory, environ=environ)
+        KubernetesEndpoint.in_cluster(token_file=token, ca_file=ca, environ=environ)
