@@ -1,0 +1,62 @@
+"""``open_state`` opens the configured backend: the kubernetes one over HTTP, keyed from outside."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd.app.wiring import open_state
+from syncd.config import parse_config
+from syncd.devstack.kubernetes import SECRETS, KubernetesEmulator
+from syncd.engine.state import MappingOutcome
+from syncd.engine.state.kubernetes import KubernetesStateStore
+
+NAMES = ("syncd-state-0", "syncd-state-1")
+KEY = "wiring-fingerprint-key-0123456789abcdef"
+
+
+@pytest.fixture
+def kube() -> Iterator[KubernetesEmulator]:
+    emulator = KubernetesEmulator(namespace="syncd").start()
+    for name in NAMES:
+        emulator.put_object(SECRETS, {"metadata": {"name": name}, "type": "Opaque"})
+    yield emulator
+    threading.Thread(target=emulator.stop, name="stop-emulator", daemon=True).start()
+
+
+def test_open_state_opens_the_kubernetes_backend_with_the_external_key(
+    kube: KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token").write_text(kube.token)
+    monkeypatch.setenv("SYNCD_TEST_FINGERPRINT_KEY", KEY)
+    settings = parse_config(
+        f"""
+[vault]
+address = "http://vault.invalid"
+auth = {{ method = "token", token = {{ env = "VAULT_TOKEN" }} }}
+[cloudflare]
+account_id = "0123456789abcdef0123456789abcdef"
+auth = {{ api_token = {{ env = "CF_TOKEN" }} }}
+[sync]
+fingerprint_key = {{ env = "SYNCD_TEST_FINGERPRINT_KEY" }}
+[leader_election]
+api_url = "{kube.url}"
+namespace = "syncd"
+token_file = "{tmp_path / "token"}"
+[state]
+backend = "kubernetes"
+[state.kubernetes]
+secret_count = 2
+"""
+    )
+    with open_state(settings) as state:
+        assert isinstance(state, KubernetesStateStore)
+        assert state.hmac_key == KEY.encode()
+        state.record_mapping_results([MappingOutcome("edge", 1.0, "cfg", 4, True, True, None, None)])
+    with open_state(settings, exclusive=False) as reader:
+        status = reader.mapping_status("edge")
+        assert status is not None
+        assert status.last_version == 4
