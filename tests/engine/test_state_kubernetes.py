@@ -10,6 +10,7 @@ import base64
 import gzip
 import json
 import secrets
+import threading
 from dataclasses import replace
 
 import pytest
@@ -208,11 +209,11 @@ def test_a_409_from_a_concurrent_writer_is_a_state_conflict_and_nothing_is_overw
         store.record_mapping_results([outcome("edge", 1.0)])
         api.touch(home)  # another replica (or a person) wrote it meanwhile
         theirs = json.dumps(api.objects[home], sort_keys=True)
-        told: list[str] = []
-        store.on_conflict = lambda: told.append("step down")
+        told = threading.Event()
+        store.on_conflict = told.set
         with pytest.raises(StateConflict, match=f"state secret syncd/{home} was changed by another writer"):
             store.record_mapping_results([outcome("edge", 2.0, version=8)])
-        assert told == ["step down"]
+        assert told.wait(timeout=10)
         assert json.dumps(api.objects[home], sort_keys=True) == theirs
         assert store.fenced
         with pytest.raises(StateConflict, match="writes no more"):

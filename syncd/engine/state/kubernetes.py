@@ -99,8 +99,8 @@ class KubernetesStateStore:
         self._read_only = read_only
         self._max_bytes = max_secret_bytes
         self._on_close = on_close
-        # Called once when another writer is detected (the engine logs a StateError and goes on:
-        # this is how the service learns it must step down). Must not call back into the store.
+        # Called once, on a thread of its own, when another writer is detected (the engine logs a
+        # StateError and goes on: this is how the service learns it must step down).
         self.on_conflict: Callable[[], None] | None = None
         self._lock = threading.RLock()
         self._fenced: str | None = None
@@ -424,8 +424,8 @@ class KubernetesStateStore:
                 first = self._fenced is None
                 self._fenced = f"secret {where} was written by someone else"
                 log.error("state.conflict", secret=where)
-                if first and self.on_conflict is not None:
-                    self.on_conflict()
+                if first and self.on_conflict is not None:  # on its own thread: never under this lock
+                    threading.Thread(target=self.on_conflict, name="state-conflict", daemon=True).start()
                 raise StateConflict(
                     f"state secret {where} was changed by another writer since this syncd read it (409 Conflict): "
                     "another replica is writing the state; nothing was overwritten and this syncd writes no more"
