@@ -15,11 +15,12 @@ Kubernetes answers 409 and this store raises ``StateConflict`` and refuses every
 
 Writes proportional to changes (see ``backend`` for the durability contract):
 
-- every change marks the Secret(s) of the affected mapping dirty and stays in memory;
+- a change is kept in memory and marks the Secret of its mapping dirty, unless nothing but a
+  status's attempt/success times moved (``chunks.material``); each Secret keeps the JSON row of
+  each record, so writing it re-encodes only what changed;
 - a write intent (``pending=True``) is written at once, before the Cloudflare call it guards;
 - ``record_mapping_results`` (the end of a cycle), ``remove_mapping_status`` and ``close`` write
-  the dirty Secrets whose material content changed (``chunks.material_digest``): an unchanged
-  cycle writes nothing, a rotation of one mapping writes one Secret.
+  the dirty Secrets: an unchanged cycle writes nothing, a rotation of one mapping one Secret.
 
 A record that moves between Secrets (another ``secret_count``, or a binding that changes mapping)
 is first written to its new Secret and only then removed from the old one; a reader that finds
