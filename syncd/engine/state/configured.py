@@ -17,7 +17,8 @@ from __future__ import annotations
 from syncd.clients.k8s_secrets import KubernetesEndpoint, SecretsApiError, SecretsClient
 from syncd.config import Settings
 from syncd.engine.state.backend import StateBackend
-from syncd.engine.state.kubernetes import KubernetesStateStore, SecretsApi
+from syncd.engine.state.kubernetes import KubernetesStateStore
+from syncd.engine.state.secret_objects import SecretsApi
 from syncd.engine.state.store import StateStore
 from syncd.errors import StateError
 
