@@ -1,4 +1,5 @@
-"""``open_state`` opens the configured backend: the kubernetes one over HTTP, keyed from outside."""
+"""``open_configured_state`` (what the app's ``open_state`` calls) opens the kubernetes backend over
+HTTP, through ``[leader_election]``'s API connection, keyed from outside."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from syncd.app.wiring import open_state
 from syncd.config import parse_config
 from syncd.devstack.kubernetes import SECRETS, KubernetesEmulator
 from syncd.engine.state import MappingOutcome
+from syncd.engine.state.configured import open_configured_state
 from syncd.engine.state.kubernetes import KubernetesStateStore
 
 NAMES = ("syncd-state-0", "syncd-state-1")
@@ -27,11 +28,10 @@ def kube() -> Iterator[KubernetesEmulator]:
     threading.Thread(target=emulator.stop, name="stop-emulator", daemon=True).start()
 
 
-def test_open_state_opens_the_kubernetes_backend_with_the_external_key(
-    kube: KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_kubernetes_backend_opens_through_the_leader_election_connection(
+    kube: KubernetesEmulator, tmp_path: Path
 ) -> None:
     (tmp_path / "token").write_text(kube.token)
-    monkeypatch.setenv("SYNCD_TEST_FINGERPRINT_KEY", KEY)
     settings = parse_config(
         f"""
 [vault]
@@ -52,11 +52,11 @@ backend = "kubernetes"
 secret_count = 2
 """
     )
-    with open_state(settings) as state:
+    with open_configured_state(settings, fingerprint_key=KEY.encode()) as state:
         assert isinstance(state, KubernetesStateStore)
         assert state.hmac_key == KEY.encode()
         state.record_mapping_results([MappingOutcome("edge", 1.0, "cfg", 4, True, True, None, None)])
-    with open_state(settings, exclusive=False) as reader:
+    with open_configured_state(settings, exclusive=False, fingerprint_key=KEY.encode()) as reader:
         status = reader.mapping_status("edge")
         assert status is not None
         assert status.last_version == 4
