@@ -31,8 +31,8 @@ class Settings(StrictModel):
     server: ServerSettings = ServerSettings()
     notifications: NotificationSettings = NotificationSettings()
     logging: LoggingSettings = LoggingSettings()
-    state: StateSettings = StateSettings()
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
+    state: StateSettings = StateSettings()
     mapping: list[MappingSettings] = Field(default_factory=list)
 
     @property
