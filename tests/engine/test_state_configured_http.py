@@ -45,13 +45,15 @@ fingerprint_key = {{ env = "SYNCD_TEST_FINGERPRINT_KEY" }}
 [leader_election]
 api_url = "{kube.url}"
 namespace = "syncd"
-token_file = "{tmp_path / "token"}"
 [state]
 backend = "kubernetes"
 [state.kubernetes]
 secret_count = 2
 """
     )
+    # token_file set here, not in the TOML: the test is about the state, not about path parsing
+    connection = settings.leader_election.model_copy(update={"token_file": tmp_path / "token"})
+    settings = settings.model_copy(update={"leader_election": connection})
     with open_configured_state(settings, fingerprint_key=KEY.encode()) as state:
         assert isinstance(state, KubernetesStateStore)
         assert state.hmac_key == KEY.encode()
