@@ -23,6 +23,7 @@ from typing import Any
 import hvac
 
 from syncd.devstack.kubernetes import SECRETS
+from syncd.devstack.kubernetes.status import StatusError
 from syncd.devstack.stack import Devstack
 
 SCRIPT = "app-worker"
@@ -140,9 +141,6 @@ fingerprint_key = {{ file = "{self.workdir / "fingerprint-key"}" }}
 backend = "kubernetes"
 
 [state.kubernetes]
-api_url = "{kube}"
-namespace = "{NAMESPACE}"
-service_account_dir = "{home}"
 secret_count = {len(STATE_SECRETS)}
 
 [leader_election]
@@ -181,7 +179,7 @@ secret_text = {{ keys = {{ value = "QUIET_KEY" }} }}
     def holder(self) -> str | None:
         try:
             lease = self.stack.kubernetes.lease(LEASE, NAMESPACE)
-        except KeyError:
+        except StatusError:  # not created yet
             return None
         holder = lease.get("spec", {}).get("holderIdentity")
         return holder or None

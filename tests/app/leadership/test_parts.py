@@ -28,9 +28,11 @@ from syncd.devstack.kubernetes import KubernetesEmulator
 from syncd.errors import ConfigError
 from tests.core.test_config import BASE
 
+HA = '\n[state]\nbackend = "kubernetes"\n\n[sync]\nfingerprint_key = { env = "SYNCD_FINGERPRINT_KEY" }\n'
+
 
 def test_leader_election_section_loads_with_client_go_defaults() -> None:
-    settings = parse_config(BASE + '\n[leader_election]\nenabled = true\nnamespace = "syncd"\n')
+    settings = parse_config(BASE + HA + '\n[leader_election]\nenabled = true\nnamespace = "syncd"\n')
     election = settings.leader_election
     assert election.enabled and election.lease_name == "syncd-leader"
     assert (election.lease_duration_seconds, election.renew_deadline_seconds, election.retry_period_seconds) == (
@@ -39,6 +41,12 @@ def test_leader_election_section_loads_with_client_go_defaults() -> None:
         2.0,
     )
     assert not parse_config(BASE).leader_election.enabled
+
+
+def test_leader_election_on_a_sqlite_state_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE + "\n[leader_election]\nenabled = true\n", "syncd.toml")
+    assert 'leader election needs state.backend = "kubernetes"' in str(info.value)
 
 
 @pytest.mark.parametrize(
