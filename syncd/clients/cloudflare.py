@@ -121,14 +121,14 @@ class CloudflareClient:
         retry_deadline: float = 60.0,
         wall_clock: Callable[[], float] = time.time,
         pool_size: int = 20,
-        write_gate: Callable[[float], None] | None = None,
+        write_gate: Callable[[float], float] | None = None,
         user_agent: str = "syncd",
     ) -> None:
         """``pool_size``: keep-alive connections kept open (at least the writers that run at once).
 
-        ``write_gate(ends_at)`` runs before every attempt of a write (any method but GET) with the
-        ``time.monotonic()`` instant the attempt's timeout ends at; it raises (``LeadershipLost``)
-        to refuse it. Leader election passes one: a write starts only while the Lease outlasts it.
+        ``write_gate(timeout)`` runs before every attempt of a write (any method but GET) and returns
+        the timeout the attempt may have (at most the one given), or raises (``LeadershipLost``) to
+        refuse it. Leader election passes one: a write ends before the leader's right to write does.
         ``user_agent`` names syncd (and, with replicas, which one) in Cloudflare's audit log.
         """
         self._write_gate = write_gate
@@ -310,7 +310,7 @@ class CloudflareClient:
         self._pacer.acquire(min(deadline, cycle_end))
         timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
         if self._write_gate is not None and method != "GET":
-            self._write_gate(time.monotonic() + timeout)
+            timeout = self._write_gate(timeout)
         started = time.perf_counter()
         transport_error: CloudflareTransportError | None = None
         try:

@@ -154,7 +154,7 @@ def build_cloudflare(
     *,
     transport: httpx.BaseTransport | None = None,
     pacers: PacerRegistry | None = None,
-    write_gate: Callable[[float], None] | None = None,
+    write_gate: Callable[[float], float] | None = None,
     user_agent: str = f"syncd/{syncd.__version__}",
 ) -> tuple[CloudflareClient, Pacer]:
     """``(CloudflareClient, Pacer)`` for ``settings.cloudflare``; the pacer is the credential's."""
@@ -205,7 +205,7 @@ def build_clients(
     cloudflare_transport: httpx.BaseTransport | None = None,
     pacers: PacerRegistry | None = None,
     clock: Callable[[], float] = time.time,
-    write_gate: Callable[[float], None] | None = None,
+    write_gate: Callable[[float], float] | None = None,
     identity: str | None = None,
 ) -> Clients:
     """``identity``: the replica's name (leader election), added to the Cloudflare User-Agent."""
