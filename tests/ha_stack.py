@@ -152,7 +152,7 @@ token_file = "{home / "token"}"
 lease_name = "{LEASE}"
 lease_duration_seconds = {self.lease_seconds}
 renew_deadline_seconds = {renew:.3f}
-retry_period_seconds = {self.lease_seconds / 6:.3f}
+retry_period_seconds = {self.lease_seconds * 2 / 15:.3f}
 
 [server]
 enabled = false
