@@ -225,3 +225,17 @@ class _NoStatus:
 
     def trigger(self, mapping: str | None) -> tuple[int, dict[str, Any]]:
         return 202, {}
+
+
+def test_once_refuses_a_kubernetes_state_that_the_leader_writes(
+    stack: Stack, config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNCD_TEST_FINGERPRINT_KEY", "k" * 40)
+    text = config.read_text().replace(
+        "[server]", '[state]\nbackend = "kubernetes"\n\n[server]'
+    ).replace("[sync]\n", '[sync]\nfingerprint_key = { env = "SYNCD_TEST_FINGERPRINT_KEY" }\n', 1)
+    config.write_text(text)
+    code, _, err = run(capsys, "once", "--config", str(config))
+    assert code == 2
+    assert "POST /trigger on the leader" in err
+    assert stack.cloudflare_calls() == []

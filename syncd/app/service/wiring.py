@@ -51,6 +51,7 @@ from syncd.config import (
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.state import StateBackend
 from syncd.engine.state.configured import open_configured_state
+from syncd.engine.state.kubernetes import KubernetesStateStore
 from syncd.model import SecretValue
 
 CLOUDFLARE_RETRY_DEADLINE = 60.0
@@ -302,6 +303,8 @@ def build_service(
         identity=leadership.identity if settings.leader_election.enabled else None,
     )
     state = open_state(settings)
+    if isinstance(state, KubernetesStateStore):
+        state.on_conflict = stopped_leading  # another writer wrote the state: step down as on a lost Lease
     reconciler = build_reconciler(settings, clients, state, clock=clock)
     parts = ServiceParts(
         reconciler=reconciler,
