@@ -10,6 +10,7 @@ Shared by tests/app/test_high_availability.py and bench/failover.py.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -45,6 +46,13 @@ class Replica:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
+    def url(self) -> str | None:
+        """The ops server's address, from its "ops server listening" log line."""
+        for line in self.log().splitlines():
+            if '"ops server listening"' in line:
+                return str(json.loads(line)["url"])
+        return None
+
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
@@ -63,8 +71,11 @@ class Replica:
 class HaStack:
     """The devstack, seeded: two secrets, two Workers, the state Secrets, one token per replica."""
 
-    def __init__(self, workdir: Path, *, lease_seconds: float = 6.0, interval_seconds: float = 60.0) -> None:
+    def __init__(
+        self, workdir: Path, *, lease_seconds: float = 6.0, interval_seconds: float = 60.0, server: bool = False
+    ) -> None:
         self.workdir = workdir
+        self.server = server
         self.lease_seconds = lease_seconds
         self.interval_seconds = interval_seconds
         self.stack = Devstack(scripts=[SCRIPT, QUIET_SCRIPT], kubernetes_namespace=NAMESPACE)
@@ -155,7 +166,9 @@ renew_deadline_seconds = {renew:.3f}
 retry_period_seconds = {self.lease_seconds * 2 / 15:.3f}
 
 [server]
-enabled = false
+enabled = {"true" if self.server else "false"}
+bind = "127.0.0.1"
+port = 0
 
 [logging]
 format = "json"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.ha_stack import API_PATH, QUIET_SCRIPT, HaStack, wait_for
@@ -83,3 +85,29 @@ def test_a_leader_cut_off_from_the_api_stops_writing_before_another_can_lead(ha:
     assert old and new
     assert max(r["end"] for r in old) < min(r["start"] for r in new), "two writers overlapped"
     assert replicas[follower].stop() == 0
+
+
+@pytest.mark.timeout(300)
+def test_a_follower_serves_metrics_health_and_status_naming_the_leader(tmp_path: Path) -> None:
+    ha = HaStack(tmp_path, lease_seconds=6.0, interval_seconds=2.0, server=True)
+    try:
+        replicas = {"a": ha.start("a"), "b": ha.start("b")}
+        leader, follower = _leader_and_follower(ha)
+        assert wait_for(lambda: replicas[follower].url() is not None, WAIT)
+        url = replicas[follower].url()
+        assert wait_for(lambda: _get(f"{url}/status")[1].get("leadership", {}).get("leader") == leader, WAIT)
+        status = _get(f"{url}/status")[1]["leadership"]
+        assert status == {"enabled": True, "identity": follower, "role": "follower", "leader": leader}
+        assert _get(f"{url}/healthz")[0] == 200
+        assert _get(f"{url}/readyz")[0] == 200
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        assert "\nsyncd_leader 0.0" in metrics
+        leader_url = replicas[leader].url()
+        assert leader_url is not None and "\nsyncd_leader 1.0" in httpx.get(f"{leader_url}/metrics", timeout=10).text
+    finally:
+        ha.stop()
+
+
+def _get(url: str) -> tuple[int, dict[str, Any]]:
+    response = httpx.get(url, timeout=10)
+    return response.status_code, dict(response.json())
