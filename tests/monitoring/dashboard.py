@@ -78,3 +78,17 @@ def queries(dashboard: dict[str, Any] | None = None) -> list[Query]:
         for panel in panels(dashboard)
         for target in panel.get("targets", [])
     ]
+
+
+def variable_queries(dashboard: dict[str, Any] | None = None) -> dict[str, str]:
+    """The PromQL behind each ``label_values(METRIC, LABEL)`` template variable: ``count by (LABEL) (METRIC)``."""
+    found: dict[str, str] = {}
+    for variable in (dashboard or load())["templating"]["list"]:
+        if variable.get("type") != "query":
+            continue
+        definition = variable.get("definition", "")
+        match = re.fullmatch(r"label_values\((.+),\s*([a-zA-Z_]\w*)\)", definition)
+        if match is None:
+            raise AssertionError(f"variable {variable['name']}: unsupported query {definition!r}")
+        found[variable["name"]] = f"count by ({match.group(2)}) ({match.group(1)})"
+    return found

@@ -182,6 +182,9 @@ _EXPECTED: dict[str, Callable[[list[Sample]], bool]] = {
 
 
 def _dashboard_queries_return_data(prometheus: PrometheusServer) -> None:
+    for name, expr in dashboard.variable_queries().items():
+        values = prometheus.wait_for(expr, any_series, f"dashboard variable ${name}")
+        assert {s.labels.get(name) for s in values} == {JOB}, values
     for query in dashboard.queries():
         expr = query.concrete(job=JOB, rate_interval="5m")
         if query.pending():
