@@ -24,7 +24,6 @@ Every error of one mapping, secret or target is caught and reported in that mapp
 from __future__ import annotations
 
 import contextvars
-import functools
 import hashlib
 import hmac
 import threading
@@ -258,12 +257,21 @@ class Reconciler:
         if not jobs:
             return
         size = max(1, min(self._concurrency or cycle.settings.vault.concurrency, len(jobs)))
+        pending = iter(jobs)
+        taking = threading.Lock()
+
+        def drain() -> None:
+            # One task per worker pulling secrets until none is left: no future per secret.
+            while True:
+                with taking:
+                    job = next(pending, None)
+                if job is None:
+                    return
+                self._inspect_guarded(cycle, *job)
+
         with ThreadPoolExecutor(max_workers=size, thread_name_prefix="syncd-vault") as pool:
-            # Each job runs in a copy of this thread's context, so its log lines carry the cycle id.
-            futures = [
-                pool.submit(functools.partial(contextvars.copy_context().run, self._inspect_guarded, cycle, *job))
-                for job in jobs
-            ]
+            # Each worker runs in a copy of this thread's context, so its log lines carry the cycle id.
+            futures = [pool.submit(contextvars.copy_context().run, drain) for _ in range(size)]
             for future in futures:
                 future.result()
 
