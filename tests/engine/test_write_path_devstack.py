@@ -208,3 +208,16 @@ def test_concurrent_writers_never_exceed_the_account_rate_limit(stack: Stack) ->
     times = sorted(e["time"] for e in entries)
     busiest = max(sum(1 for t in times if start <= t < start + window) for start in times)
     assert busiest <= limit
+
+
+def test_a_hanging_vault_read_is_cut_at_the_cycle_deadline(stack: Stack) -> None:
+    settings = per_script(stack, SCRIPTS[:2])
+    reconciler = stack.reconciler(settings)  # hvac timeout 5 s: only the deadline can end it sooner
+    body = {"method": "GET", "path": f"/v1/secret/metadata/app/{SCRIPTS[0]}", "latency": 8.0, "count": 10}
+    httpx.post(f"{stack.devstack.vault.url}/__devstack/faults", json=body).raise_for_status()
+    deadline = time.time() + 1.5
+    report = reconciler.reconcile(deadline=deadline)
+    assert report.finished_at <= deadline + SLACK
+    assert result(report, SCRIPTS[0]).error_code in {"VaultUnavailable", "CycleTimeout"}
+    # Writes follow the reads, so the other mapping had no time left either: the next cycle's.
+    assert result(report, SCRIPTS[1]).error_code == "CycleTimeout" and report.timed_out
