@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from syncd.errors import (
     CloudflareValidationError,
     SyncdError,
 )
-from syncd.model import SecretBody, Target
+from syncd.model import RemoteSecret, SecretBody, Target
 from tests.app.service_conftest_helpers import wait_until
 from tests.engine.conftest import CANARY, leaks
 from tests.engine.fakes import FakeWorkers, keys_mapping, make_settings, target
@@ -215,3 +215,19 @@ def test_backoff_jitter_stays_within_the_nominal_backoff() -> None:
         now[0] = health.next_retry_at
         assert backoff.blocked(where) is None  # due: the next cycle writes to it again
         now[0] = 0.0
+
+
+def test_new_scripts_are_listed_in_parallel_too(world: World) -> None:
+    scripts = [f"s{i}" for i in range(4)]
+    settings = one_mapping_per_script(world, scripts, write_concurrency=4)
+    together = threading.Barrier(4, timeout=WAIT)  # passes only if 4 lists are in flight at once
+    original = world.workers.list_secrets
+
+    def list_secrets(where: Target) -> Sequence[RemoteSecret]:
+        together.wait()
+        return original(where)
+
+    world.workers.list_secrets = list_secrets  # type: ignore[method-assign,assignment]
+    report = world.reconciler(settings).reconcile()
+    assert report.ok, [r.error_code for r in report.results]
+    assert sorted(c.target.script for c in world.workers.calls if c.operation == "list") == scripts
