@@ -125,11 +125,11 @@ def test_a_write_left_in_flight_by_an_ended_cycle_is_never_overlapped(world: Wor
     workers_of(world).hold = lambda where: release.wait(WAIT) if where == target("a") else None
     reconciler = world.reconciler(settings)
     try:
-        first = reconciler.reconcile(deadline=world.now + 0.2)
+        first = reconciler.reconcile(deadline=world.now + 1.0)
         assert result(first, "m-a").error_code == "CycleTimeout" and first.timed_out
         assert result(first, "m-b").in_sync
 
-        second = reconciler.reconcile(trigger="notification", deadline=world.now + 0.2)
+        second = reconciler.reconcile(trigger="notification", deadline=world.now + 1.0)
         assert result(second, "m-a").error_code == "CycleTimeout"
         assert "still in flight" in (result(second, "m-a").error or "")
         assert workers_of(world).in_flight[target("a")] == 1  # still the first cycle's write
