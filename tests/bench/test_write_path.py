@@ -30,7 +30,7 @@ def test_fanout_writes_every_script_without_a_429(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_isolation_converges_the_healthy_scripts_in_the_same_cycle(tmp_path: Path) -> None:
-    args = build_parser().parse_args(["isolation", "--isolation-scripts", "4", "--cycle-timeout", "3"])
+    args = build_parser().parse_args(["isolation", "--isolation-scripts", "4", "--cycle-timeout", "6"])
     assert correctness(isolation(args, tmp_path)) == []
 
 
