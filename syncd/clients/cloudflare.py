@@ -22,6 +22,7 @@ at least ``Retry-After`` long. When ``Retry-After`` would pass the deadline, the
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -306,8 +307,10 @@ class CloudflareClient:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         # A slot is only worth taking if an attempt still fits after it before the cycle's deadline.
-        cycle_end = self._pacer.clock() + time_left() - min(MIN_ATTEMPT_SECONDS, self._timeout)
-        self._pacer.acquire(min(deadline, cycle_end))
+        left = time_left()
+        if math.isfinite(left):
+            deadline = min(deadline, self._pacer.clock() + left - min(MIN_ATTEMPT_SECONDS, self._timeout))
+        self._pacer.acquire(deadline)
         timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
         if self._write_gate is not None and method != "GET":
             timeout = self._write_gate(timeout)

@@ -119,6 +119,10 @@ class Service:
 
         self._lock = threading.Lock()  # guards the fields below
         self._cycle_lock = threading.Lock()  # one cycle starter at a time
+        # Reporting a finished cycle (metrics, last report) happens outside the cycle lock, so the
+        # next cycle (say, a notification's) need not wait for it; taken before the cycle lock is
+        # released, it keeps the reports in cycle order.
+        self._report_lock = threading.Lock()
         self._inflight: threading.Thread | None = None
         self._abandoned_since: float | None = None
         self._pending_all = False
@@ -338,8 +342,9 @@ class Service:
             if inflight.is_alive():
                 log.warning("in-flight cycle did not finish within the shutdown grace", grace_seconds=grace)
         # Let the cycle's bookkeeping (metrics, last report) finish too, within what is left.
-        if self._cycle_lock.acquire(timeout=max(0.0, give_up_at - time.monotonic())):
-            self._cycle_lock.release()
+        for lock in (self._cycle_lock, self._report_lock):
+            if lock.acquire(timeout=max(0.0, give_up_at - time.monotonic())):
+                lock.release()
         try:
             self._parts.state.close()
         except SyncdError as exc:
@@ -435,7 +440,11 @@ class Service:
                     self._abandoned_since = self._clock()
                 log.error("cycle passed its hard deadline and was abandoned", trigger=trigger, timeout_seconds=timeout)
                 return None
+            self._report_lock.acquire()  # before the cycle lock is released: reports stay in order
+        try:
             return self._finish_cycle(trigger, box)
+        finally:
+            self._report_lock.release()
 
     def _finish_cycle(self, trigger: str, box: dict[str, Any]) -> CycleReport | None:
         if "error" in box:
