@@ -7,7 +7,8 @@ python bench/propagation.py [--rotations 20] [--slow-rotations 3] [--repeat 1] [
 
 The devstack runs in one subprocess and ``syncd run`` (the real command: scheduler, HTTP server,
 state file, audit listener) in another, so ``syncd CPU`` is syncd's alone (``/proc/<pid>/stat``
-over the series of rotations). For each mode, side by side in one run:
+over the series of rotations; idle time between rotations included, as that is when polling
+works). For each mode, side by side in one run:
 
 - ``audit``: Vault's socket audit device connected to syncd with the default settings
   (leading edge: every write starts a reconcile at once; backstop mode for the sweep);
@@ -23,7 +24,9 @@ The world: ``--secrets`` KV v2 secrets ``secret/bench/pNNNNN`` (one key), one ma
 the moment the write is sent to the moment the Cloudflare emulator logged the ``secrets-bulk``
 call that carried it (its request log's wall clock, same machine), so the benchmark's own polling
 interval does not count. Values are never printed. Rotations are sequential: the next write is
-sent once the previous value arrived.
+sent once the previous value arrived, after a random pause within the mode's period (the polling
+interval, the debounce spacing; none for the default audit mode), so writes land at random phases
+of the poll instead of always just after one.
 
 Exit status 1 when a rotation did not arrive within its deadline.
 """
@@ -34,6 +37,7 @@ import argparse
 import json
 import math
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -56,15 +60,21 @@ POLL_SECONDS = 0.01
 START_TIMEOUT_SECONDS = 60.0
 
 MODES: dict[str, dict[str, Any]] = {
-    "audit": {"label": "audit device, defaults (leading edge)", "audit": True, "sync": {}},
+    "audit": {"label": "audit device, defaults (leading edge)", "audit": True, "sync": {}, "phase": 0.0},
     "audit-spaced": {
         "label": "audit device, debounce_seconds = 0.2",
         "audit": True,
         "sync": {},
         "notifications": {"debounce_seconds": 0.2},
+        "phase": 0.2,
     },
-    "poll-1s": {"label": "polling every 1 s", "audit": False, "sync": {"interval_seconds": 1, "jitter_seconds": 0}},
-    "poll-30s": {"label": "polling every 30 s (default)", "audit": False, "sync": {}, "slow": True},
+    "poll-1s": {
+        "label": "polling every 1 s",
+        "audit": False,
+        "sync": {"interval_seconds": 1, "jitter_seconds": 0},
+        "phase": 1.0,
+    },
+    "poll-30s": {"label": "polling every 30 s (default)", "audit": False, "sync": {}, "slow": True, "phase": 30.0},
 }
 
 
@@ -219,8 +229,12 @@ def run_series(admin: Admin, syncd: Syncd, key: str, rotations: int, timeout: fl
     script = script_of(0)
     account = admin.endpoints.cloudflare_account_id
     pause = threading.Event()  # never set
+    phases = random.Random(rotations)  # noqa: S311 - not for security: a reproducible spread of start times
     cpu_before, wall_before = syncd.cpu(), time.monotonic()
     for n in range(rotations):
+        # A random moment within the mode's period, so a write does not always land just after a
+        # poll (or a delivery) because the previous one just arrived.
+        pause.wait(phases.uniform(0.0, float(mode["phase"])))
         value = new_value(f"rot{n}")
         admin.clear_requests()
         sent_at = time.time()
