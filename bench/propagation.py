@@ -229,7 +229,7 @@ def run_series(admin: Admin, syncd: Syncd, key: str, rotations: int, timeout: fl
     script = script_of(0)
     account = admin.endpoints.cloudflare_account_id
     pause = threading.Event()  # never set
-    phases = random.Random(rotations)  # noqa: S311 - not for security: a reproducible spread of start times
+    phases = random.Random(rotations)  # a reproducible spread of start times
     cpu_before, wall_before = syncd.cpu(), time.monotonic()
     for n in range(rotations):
         # A random moment within the mode's period, so a write does not always land just after a
