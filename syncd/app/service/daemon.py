@@ -179,7 +179,7 @@ class Service:
         tokens = self._parts.token_manager
         with self._lock:
             self._mode = SyncModeTracker(needed_connections(self._settings, tokens is not None), self._clock())
-        self._publish_mode()
+            self._publish_mode_locked()
         self._notifications.start(
             self._settings,
             self._on_vault_write,
@@ -264,12 +264,16 @@ class Service:
             if self._stopping:
                 return
             change = self._mode.connections(source, count, self._clock())
+            if change is not None:
+                self._publish_mode_locked()  # under the lock: two sources never publish out of order
         if change is not None:
             self._mode_changed(change)
 
     def _on_source_failed(self, source: str) -> None:
         with self._lock:
             change = self._mode.failed(source, self._clock())
+            if change is not None:
+                self._publish_mode_locked()
         if change is not None:
             self._mode_changed(change)
 
@@ -283,15 +287,13 @@ class Service:
             previous=change.previous,
             reason=change.reason,
         )
-        self._publish_mode()
         self._queue(None, "sweep")
 
-    def _publish_mode(self) -> None:
+    def _publish_mode_locked(self) -> None:
+        """Call with ``_lock`` held (setting a gauge is quick and calls nothing back)."""
         metrics = self._parts.metrics
         if isinstance(metrics, SyncModeMetrics):  # test fakes may not be
-            with self._lock:
-                mode = self._mode.mode
-            metrics.set_sync_mode(mode)
+            metrics.set_sync_mode(self._mode.mode)
 
     def sync_mode(self) -> dict[str, Any]:
         """The sweep mode in force, why and since when, and where the backstop sweep stands."""
