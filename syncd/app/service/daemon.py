@@ -302,7 +302,7 @@ class Service:
             body.update(self._slicer.position(self._settings))
         sync = self._settings.sync
         body["interval_seconds"] = sync.interval_seconds
-        body["backstop_interval_seconds"] = sync.backstop_interval_seconds
+        body["backstop_interval_seconds"] = sync.backstop_seconds
         return body
 
     def _job_tick(self) -> None:
