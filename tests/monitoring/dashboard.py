@@ -18,11 +18,9 @@ PENDING_METRICS: Final = frozenset(
     {
         "syncd_script_backoff",
         "syncd_script_backoff_seconds",
-        "syncd_sync_mode",
         "syncd_drift_detected_total",
         "syncd_drift_corrected_total",
         "syncd_mapping_staged",
-        "syncd_leader",
     }
 )
 
