@@ -36,7 +36,7 @@ from syncd.app.service.logs import configure_logging
 from syncd.app.service.metrics import Metrics
 from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.engine.report import CycleReport
-from syncd.engine.state import StateStore
+from syncd.engine.state import StateBackend
 
 DEFAULT_ROTATIONS = ((1, 1), (50, 5), (100, 1))
 SYNCD = "syncd"
@@ -147,7 +147,7 @@ class _Bench:
         self.devstack = devstack
         self.admin = admin
         self.workdir = workdir
-        self.state: StateStore | None = None
+        self.state: StateBackend | None = None
         self.problems: list[str] = []
 
     def timed(self, action: Callable[[], Any]) -> tuple[Any, float, float, float | None]:

@@ -2,11 +2,15 @@
 
     SyncdError                       exit_code 1 unless stated
     ├── ConfigError                  exit_code 2; .problems: file, mapping, key, message
+    ├── UsageError                   exit_code 2: the command line names what the config lacks
     ├── InternalError                an unexpected exception, reduced to its type (its text could hold a value)
     ├── CycleTimeout                 the cycle's deadline passed before this work started
+    ├── LeadershipLost               this replica cannot prove its Lease outlasts a write: not started
     ├── ScriptBackedOff              the target script keeps failing (timeouts, 5xx): no write until .retry_at
     ├── StateError                   the state store cannot be opened or is of an unknown schema
-    │   └── StateLocked              exit_code 2: another syncd process is the state file's writer
+    │   ├── StateLocked              exit_code 2: another syncd process is the state file's writer
+    │   └── StateConflict            another writer changed the state (a 409 on a state Secret): nothing
+    │                                was overwritten and the store writes no more; the leader steps down
     ├── ValueRejected                a Vault value cannot become a Cloudflare binding (too large,
     │                                undecodable key material, missing key); fails that mapping only
     ├── VaultError                   .path (the Vault path, never a value)
@@ -45,6 +49,14 @@ class SyncdError(Exception):
         return type(self).__name__
 
 
+ECHO_LIMIT = 80  # the longest user-given name echoed whole in a message
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis: names from a file are echoed, not dumped."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
     file: str
@@ -53,8 +65,19 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f"mapping {self.mapping!r}, " if self.mapping else ""
-        return f"{self.file}: {where}key {self.key!r}: {self.message}"
+        where = f"mapping {shorten(self.mapping)!r}, " if self.mapping else ""
+        return f"{self.file}: {where}key {shorten(self.key, 2 * ECHO_LIMIT)!r}: {self.message}"
+
+
+class UsageError(SyncdError):
+    """The command line asks for something the configuration does not have (``--mapping typo``)."""
+
+    exit_code = 2
+
+
+class LeadershipLost(SyncdError):
+    """With leader election, a Cloudflare write is started only while this replica's Lease provably
+    outlasts the write's deadline; otherwise nothing is sent and this is raised."""
 
 
 class ConfigError(SyncdError):
@@ -95,6 +118,10 @@ class StateLocked(StateError):
     """Another process (or another open store in this one) is the state file's writer: nothing was done."""
 
     exit_code = 2  # like a usage error: the run was refused before it started, nothing failed
+
+
+class StateConflict(StateError):
+    """Someone else wrote the state since this process read it: never overwritten, no more writes."""
 
 
 class ValueRejected(SyncdError):
@@ -161,7 +188,11 @@ class CloudflareNotFound(CloudflareError):
 
 
 class CloudflareNotDeployed(CloudflareError):
-    pass
+    """10215 (secret PUT/DELETE) or 10214 (secrets-bulk, settings): the latest version is not fully deployed."""
+
+
+class CloudflareNoVersions(CloudflareError):
+    """10222: the script has no versions to stage secrets into (``versions/latest``)."""
 
 
 class CloudflareValidationError(CloudflareError):

@@ -4,5 +4,5 @@
 - ``syncd.app.service``: the wiring and the long-running service: scheduler, signals, the HTTP
   endpoints (health, metrics, status, trigger), metrics, logs, credentials.
 - ``syncd.app.notify``: the Vault notification sources (socket audit device, Enterprise events) and
-  the debounced dispatch of their writes into reconciles.
+  the leading-edge dispatch of their writes into reconciles.
 """

@@ -122,8 +122,17 @@ class CloudflareClient:
         retry_deadline: float = 60.0,
         wall_clock: Callable[[], float] = time.time,
         pool_size: int = 20,
+        write_gate: Callable[[float], float] | None = None,
+        user_agent: str = "syncd",
     ) -> None:
-        """``pool_size``: keep-alive connections kept open (at least the writers that run at once)."""
+        """``pool_size``: keep-alive connections kept open (at least the writers that run at once).
+
+        ``write_gate(timeout)`` runs before every attempt of a write (any method but GET) and returns
+        the timeout the attempt may have (at most the one given), or raises (``LeadershipLost``) to
+        refuse it. Leader election passes one: a write ends before the leader's right to write does.
+        ``user_agent`` names syncd (and, with replicas, which one) in Cloudflare's audit log.
+        """
+        self._write_gate = write_gate
         self._auth = auth
         self._pacer = pacer
         self._observer = observer
@@ -135,7 +144,7 @@ class CloudflareClient:
             base_url=api_base.rstrip("/"),
             transport=transport,
             timeout=httpx.Timeout(timeout),
-            headers={"Accept": "application/json", "User-Agent": "syncd"},
+            headers={"Accept": "application/json", "User-Agent": user_agent},
             follow_redirects=False,
             limits=httpx.Limits(max_connections=max(100, pool_size), max_keepalive_connections=max(20, pool_size)),
         )
@@ -218,6 +227,19 @@ class CloudflareClient:
 
     # -- the request machinery --------------------------------------------------------------
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One API call through the pacer, retries and typed errors; the envelope's ``result``."""
+        return self._call(method, path, operation=operation, json=json, params=params, headers=headers)
+
     def _call(
         self,
         method: str,
@@ -226,6 +248,7 @@ class CloudflareClient:
         operation: str,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         budget = min(self._deadline, time_left())
         deadline = self._pacer.clock() + budget
@@ -265,6 +288,7 @@ class CloudflareClient:
                     operation=operation,
                     json=json,
                     params=params,
+                    headers=headers,
                     deadline=deadline,
                     last=attempt.num >= self._attempts,
                 )
@@ -280,6 +304,7 @@ class CloudflareClient:
         params: Mapping[str, str] | None,
         deadline: float,
         last: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         # A slot is only worth taking if an attempt still fits after it before the cycle's deadline.
         left = time_left()
@@ -287,12 +312,13 @@ class CloudflareClient:
             deadline = min(deadline, self._pacer.clock() + left - min(MIN_ATTEMPT_SECONDS, self._timeout))
         self._pacer.acquire(deadline)
         timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
+        if self._write_gate is not None and method != "GET":
+            timeout = self._write_gate(timeout)
         started = time.perf_counter()
         transport_error: CloudflareTransportError | None = None
         try:
-            response = self._http.request(
-                method, path, json=json, params=params, headers=self._auth.headers(), timeout=timeout
-            )
+            sent = {**(headers or {}), **self._auth.headers()}
+            response = self._http.request(method, path, json=json, params=params, headers=sent, timeout=timeout)
         except httpx.TimeoutException as exc:
             kind, what = "timeout", f"timed out ({type(exc).__name__})"
             transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")

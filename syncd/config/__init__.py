@@ -1,13 +1,16 @@
 """Validated, immutable settings loaded from a TOML file.
 
-``load_config(path)`` returns a ``Settings`` or raises ``ConfigError`` listing every problem at once,
-each naming the file, the mapping and the dotted key. Unknown keys are errors. Credentials are
-references (an environment variable or a file); inline values are refused unless
-``cloudflare.allow_inline_credentials`` / ``vault.auth.allow_inline_credentials`` says otherwise.
+``load_config(path)`` returns a ``Settings`` or raises ``ConfigError`` listing every problem of the
+file found in one pass, each naming the file, the mapping and the dotted key. Types are strict and
+unknown keys are errors. Credentials are references (an environment variable or a file); inline
+values are refused unless ``cloudflare.allow_inline_credentials`` / ``vault.allow_inline_credentials``
+says otherwise.
 
 One module per part of the file: ``vault``, ``cloudflare``, ``sync`` (sync, server, notifications,
 logging), ``mappings``; ``credentials`` for credential references, ``loading`` for ``Settings``,
-``parse_config``/``load_config`` and ``mapping_fingerprint``. Import from ``syncd.config``.
+``parse_config``/``load_config`` and ``mapping_fingerprint``; ``state`` for ``[state]`` (the state
+backend), ``leader`` for ``[leader_election]``; ``strict`` for the base model and its one-pass rules,
+``messages`` for the wording of problems. Import from ``syncd.config``.
 """
 
 from syncd.config.cloudflare import (
@@ -30,6 +33,7 @@ from syncd.config.mappings import (
     VaultSource,
     is_binding_name,
 )
+from syncd.config.state import KubernetesStateSettings, StateSettings
 from syncd.config.sync import (
     MIN_FINGERPRINT_KEY_BYTES,
     LoggingSettings,
@@ -55,6 +59,7 @@ __all__ = [
     "KeyFormat",
     "KeyUsage",
     "KubernetesAuth",
+    "KubernetesStateSettings",
     "LoggingSettings",
     "MappingSettings",
     "NotificationSettings",
@@ -62,6 +67,7 @@ __all__ = [
     "SecretTextBindings",
     "ServerSettings",
     "Settings",
+    "StateSettings",
     "SyncSettings",
     "TargetSettings",
     "TokenAuth",

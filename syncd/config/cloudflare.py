@@ -1,17 +1,24 @@
-"""``[cloudflare]``: the API, account, credentials, write mode and request budget of Cloudflare."""
+"""``[cloudflare]``: the API, account, credentials, write mode and request budget of Cloudflare.
+
+Without ``[cloudflare.auth]``, syncd uses the API token in ``$CLOUDFLARE_API_TOKEN``, the variable
+wrangler and Cloudflare's Terraform provider read (``DEFAULT_CLOUDFLARE_TOKEN_ENV``), just as a
+missing ``[vault.auth]`` means ``$VAULT_TOKEN``; ``syncd check`` says when a default is in force.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from syncd.config.credentials import CredentialRef
-from syncd.config.strict import StrictModel
+from syncd.config.strict import RuleProblem, StrictModel, must_not_exceed
 
 DEFAULT_CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 MAX_BULK_SECRETS = 100
+DEFAULT_CLOUDFLARE_TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -46,7 +53,7 @@ CloudflareAuth = Annotated[
 class CloudflareSettings(StrictModel):
     api_base: str = Field(default=DEFAULT_CLOUDFLARE_API, pattern=r"^https?://")
     account_id: str | None = None
-    auth: CloudflareAuth
+    auth: CloudflareAuth = CloudflareApiToken(api_token=CredentialRef(env=DEFAULT_CLOUDFLARE_TOKEN_ENV))
     allow_inline_credentials: bool = False
     timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     write_mode: Literal["bulk", "single"] = "bulk"
@@ -69,8 +76,6 @@ class CloudflareSettings(StrictModel):
     def _account_id(cls, value: str | None) -> str | None:
         return check_account_id(value)
 
-    @model_validator(mode="after")
-    def _backoff_cap(self) -> CloudflareSettings:
-        if self.script_backoff_max_seconds < self.script_backoff_seconds:
-            raise ValueError("script_backoff_max_seconds must be at least script_backoff_seconds")
-        return self
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        yield from must_not_exceed(data, ("script_backoff_seconds", 30.0), ("script_backoff_max_seconds", 600.0))

@@ -1,25 +1,33 @@
-"""``Settings`` (the whole file), its loading with every problem named at once, and mapping fingerprints."""
+"""``Settings`` (the whole file), its loading with every problem named in one pass, and mapping fingerprints.
+
+``parse_config`` validates the whole file in one pass (see ``syncd.config.strict``): types and
+values of every section, the rules inside each table, and the rules across mappings (duplicate
+names, a binding written by two mappings on one script, a target without an account id) all run
+whether or not anything else is wrong, so one run lists every problem.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
 
-from syncd.config.cloudflare import MAX_BULK_SECRETS, CloudflareApiToken, CloudflareSettings
-from syncd.config.credentials import CredentialRef
-from syncd.config.mappings import MappingSettings
-from syncd.config.strict import StrictModel
+from syncd.config.cloudflare import DEFAULT_CLOUDFLARE_TOKEN_ENV, MAX_BULK_SECRETS, CloudflareSettings
+from syncd.config.leader import LeaderElectionSettings
+from syncd.config.mappings import MappingSettings, raw_binding_names
+from syncd.config.messages import problems_from_validation
+from syncd.config.state import KUBERNETES_NEEDS_KEY, StateSettings
+from syncd.config.strict import INLINE_ALLOWED, RuleProblem, StrictModel
 from syncd.config.sync import LoggingSettings, NotificationSettings, ServerSettings, SyncSettings
-from syncd.config.vault import AppRoleAuth, TokenAuth, VaultSettings
-from syncd.errors import ConfigError, ConfigProblem
+from syncd.config.vault import DEFAULT_VAULT_TOKEN_ENV, VaultSettings
+from syncd.errors import ConfigError, ConfigProblem, shorten
 from syncd.model import Target
 
-_UNION_TAGS = frozenset({"token", "approle", "kubernetes", "jwt", "api_token", "global_key"})
+CONFIG_SOURCES = "give the file with --config PATH or $SYNCD_CONFIG (default /etc/syncd/config.toml)"
 
 
 class Settings(StrictModel):
@@ -29,6 +37,8 @@ class Settings(StrictModel):
     server: ServerSettings = ServerSettings()
     notifications: NotificationSettings = NotificationSettings()
     logging: LoggingSettings = LoggingSettings()
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
+    state: StateSettings = StateSettings()
     mapping: list[MappingSettings] = Field(default_factory=list)
 
     @property
@@ -40,101 +50,82 @@ class Settings(StrictModel):
         assert account is not None  # guaranteed by validation
         return Target(account, mapping.target.script, mapping.target.dispatch_namespace)
 
+    def credential_defaults(self) -> dict[str, str]:
+        """Credentials in force by default (no auth section in the file): config key -> why, for ``check``."""
+        defaults = {}
+        if "auth" not in self.vault.model_fields_set:
+            defaults["vault.auth.token"] = f"default: no [vault.auth] in the file, so ${DEFAULT_VAULT_TOKEN_ENV}"
+        if "auth" not in self.cloudflare.model_fields_set:
+            defaults["cloudflare.auth.api_token"] = (
+                f"default: no [cloudflare.auth] in the file, so ${DEFAULT_CLOUDFLARE_TOKEN_ENV}"
+            )
+        return defaults
+
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        """Rules across sections and mappings, over the raw tables (each mapping's own problems are its own)."""
+        yield from _state_rules(data)
+        mappings = data.get("mapping")
+        if not isinstance(mappings, list):
+            return
+        cloudflare = data.get("cloudflare")
+        default_account = cloudflare.get("account_id") if isinstance(cloudflare, dict) else None
+        seen_names: dict[str, int] = {}
+        owners: dict[tuple[str, str, Any, str], tuple[int, str]] = {}
+        for index, mapping in enumerate(mappings):
+            if not isinstance(mapping, dict):
+                continue
+            name = mapping.get("name")
+            label = shorten(name) if isinstance(name, str) else f"mapping[{index}]"
+            if isinstance(name, str):
+                if name in seen_names:
+                    first = seen_names[name]
+                    yield (
+                        ("mapping", index, "name"),
+                        f"duplicate mapping name (also mapping[{first}]); names must be unique",
+                    )
+                seen_names.setdefault(name, index)
+            target = mapping.get("target")
+            if not isinstance(target, dict) or not isinstance(target.get("script"), str):
+                continue
+            account = target.get("account_id") or default_account
+            if account is None:
+                yield (
+                    ("mapping", index, "target", "account_id"),
+                    (
+                        "no account id here and no cloudflare.account_id default: add account_id = "
+                        '"<32 hex characters>" to [cloudflare] (or to this target)'
+                    ),
+                )
+                continue
+            bindings = list(raw_binding_names(mapping))
+            script = (str(account), target["script"], target.get("dispatch_namespace"))
+            for where, binding in bindings:
+                other_index, other = owners.setdefault((*script, binding), (index, label))
+                if other_index != index:
+                    shown = "/".join(str(p) for p in script if p is not None)
+                    yield (
+                        ("mapping", index, *where),
+                        (f"binding {shorten(binding)!r} on {shorten(shown, 120)} is also written by mapping {other!r}"),
+                    )
+            if len(bindings) > MAX_BULK_SECRETS * 10:
+                yield ("mapping", index), "too many bindings for one mapping"
+
+
+def _state_rules(data: dict[str, Any]) -> Iterator[RuleProblem]:
+    state, sync = data.get("state"), data.get("sync")
+    kubernetes = isinstance(state, dict) and state.get("backend") == "kubernetes"
+    if kubernetes and not (isinstance(sync, dict) and sync.get("fingerprint_key") is not None):
+        yield ("sync", "fingerprint_key"), KUBERNETES_NEEDS_KEY
+    leader = data.get("leader_election")
+    if isinstance(leader, dict) and leader.get("enabled") is True and not kubernetes:
+        yield (
+            ("leader_election", "enabled"),
+            'replicas cannot share a SQLite file: leader election needs state.backend = "kubernetes"',
+        )
+
 
 # --- loading --------------------------------------------------------------------------------------
-
-
-def _mapping_label(raw: Mapping[str, Any], index: int) -> str:
-    mappings = raw.get("mapping")
-    if isinstance(mappings, list) and index < len(mappings) and isinstance(mappings[index], dict):
-        name = mappings[index].get("name")
-        if isinstance(name, str) and name:
-            return name
-    return f"mapping[{index}]"
-
-
-def _problems_from_validation(file: str, raw: Mapping[str, Any], exc: ValidationError) -> list[ConfigProblem]:
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = [str(part) for part in error["loc"]]
-        # Unions add the member's tag or class to the location ("vault.auth.approle.secret_id"):
-        # drop it so the key reads as the user wrote it.
-        if len(loc) > 2 and loc[1] == "auth" and loc[2] in _UNION_TAGS:
-            del loc[2]
-        mapping = None
-        if len(loc) >= 2 and loc[0] == "mapping" and loc[1].isdigit():
-            mapping = _mapping_label(raw, int(loc[1]))
-            loc = loc[2:]
-        key = ".".join(loc) or "(mapping)" if mapping else ".".join(loc) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        problems.append(ConfigProblem(file, mapping, key, message))
-    return problems
-
-
-def _semantic_problems(file: str, settings: Settings) -> list[ConfigProblem]:
-    """Rules across fields and mappings, checked once the shape is valid."""
-    problems: list[ConfigProblem] = []
-    creds: list[tuple[str, CredentialRef | None, bool]] = [
-        ("server.trigger_token", settings.server.trigger_token, False),
-        # Never inline: the key guards the fingerprints of a state file, a config file is no vault.
-        ("sync.fingerprint_key", settings.sync.fingerprint_key, False),
-    ]
-    cf_auth = settings.cloudflare.auth
-    if isinstance(cf_auth, CloudflareApiToken):
-        creds.append(("cloudflare.auth.api_token", cf_auth.api_token, settings.cloudflare.allow_inline_credentials))
-    else:
-        creds.append(("cloudflare.auth.global_key", cf_auth.global_key, settings.cloudflare.allow_inline_credentials))
-    vault_auth = settings.vault.auth
-    if isinstance(vault_auth, TokenAuth):
-        creds.append(("vault.auth.token", vault_auth.token, settings.vault.allow_inline_credentials))
-    elif isinstance(vault_auth, AppRoleAuth):
-        creds.append(("vault.auth.secret_id", vault_auth.secret_id, settings.vault.allow_inline_credentials))
-    for key, ref, allowed in creds:
-        if ref is not None and ref.is_inline and not allowed:
-            problems.append(
-                ConfigProblem(
-                    file,
-                    None,
-                    key,
-                    "inline credentials are refused; use env or file "
-                    "(or set allow_inline_credentials = true, for development only)",
-                )
-            )
-
-    seen_names: dict[str, int] = {}
-    owners: dict[tuple[Target, str], str] = {}
-    for index, mapping in enumerate(settings.mapping):
-        if mapping.name in seen_names:
-            problems.append(
-                ConfigProblem(
-                    file, mapping.name, "name", f"duplicate mapping name (also mapping[{seen_names[mapping.name]}])"
-                )
-            )
-        seen_names.setdefault(mapping.name, index)
-        if mapping.target.account_id is None and settings.cloudflare.account_id is None:
-            problems.append(
-                ConfigProblem(
-                    file, mapping.name, "target.account_id", "no account id here and no cloudflare.account_id default"
-                )
-            )
-            continue
-        target = settings.target_of(mapping)
-        for binding in mapping.static_binding_names():
-            other = owners.setdefault((target, binding), mapping.name)
-            if other != mapping.name:
-                problems.append(
-                    ConfigProblem(
-                        file,
-                        mapping.name,
-                        "bindings",
-                        f"binding {binding!r} on {target} is also written by mapping {other!r}",
-                    )
-                )
-        if len(mapping.static_binding_names()) > MAX_BULK_SECRETS * 10:
-            problems.append(ConfigProblem(file, mapping.name, "bindings", "too many bindings for one mapping"))
-    return problems
 
 
 def parse_config(text: str, file: str = "<config>") -> Settings:
@@ -143,13 +134,9 @@ def parse_config(text: str, file: str = "<config>") -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem(file, None, "(syntax)", str(exc))]) from None
     try:
-        settings = Settings.model_validate(raw)
+        return Settings.model_validate(raw, context={INLINE_ALLOWED: False})
     except ValidationError as exc:
-        raise ConfigError(_problems_from_validation(file, raw, exc)) from None
-    problems = _semantic_problems(file, settings)
-    if problems:
-        raise ConfigError(problems)
-    return settings
+        raise ConfigError(problems_from_validation(file, raw, exc, Settings)) from None
 
 
 def load_config(path: Path | str) -> Settings:
@@ -157,7 +144,9 @@ def load_config(path: Path | str) -> Settings:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), None, "(file)", f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError(
+            [ConfigProblem(str(path), None, "(file)", f"cannot read: {exc.strerror}; {CONFIG_SOURCES}")]
+        ) from None
     return parse_config(text, str(path))
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from syncd.config.cloudflare import check_account_id
-from syncd.config.strict import StrictModel
+from syncd.config.strict import RuleProblem, StrictModel
 from syncd.model import KvVersion, VaultSecretRef
 
 _JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
@@ -111,10 +112,25 @@ class TargetSettings(StrictModel):
         return check_account_id(value)
 
 
-def _check_binding_name(value: str) -> str:
-    if not is_binding_name(value):
-        raise ValueError(f"{value!r} is not a valid JavaScript identifier for a binding name")
-    return value
+BINDING_NAME_RULE = (
+    "a binding name must be a JavaScript identifier (letters, digits, _ and $, not starting with a digit) "
+    "and not a reserved word, e.g. API_KEY"
+)
+
+
+def binding_name_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a binding name, or None (a non-string is left to the type check)."""
+    if not isinstance(value, str) or is_binding_name(value):
+        return None
+    shown = value if len(value) <= 80 else value[:79] + "\u2026"
+    return f"{shown!r} is not a valid binding name: {BINDING_NAME_RULE}"
+
+
+def _binding_name_rules(data: dict[str, Any], *fields: str) -> Iterator[RuleProblem]:
+    for field in fields:
+        why = binding_name_problem(data.get(field))
+        if why:
+            yield (field,), why
 
 
 class SecretTextBindings(StrictModel):
@@ -126,39 +142,40 @@ class SecretTextBindings(StrictModel):
     uppercase: bool = False
     json_binding: str | None = None
 
-    @field_validator("keys")
     @classmethod
-    def _keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is not None:
-            if not value:
-                raise ValueError("must map at least one Vault key")
-            for binding in value.values():
-                _check_binding_name(binding)
-        return value
-
-    @field_validator("json_binding")
-    @classmethod
-    def _json_binding(cls, value: str | None) -> str | None:
-        return None if value is None else _check_binding_name(value)
-
-    @model_validator(mode="after")
-    def _one_mode(self) -> SecretTextBindings:
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        keys = data.get("keys")
+        if isinstance(keys, dict):
+            if not keys:
+                yield ("keys",), 'must map at least one Vault key, e.g. keys = { api_key = "API_KEY" }'
+            for vault_key, binding in keys.items():
+                why = binding_name_problem(binding)
+                if why:
+                    yield ("keys", vault_key), why
+        yield from _binding_name_rules(data, "json_binding")
+        all_keys = data.get("all_keys") is True
         modes = [
             m
             for m, on in (
-                ("keys", self.keys is not None),
-                ("all_keys", self.all_keys),
-                ("json_binding", self.json_binding is not None),
+                ("keys", keys is not None),
+                ("all_keys", all_keys),
+                ("json_binding", data.get("json_binding") is not None),
             )
             if on
         ]
         if len(modes) != 1:
-            raise ValueError(f"give exactly one of keys, all_keys, json_binding (got {', '.join(modes) or 'none'})")
-        if (self.prefix or self.uppercase) and not self.all_keys:
-            raise ValueError("prefix and uppercase apply only with all_keys")
-        if self.prefix and not is_binding_name(self.prefix + "X"):
-            raise ValueError(f"prefix {self.prefix!r} cannot start a JavaScript identifier")
-        return self
+            yield (
+                (),
+                (
+                    f"give exactly one of keys, all_keys, json_binding (got {', '.join(modes) or 'none'}), "
+                    'e.g. secret_text = { keys = { api_key = "API_KEY" } }'
+                ),
+            )
+        if (data.get("prefix") or data.get("uppercase") is True) and not all_keys:
+            yield (), "prefix and uppercase apply only with all_keys = true"
+        prefix = data.get("prefix")
+        if isinstance(prefix, str) and prefix and not is_binding_name(prefix + "X"):
+            yield ("prefix",), f"prefix {prefix[:80]!r} cannot start a JavaScript identifier"
 
 
 KeyFormat = Literal["raw", "pkcs8", "spki", "jwk"]
@@ -181,11 +198,6 @@ class SecretKeyBinding(StrictModel):
     usages: list[KeyUsage] = Field(min_length=1)
     encoding: Literal["base64", "hex", "pem", "json"] | None = None
 
-    @field_validator("binding")
-    @classmethod
-    def _binding(cls, value: str) -> str:
-        return _check_binding_name(value)
-
     @field_validator("algorithm")
     @classmethod
     def _algorithm(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -193,16 +205,22 @@ class SecretKeyBinding(StrictModel):
             raise ValueError("needs a 'name' (a WebCrypto algorithm, e.g. HMAC, AES-GCM, RSA-PSS, ECDSA)")
         return value
 
-    @model_validator(mode="after")
-    def _encoding_fits_format(self) -> SecretKeyBinding:
-        allowed = _ENCODINGS_BY_FORMAT[self.format]
-        if self.encoding is not None and self.encoding not in allowed:
-            raise ValueError(
-                f"encoding {self.encoding!r} does not fit format {self.format!r} (use one of {', '.join(allowed)})"
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        yield from _binding_name_rules(data, "binding")
+        allowed = _ENCODINGS_BY_FORMAT.get(data.get("format"))  # type: ignore[arg-type]
+        encoding = data.get("encoding")
+        if allowed is not None and isinstance(encoding, str) and encoding not in allowed:
+            yield (
+                ("encoding",),
+                (
+                    f"encoding {encoding[:20]!r} does not fit format {data['format']!r} "
+                    f"(use one of {', '.join(allowed)})"
+                ),
             )
-        if len(set(self.usages)) != len(self.usages):
-            raise ValueError("usages repeat")
-        return self
+        usages = data.get("usages")
+        if isinstance(usages, list) and all(isinstance(u, str) for u in usages) and len(set(usages)) != len(usages):
+            yield ("usages",), "usages repeat"
 
     @property
     def value_encoding(self) -> str:
@@ -224,14 +242,22 @@ class MappingSettings(StrictModel):
             raise ValueError("letters, digits, '_', '.', '-' (at most 63), starting with a letter or digit")
         return value
 
-    @model_validator(mode="after")
-    def _has_bindings(self) -> MappingSettings:
-        if self.secret_text is None and not self.secret_key:
-            raise ValueError("a mapping needs [mapping.secret_text] or at least one [[mapping.secret_key]]")
-        names = self.static_binding_names()
-        if len(names) != len(set(names)):
-            raise ValueError("a binding name repeats inside the mapping")
-        return self
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        if data.get("secret_text") is None and not data.get("secret_key"):
+            yield (
+                (),
+                (
+                    "a mapping needs [mapping.secret_text] or at least one [[mapping.secret_key]], "
+                    'e.g. secret_text = { keys = { api_key = "API_KEY" } }'
+                ),
+            )
+        first: dict[str, str] = {}
+        for where, name in raw_binding_names(data):
+            if name in first:
+                yield where, f"binding name {name[:80]!r} is already used in this mapping (at {first[name]})"
+            else:
+                first[name] = ".".join(str(p) for p in where)
 
     def static_binding_names(self) -> list[str]:
         """Binding names known from the config alone (``all_keys`` names depend on Vault's keys)."""
@@ -242,3 +268,21 @@ class MappingSettings(StrictModel):
             if self.secret_text.json_binding:
                 names.append(self.secret_text.json_binding)
         return names
+
+
+def raw_binding_names(mapping: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(location, name) of every binding name known from a raw ``[[mapping]]`` table alone."""
+    if not isinstance(mapping, dict):
+        return
+    text = mapping.get("secret_text")
+    if isinstance(text, dict):
+        keys = text.get("keys")
+        if isinstance(keys, dict):
+            yield from ((("secret_text", "keys", k), v) for k, v in keys.items() if isinstance(v, str))
+        if isinstance(text.get("json_binding"), str):
+            yield ("secret_text", "json_binding"), text["json_binding"]
+    keys_list = mapping.get("secret_key")
+    if isinstance(keys_list, list):
+        for index, spec in enumerate(keys_list):
+            if isinstance(spec, dict) and isinstance(spec.get("binding"), str):
+                yield ("secret_key", index, "binding"), spec["binding"]

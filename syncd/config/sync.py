@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from syncd.config.credentials import CredentialRef
-from syncd.config.strict import StrictModel
+from syncd.config.strict import ConfigPath, RuleProblem, StrictModel, must_not_exceed
 
 MIN_FINGERPRINT_KEY_BYTES = 32  # an external sync.fingerprint_key, as UTF-8 bytes
 
 
 class SyncSettings(StrictModel):
     interval_seconds: float = Field(default=30.0, ge=1)
+    # While a Vault notification source is connected, the full sweep spreads over this period
+    # instead (a slice of the secrets every interval_seconds); see syncd.app.service.sweep.
+    backstop_interval_seconds: float = Field(default=300.0, gt=0)
     jitter_seconds: float = Field(default=3.0, ge=0)
     cycle_timeout_seconds: float = Field(default=120.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
-    state_path: Path = Path("/var/lib/syncd/state.sqlite3")
+    state_path: ConfigPath = Path("/var/lib/syncd/state.sqlite3")
     initial_sync: Literal["push", "missing-only"] = "push"
     on_delete: Literal["keep", "delete"] = "keep"
     prune: bool = False
     # The key of the value fingerprints, kept outside the state file (default: a random key that the
     # state store keeps beside the fingerprints). Read once at start; see config.example.toml.
     fingerprint_key: CredentialRef | None = None
+
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        interval, backstop = ("interval_seconds", 30.0), ("backstop_interval_seconds", 300.0)
+        yield from must_not_exceed(data, interval, backstop, blame_larger=True)
 
 
 class ServerSettings(StrictModel):
@@ -45,7 +54,9 @@ class NotificationSettings(StrictModel):
     """
 
     audit_listen: str | None = Field(default=None, pattern=r"^[^:]*:\d{1,5}$")  # "HOST:PORT"; None = off
-    debounce_seconds: float = Field(default=0.2, ge=0, le=60)
+    # Minimum spacing between two deliveries of one source (0: every write starts a reconcile at
+    # once; writes that arrive meanwhile coalesce into one follow-up). See syncd.app.notify.dispatch.
+    debounce_seconds: float = Field(default=0.0, ge=0, le=60)
     # Vault Enterprise event notifications (WebSocket; see syncd.app.notify.vault_events): off by default,
     # Community Edition has none. One connection per event type pattern.
     vault_events: bool = False
@@ -57,3 +68,9 @@ class NotificationSettings(StrictModel):
 class LoggingSettings(StrictModel):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        # "INFO" as Python, vault (log_level) and most tools accept it; stored lowercase.
+        return value.lower() if isinstance(value, str) else value

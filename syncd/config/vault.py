@@ -1,32 +1,38 @@
-"""``[vault]``: the address, TLS and login method of the Vault server syncd reads."""
+"""``[vault]``: the address, TLS and login method of the Vault server syncd reads.
+
+Without ``[vault.auth]``, syncd logs in with the token in ``$VAULT_TOKEN``, as the ``vault`` CLI
+does (``DEFAULT_VAULT_TOKEN_ENV``); ``syncd check`` says when that default is in force.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from syncd.config.credentials import CredentialRef
-from syncd.config.strict import StrictModel
+from syncd.config.strict import ConfigPath, RuleProblem, StrictModel
+
+DEFAULT_VAULT_TOKEN_ENV = "VAULT_TOKEN"
 
 
 class VaultTls(StrictModel):
     verify: bool = True
-    ca_bundle: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
+    ca_bundle: ConfigPath | None = None
+    client_cert: ConfigPath | None = None
+    client_key: ConfigPath | None = None
 
-    @model_validator(mode="after")
-    def _cert_pair(self) -> VaultTls:
-        if (self.client_cert is None) != (self.client_key is None):
-            raise ValueError("client_cert and client_key go together")
-        return self
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        if ("client_cert" in data) != ("client_key" in data):
+            yield (), "client_cert and client_key go together"
 
 
 class TokenAuth(StrictModel):
     method: Literal["token"]
-    token: CredentialRef = CredentialRef(env="VAULT_TOKEN")
+    token: CredentialRef = CredentialRef(env=DEFAULT_VAULT_TOKEN_ENV)
 
 
 class AppRoleAuth(StrictModel):
@@ -39,14 +45,14 @@ class AppRoleAuth(StrictModel):
 class KubernetesAuth(StrictModel):
     method: Literal["kubernetes"]
     role: str = Field(min_length=1)
-    token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    token_file: ConfigPath = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
     mount: str = "kubernetes"
 
 
 class JwtAuth(StrictModel):
     method: Literal["jwt"]
     role: str = Field(min_length=1)
-    token_file: Path
+    token_file: ConfigPath
     mount: str = "jwt"
 
 

@@ -3,7 +3,9 @@
 A threaded stdlib server (any verb, including Vault's ``LIST``), regex routing, a request log,
 fault injection and a settable clock, plus the admin routes every emulator shares:
 
-- ``GET|DELETE /__devstack/requests``: the request log (method, path, status, time) / clear it.
+- ``GET|DELETE /__devstack/requests``: the request log / clear it. Each entry: ``method``, ``path``,
+  ``status``, ``time`` (when it was logged), ``start`` (the request was read) and ``end`` (the
+  answer was ready), wall-clock seconds, so tests can check that two requests never overlapped.
 - ``POST|DELETE /__devstack/faults``: inject faults for the next N matching requests / clear them.
   Body: ``{"method": "PUT"|"*", "path": "/v1/secret/*" (fnmatch glob on the path, no query),
   "status": 503, "body": {...}|"text"?, "headers": {...}?, "retry_after": 2?, "latency": 0.5?,
@@ -142,6 +144,10 @@ class _DropConnection(Exception):
     """Raised by fault injection to close the socket without answering."""
 
 
+# Public name for emulators whose ``before`` hook closes a connection without answering.
+DropConnection = _DropConnection
+
+
 class EmulatorState:
     """What the shared admin routes need: the request log, the faults, the clock."""
 
@@ -161,9 +167,14 @@ class EmulatorState:
                     return fault
         return None
 
-    def log(self, method: str, path: str, status: int) -> None:
+    def log(
+        self, method: str, path: str, status: int, start: float | None = None, user_agent: str | None = None
+    ) -> None:
+        end = time.time()
+        entry = {"method": method, "path": path, "status": status, "time": end, "start": start or end, "end": end}
+        entry["user_agent"] = user_agent  # who called: syncd names its replica there
         with self.lock:
-            self.requests.append({"method": method, "path": path, "status": status, "time": time.time()})
+            self.requests.append(entry)
 
 
 def _fault_from_json(payload: Any) -> Fault:
@@ -334,6 +345,7 @@ def _make_handler(
             split = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            started = time.time()
             request = Request(
                 method=self.command.upper(),
                 path=split.path,
@@ -344,13 +356,13 @@ def _make_handler(
             try:
                 response = self._respond(request)
             except _DropConnection:
-                server.state.log(request.method, request.path, 0)
+                server.state.log(request.method, request.path, 0, started, request.header("user-agent"))
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if not request.path.startswith(ADMIN_PREFIX):
-                server.state.log(request.method, request.path, response.status)
+                server.state.log(request.method, request.path, response.status, started, request.header("user-agent"))
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
@@ -392,8 +404,6 @@ def _make_handler(
                 return method_not_allowed(request)
             assert not isinstance(resolved, bool)
             handler, params = resolved
-            return handler(
-                Request(request.method, request.path, request.query, request.headers, request.body, params)
-            )
+            return handler(Request(request.method, request.path, request.query, request.headers, request.body, params))
 
     return _Handler

@@ -1,9 +1,10 @@
-"""``Devstack``: the Vault and Cloudflare emulators together, for local runs and end-to-end tests.
+"""``Devstack``: the Vault, Cloudflare and Kubernetes API emulators together, for local runs and tests.
 
 ```python
 with Devstack(scripts=["my-worker"]) as stack:
     stack.describe()  # {"vault_addr", "vault_token", "cloudflare_api_base", "cloudflare_api_token",
-                      #  "cloudflare_account_id"}
+                      #  "cloudflare_account_id", "kubernetes_api", "kubernetes_token",
+                      #  "kubernetes_namespace"}
 ```
 """
 
@@ -15,20 +16,41 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from syncd.devstack.cloudflare import CloudflareEmulator
+from syncd.devstack.cloudflare.edits import LatencySpec
+from syncd.devstack.kubernetes import KubernetesEmulator
 from syncd.devstack.vault import VaultEmulator
 
 READY_TIMEOUT_SECONDS = 10.0
 
 
 class Devstack:
-    """Both emulators on one host, started on construction; ports 0 pick free ports."""
+    """The emulators on one host, started on construction; ports 0 pick free ports."""
 
     def __init__(
-        self, host: str = "127.0.0.1", vault_port: int = 0, cloudflare_port: int = 0, scripts: Iterable[str] = ()
+        self,
+        host: str = "127.0.0.1",
+        vault_port: int = 0,
+        cloudflare_port: int = 0,
+        scripts: Iterable[str] = (),
+        *,
+        kubernetes_port: int = 0,
+        kubernetes_namespace: str = "syncd",
+        write_latency: str | None = None,
     ) -> None:
+        """``write_latency``: the Cloudflare write latency spec (``cloudflare.edits``); bad is ``ValueError``."""
+        spec = LatencySpec.parse(write_latency) if write_latency is not None else None
         self.vault = VaultEmulator(host=host, port=vault_port).start()
         try:
-            self.cloudflare = CloudflareEmulator(host=host, port=cloudflare_port, scripts=tuple(scripts)).start()
+            self.cloudflare = CloudflareEmulator(
+                host=host, port=cloudflare_port, scripts=tuple(scripts), write_latency=spec
+            ).start()
+            try:
+                self.kubernetes = KubernetesEmulator(
+                    host=host, port=kubernetes_port, namespace=kubernetes_namespace
+                ).start()
+            except BaseException:
+                self.cloudflare.stop()
+                raise
         except BaseException:
             self.vault.stop()
             raise
@@ -39,9 +61,9 @@ class Devstack:
         return self
 
     def wait_until_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
-        """Return once both emulators accept TCP connections; ``TimeoutError`` otherwise."""
+        """Return once every emulator accepts TCP connections; ``TimeoutError`` otherwise."""
         deadline = time.monotonic() + timeout
-        for url in (self.vault.url, self.cloudflare.url):
+        for url in (self.vault.url, self.cloudflare.url, self.kubernetes.url):
             _wait_for_port(url, deadline)
 
     def describe(self) -> dict[str, str]:
@@ -51,11 +73,15 @@ class Devstack:
             "cloudflare_api_base": self.cloudflare.api_base,
             "cloudflare_api_token": self.cloudflare.api_token,
             "cloudflare_account_id": self.cloudflare.account_id,
+            "kubernetes_api": self.kubernetes.url,
+            "kubernetes_token": self.kubernetes.token,
+            "kubernetes_namespace": self.kubernetes.namespace,
         }
 
     def stop(self) -> None:
         if self._running:
             self._running = False
+            self.kubernetes.stop()
             self.cloudflare.stop()
             self.vault.stop()
 

@@ -54,7 +54,7 @@ from syncd.engine.planner import Delete, Plan, TargetPlan, Write
 from syncd.engine.ports import WorkerSecrets
 from syncd.engine.report import PushRecord
 from syncd.engine.script_gate import ScriptGate
-from syncd.engine.state import StateStore
+from syncd.engine.state import StateBackend
 from syncd.errors import (
     CloudflareError,
     CloudflareNotFound,
@@ -109,7 +109,7 @@ class Applier:
     def __init__(
         self,
         workers: WorkerSecrets,
-        state: StateStore,
+        state: StateBackend,
         *,
         write_mode: Literal["bulk", "single"] = "bulk",
         clock: Callable[[], float] = time.time,

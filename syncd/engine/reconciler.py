@@ -24,7 +24,6 @@ Every error of one mapping, secret or target is caught and reported in that mapp
 from __future__ import annotations
 
 import contextvars
-import functools
 import hashlib
 import hmac
 import threading
@@ -47,10 +46,10 @@ from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_need
 from syncd.engine.ports import SecretSource, WorkerSecrets
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.script_gate import ScriptGate
-from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateStore
-from syncd.engine.values import desired_bindings
+from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateBackend
+from syncd.engine.values import bindings_for
 from syncd.errors import CycleTimeout, InternalError, SyncdError, VaultSecretDeleted, VaultSecretNotFound
-from syncd.model import KvVersion, SecretData, SecretVersion, Target, VaultSecretRef, VersionInfo
+from syncd.model import KvVersion, SecretVersion, Target, VaultSecretRef, VersionInfo
 
 log = structlog.get_logger("syncd.engine")
 
@@ -106,7 +105,7 @@ class Reconciler:
         settings: Settings,
         source: SecretSource,
         workers: WorkerSecrets,
-        state: StateStore,
+        state: StateBackend,
         *,
         clock: Callable[[], float] = time.time,
         concurrency: int | None = None,
@@ -258,12 +257,21 @@ class Reconciler:
         if not jobs:
             return
         size = max(1, min(self._concurrency or cycle.settings.vault.concurrency, len(jobs)))
+        pending = iter(jobs)
+        taking = threading.Lock()
+
+        def drain() -> None:
+            # One task per worker pulling secrets until none is left: no future per secret.
+            while True:
+                with taking:
+                    job = next(pending, None)
+                if job is None:
+                    return
+                self._inspect_guarded(cycle, *job)
+
         with ThreadPoolExecutor(max_workers=size, thread_name_prefix="syncd-vault") as pool:
-            # Each job runs in a copy of this thread's context, so its log lines carry the cycle id.
-            futures = [
-                pool.submit(functools.partial(contextvars.copy_context().run, self._inspect_guarded, cycle, *job))
-                for job in jobs
-            ]
+            # Each worker runs in a copy of this thread's context, so its log lines carry the cycle id.
+            futures = [pool.submit(contextvars.copy_context().run, drain) for _ in range(size)]
             for future in futures:
                 future.result()
 
@@ -366,12 +374,8 @@ class Reconciler:
 
     def _desire(self, cycle: _Cycle, work: _Work, secret: SecretVersion) -> MappingDesire:
         mapping = work.mapping
-        vanished: set[str] = set()
-        missing = _missing_key_bindings(mapping, secret.data)
-        if missing and cycle.policy.on_delete == "delete":
-            mapping = _without_bindings(mapping, missing)
-            vanished |= missing
-        bindings = desired_bindings(mapping, work.target, secret)
+        bindings, dropped = bindings_for(mapping, work.target, secret, on_delete=cycle.policy.on_delete)
+        vanished = set(dropped)
         text = mapping.secret_text
         if (
             text is not None
@@ -543,24 +547,6 @@ def _needs_read(work: _Work, info: VersionInfo) -> bool:
         or status.config_fingerprint != work.config_fingerprint
         or status.last_version != info.version
     )
-
-
-def _missing_key_bindings(mapping: MappingSettings, data: SecretData) -> set[str]:
-    """Binding names whose explicitly mapped Vault key is absent from the data."""
-    missing = {b.binding for b in mapping.secret_key if b.vault_key not in data}
-    text = mapping.secret_text
-    if text is not None and text.keys:
-        missing |= {name for key, name in text.keys.items() if key not in data}
-    return missing
-
-
-def _without_bindings(mapping: MappingSettings, names: set[str]) -> MappingSettings:
-    """The mapping minus some explicitly mapped bindings (not re-validated: it may map no key at all)."""
-    update: dict[str, object] = {"secret_key": [b for b in mapping.secret_key if b.binding not in names]}
-    text = mapping.secret_text
-    if text is not None and text.keys:
-        update["secret_text"] = text.model_copy(update={"keys": {k: n for k, n in text.keys.items() if n not in names}})
-    return mapping.model_copy(update=update)
 
 
 def _created(cycle: _Cycle) -> dict[str, datetime]:

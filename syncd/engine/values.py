@@ -7,6 +7,16 @@ can before anything is sent (missing keys, names that are not JavaScript identif
 
 With ``all_keys``, the Vault keys that feed a ``secret_key`` binding of the same mapping are left out
 of the ``secret_text`` bindings: a private key should not also go out as plain text.
+
+**Non-string values.** Vault KV values may be any JSON type. A ``secret_text`` binding gets a string
+as it is, and any other value as its JSON text: ``42`` -> ``42``, ``true`` -> ``true``, ``null`` ->
+``null``, an object or array -> JSON with sorted keys (``{"a": 1, "b": [1, 2]}``). ``json_binding``
+sends the whole secret as compact JSON with sorted keys. The 5 KB limit applies to that text.
+
+**One rule for ``once`` and ``check``.** ``bindings_for`` is what a reconciliation sends for one read
+version under the ``on_delete`` policy; ``syncd check`` calls the same function on the current
+version, so a value ``once`` would refuse (over 5 KB, undecodable key material, a missing key) fails
+``check`` too, with the same message.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from dataclasses import dataclass
 from syncd.config import MappingSettings, SecretTextBindings, is_binding_name
 from syncd.engine.keymaterial import encode_key_material
 from syncd.errors import ValueRejected
-from syncd.model import BindingKind, SecretBody, SecretValue, SecretVersion, Target
+from syncd.model import BindingKind, SecretBody, SecretData, SecretValue, SecretVersion, Target
 
 # Cloudflare documents "5 KB per variable" for Worker secrets.
 MAX_TEXT_BYTES = 5 * 1024
@@ -158,3 +168,37 @@ def _key_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[Sec
                 **material,
             }
         )
+
+
+def bindings_for(
+    mapping: MappingSettings, target: Target, secret: SecretVersion, *, on_delete: str
+) -> tuple[list[DesiredBinding], frozenset[str]]:
+    """What a reconciliation sends for this version: (bindings, names whose Vault key vanished).
+
+    With ``on_delete = "delete"`` a mapped Vault key that is absent drops its binding (returned as
+    vanished, to be deleted); otherwise it is a problem. Raises ``ValuesRejected``.
+    """
+    vanished: set[str] = set()
+    missing = missing_key_bindings(mapping, secret.data)
+    if missing and on_delete == "delete":
+        mapping = without_bindings(mapping, missing)
+        vanished |= missing
+    return desired_bindings(mapping, target, secret), frozenset(vanished)
+
+
+def missing_key_bindings(mapping: MappingSettings, data: SecretData) -> set[str]:
+    """Binding names whose explicitly mapped Vault key is absent from the data."""
+    missing = {b.binding for b in mapping.secret_key if b.vault_key not in data}
+    text = mapping.secret_text
+    if text is not None and text.keys:
+        missing |= {name for key, name in text.keys.items() if key not in data}
+    return missing
+
+
+def without_bindings(mapping: MappingSettings, names: set[str]) -> MappingSettings:
+    """The mapping minus some explicitly mapped bindings (not re-validated: it may map no key at all)."""
+    update: dict[str, object] = {"secret_key": [b for b in mapping.secret_key if b.binding not in names]}
+    text = mapping.secret_text
+    if text is not None and text.keys:
+        update["secret_text"] = text.model_copy(update={"keys": {k: n for k, n in text.keys.items() if n not in names}})
+    return mapping.model_copy(update=update)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import hvac
 import pytest
@@ -154,3 +155,32 @@ def holds_api_key(stack: Stack, value: str) -> bool:
     """The Worker ``SCRIPT`` holds ``value`` as its ``API_KEY``."""
     body = stack.cf.secrets_of(SCRIPT).get("API_KEY")
     return body is not None and body.get("text") == value
+
+
+class _ServiceView(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+    def sync_mode(self) -> dict[str, Any]: ...
+
+
+def swept_after_backstop(service: _ServiceView) -> Callable[[], bool]:
+    """In backstop mode, and the full sweep its switch queued has finished (so a write made now
+    starts a notification cycle of its own instead of merging into that sweep)."""
+
+    def swept() -> bool:
+        mode = service.sync_mode()
+        last = service.status()["last_cycle"]
+        return (
+            mode["mode"] == "backstop"
+            and last is not None
+            and last["trigger"] == "interval"
+            and last["started_at"] >= mode["since"]
+        )
+
+    return swept
+
+
+def metrics_text(server_url: str) -> str:
+    with urllib.request.urlopen(f"{server_url}/metrics", timeout=5) as response:
+        text: str = response.read().decode()
+    return text

@@ -12,14 +12,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
 import syncd
-from syncd.app.cli.main import main
+from tests.app.conftest import run_cli as run
 from tests.app.service_conftest_helpers import (
     CANARY_API_KEY,
     CANARY_ROTATED,
@@ -30,26 +29,8 @@ from tests.app.service_conftest_helpers import (
     Stack,
     leaked,
     leaked_any,
-    running_stack,
     write_config,
 )
-
-
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    with running_stack(monkeypatch) as running:
-        yield running
-
-
-@pytest.fixture
-def config(tmp_path: Path, stack: Stack) -> Path:
-    return write_config(tmp_path, stack)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_clean(stack: Stack, *texts: str) -> None:
@@ -73,7 +54,7 @@ def test_once_writes_every_mapping_and_exits_0(stack: Stack, config: Path, capsy
     lines = out.strip().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("ok   app-api (secret/app/api v1 -> ") and lines[0].endswith("2 written, 0 deleted")
-    assert lines[1].startswith("ok   search-v1 (kv/search - -> ") and lines[1].endswith("1 written, 0 deleted")
+    assert lines[1].startswith("ok   search-v1 (kv/search -> ") and lines[1].endswith("1 written, 0 deleted")
     assert_clean(stack, out, err)
 
 
@@ -147,8 +128,8 @@ def test_plan_lists_changes_with_versions_and_reasons_without_values(
     assert code == 0
     assert "  write  API_KEY (changed, vault v2)" in out.splitlines()
     assert "WEBHOOK_SECRET" not in out  # unchanged value: not planned
-    assert "search-v1 (kv/search - -> " in out and ": no changes" in out
-    assert out.strip().splitlines()[-1] == "plan: 1 change(s) in 1 mapping(s)"
+    assert "search-v1 (kv/search -> " in out and ": no changes" in out
+    assert out.strip().splitlines()[-1] == "plan: 1 change(s) in 1 mapping(s); 1 in sync"
     assert [c for c in stack.cloudflare_calls() if c["method"] != "GET"] == []
     assert text_of(stack, SCRIPT)["API_KEY"] == CANARY_API_KEY  # nothing written
     assert_clean(stack, out, err)
@@ -293,7 +274,7 @@ def test_status_before_any_sync_says_so_and_exits_1(
     code, out, _ = run(capsys, "status", "--config", str(config))
     assert code == 1
     assert out.splitlines()[0] == f"no state yet at {tmp_path / 'state' / 'syncd.sqlite3'}"
-    assert "---- app-api: pushed - at never, last checked never" in out
+    assert "---- app-api: never pushed, never checked" in out
     assert not (tmp_path / "state" / "syncd.sqlite3").exists()  # status does not create the store
 
 
@@ -389,6 +370,8 @@ def test_run_serves_reloads_on_sighup_and_exits_0_on_sigterm(stack: Stack, tmp_p
             process.wait(timeout=10)
     err = process.stderr.read() if process.stderr else ""
     assert_clean(stack, "".join(seen), err)
+    loggers = {json.loads(line).get("logger", "") for line in seen if line.startswith("{")}
+    assert not [name for name in loggers if name.startswith("apscheduler")]  # scheduler internals stay quiet
 
 
 def test_once_with_a_refused_vault_token_exits_1_without_showing_it(

@@ -10,6 +10,7 @@ from pathlib import Path
 import hvac
 import pytest
 
+from syncd.app.service.daemon import Service
 from syncd.app.service.wiring import build_service
 from syncd.config import load_config
 from tests.app.service_conftest_helpers import (
@@ -19,10 +20,11 @@ from tests.app.service_conftest_helpers import (
     config_text,
     holds_api_key,
     running_stack,
+    swept_after_backstop,
     wait_until,
 )
 
-WAIT = 15.0
+WAIT = 30.0  # generous: CI runs on a loaded 2-core machine
 
 
 def _wait(condition: Callable[[], bool]) -> bool:
@@ -42,6 +44,7 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
         path = tmp_path / "syncd.toml"
         path.write_text(text)
         service = build_service(load_config(path), path)  # real wiring, real APScheduler, 60 s interval
+        assert isinstance(service, Service)
         service.start()
         try:
             assert _wait(lambda: holds_api_key(stack, CANARY_API_KEY)), "the startup cycle did not push"
@@ -53,17 +56,20 @@ def test_vault_write_is_pushed_at_once_and_counted_as_notification(
                 path="syncd",
                 options={"address": f"127.0.0.1:{listener.port}", "socket_type": "tcp"},
             )
+            # The connection switches to backstop mode, which sweeps everything once: let it end,
+            # so the write below starts a notification cycle of its own.
+            assert _wait(swept_after_backstop(service))
             written_at = time.monotonic()
             stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)
             assert _wait(lambda: holds_api_key(stack, CANARY_ROTATED)), "the notification did not trigger a push"
             assert time.monotonic() - written_at < 30  # far below the 60 s poll interval
             server = service.server
             assert server is not None
+            url = f"{server.url}/metrics"  # type: ignore[attr-defined]
 
-            def counted() -> bool:  # the push lands before its cycle has finished and been counted
-                with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:  # type: ignore[attr-defined]
-                    metrics: str = response.read().decode()
-                return 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
+            def counted() -> bool:  # the Worker holds the value before the cycle that wrote it ends
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return 'syncd_cycles_total{outcome="ok",trigger="notification"}' in response.read().decode()
 
             assert _wait(counted), "the notification cycle was not counted"
         finally:

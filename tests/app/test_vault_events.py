@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from syncd.app.notify.audit import paths_to_mappings
 from syncd.app.notify.vault_events import VaultEventsSubscriber, event_path, subscribe_url
+from syncd.app.service.daemon import Service
 from syncd.app.service.wiring import build_service
 from syncd.config import NotificationSettings, load_config
 from syncd.devstack.vault import VaultEmulator
@@ -27,10 +28,11 @@ from tests.app.service_conftest_helpers import (
     config_text,
     holds_api_key,
     running_stack,
+    swept_after_backstop,
     wait_until,
 )
 
-WAIT = 10.0
+WAIT = 30.0  # generous: CI runs on a loaded 2-core machine
 
 
 def _wait(condition: Callable[[], bool]) -> bool:
@@ -269,6 +271,8 @@ def test_service_with_vault_events_pushes_a_write_at_once_as_a_notification(
             subscriber = service.vault_events
             assert subscriber is not None
             assert _wait(lambda: subscriber.connected == 2), "the event WebSockets did not open"
+            assert isinstance(service, Service)
+            assert _wait(swept_after_backstop(service)), "both WebSockets open: backstop mode, one sweep"
             written_at = time.monotonic()
             stack.write_api(CANARY_ROTATED, CANARY_WEBHOOK)  # no audit device: only the event can tell
             assert _wait(lambda: holds_api_key(stack, CANARY_ROTATED)), "the event did not trigger a push"
@@ -276,12 +280,13 @@ def test_service_with_vault_events_pushes_a_write_at_once_as_a_notification(
             server = service.server
             assert server is not None
 
-            def counted() -> bool:  # the push lands before its cycle has finished and been counted
-                with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:  # type: ignore[attr-defined]
+            def notification_cycle_counted() -> bool:
+                # The Worker holds the value before the cycle that wrote it has finished and been counted.
+                with urllib.request.urlopen(f"{server.url}/metrics", timeout=WAIT) as response:  # type: ignore[attr-defined]
                     metrics: str = response.read().decode()
                 return 'syncd_cycles_total{outcome="ok",trigger="notification"}' in metrics
 
-            assert _wait(counted), "the notification cycle was not counted"
+            assert _wait(notification_cycle_counted), "no successful notification cycle in /metrics"
         finally:
             service.shutdown()
         assert not subscriber.running and subscriber.connected == 0

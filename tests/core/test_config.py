@@ -66,7 +66,7 @@ def test_defaults_are_safe() -> None:
 
 def test_unknown_keys_are_errors_naming_the_key() -> None:
     problems = _problems(BASE + "\n[sync]\nintervall_seconds = 5\n")
-    assert problems == ["syncd.toml: key 'sync.intervall_seconds': unknown key"]
+    assert problems == ["syncd.toml: key 'sync.intervall_seconds': unknown key (did you mean 'interval_seconds'?)"]
 
 
 def test_all_problems_reported_at_once_with_mapping_names() -> None:
@@ -95,7 +95,9 @@ target = { script = "ok" }
 def test_mapping_without_name_is_named_by_index() -> None:
     text = BASE + '\n[[mapping]]\nvault = { mount = "secret", path = "a" }\ntarget = { script = "s" }\n'
     problems = _problems(text + 'secret_text = { json_binding = "CONF" }\n')
-    assert problems == ["syncd.toml: mapping 'mapping[0]', key 'name': Field required"]
+    assert problems == [
+        "syncd.toml: mapping 'mapping[0]', key 'name': missing: add name = \"payments-api\" (unique in the file)"
+    ]
 
 
 def test_duplicate_target_bindings_across_mappings_are_errors() -> None:
@@ -143,7 +145,10 @@ def test_credential_ref_needs_exactly_one_source() -> None:
 
 def test_auth_union_errors_name_the_users_key() -> None:
     text = BASE.replace('method = "token"\ntoken = { env = "VAULT_TOKEN" }', 'method = "approle"\nrole_id = "r"')
-    assert _problems(text) == ["syncd.toml: key 'vault.auth.secret_id': Field required"]
+    assert _problems(text) == [
+        "syncd.toml: key 'vault.auth.secret_id': missing: add secret_id = "
+        '{ file = "/var/run/secrets/vault/secret-id" } (or { env = "VAULT_SECRET_ID" }) to [vault.auth]'
+    ]
 
 
 def test_approle_and_global_key_auth_parse() -> None:
@@ -162,7 +167,8 @@ def test_account_id_required_somewhere() -> None:
         'target = { script = "s" }\nsecret_text = { json_binding = "C" }\n'
     )
     assert _problems(text) == [
-        "syncd.toml: mapping 'm', key 'target.account_id': no account id here and no cloudflare.account_id default"
+        "syncd.toml: mapping 'm', key 'target.account_id': no account id here and no cloudflare.account_id "
+        'default: add account_id = "<32 hex characters>" to [cloudflare] (or to this target)'
     ]
 
 

@@ -56,6 +56,13 @@ def one(target: str, kind: str) -> Doc:
     return found[0]
 
 
+def config_map(target: str) -> Doc:
+    """The ConfigMap holding syncd's config.toml (an overlay may add others, e.g. the Grafana dashboard)."""
+    found = [d for d in docs(target) if d["kind"] == "ConfigMap" and "config.toml" in d.get("data", {})]
+    assert len(found) == 1, f"{target}: expected one ConfigMap with config.toml, found {len(found)}"
+    return found[0]
+
+
 def pod_spec(target: str) -> Doc:
     spec: Doc = one(target, "StatefulSet")["spec"]["template"]["spec"]
     return spec
@@ -68,7 +75,7 @@ def container(target: str) -> Doc:
 
 
 def settings(target: str) -> Settings:
-    text = one(target, "ConfigMap")["data"]["config.toml"]
+    text = config_map(target)["data"]["config.toml"]
     return parse_config(text, f"{target}:config.toml")
 
 
@@ -204,7 +211,7 @@ def test_no_secret_material_in_the_rendered_output(target: str) -> None:
     for env in container(target).get("env", []):
         assert not re.search(r"TOKEN|SECRET|KEY|PASSWORD", env["name"]), f"env {env['name']} looks like a credential"
     assert not re.search(r"hvs\.|-----BEGIN|Bearer ", text)
-    config = tomllib.loads(one(target, "ConfigMap")["data"]["config.toml"])
+    config = tomllib.loads(config_map(target)["data"]["config.toml"])
     assert config["vault"].get("allow_inline_credentials", False) is False
     assert config["cloudflare"].get("allow_inline_credentials", False) is False
     assert "value" not in config["cloudflare"]["auth"]["api_token"]
@@ -227,7 +234,7 @@ def test_config_is_valid_and_mounted_where_the_image_reads_it(target: str) -> No
     assert s.logging.format == "json"
     assert container(target)["args"] == ["run", "--config", "/etc/syncd/config.toml"]
     (mount,) = [m for m in container(target)["volumeMounts"] if m["mountPath"] == "/etc/syncd/config.toml"]
-    assert volume(target, mount["name"])["configMap"]["name"] == one(target, "ConfigMap")["metadata"]["name"]
+    assert volume(target, mount["name"])["configMap"]["name"] == config_map(target)["metadata"]["name"]
 
 
 @pytest.mark.parametrize("target", TARGETS)

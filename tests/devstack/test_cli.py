@@ -18,7 +18,16 @@ import pytest
 from syncd.devstack.cli import main
 
 READY_DEADLINE_SECONDS = 15.0
-DESCRIBE_KEYS = {"vault_addr", "vault_token", "cloudflare_api_base", "cloudflare_api_token", "cloudflare_account_id"}
+DESCRIBE_KEYS = {
+    "vault_addr",
+    "vault_token",
+    "cloudflare_api_base",
+    "cloudflare_api_token",
+    "cloudflare_account_id",
+    "kubernetes_api",
+    "kubernetes_token",
+    "kubernetes_namespace",
+}
 
 
 def read_line_before(process: subprocess.Popen[str], deadline: float) -> str:
@@ -66,6 +75,9 @@ def test_devstack_prints_one_json_line_serves_both_apis_and_exits_0_on_sigterm(
         )
         names = [s.name for s in client.workers.scripts.secrets.list("web", account_id=account_id)]
         api_secrets = list(client.workers.scripts.secrets.list("api", account_id=account_id))
+    kube_headers = {"Authorization": f"Bearer {described['kubernetes_token']}"}
+    leases = f"{described['kubernetes_api']}/apis/coordination.k8s.io/v1/namespaces/{described['kubernetes_namespace']}"
+    lease_created = httpx.post(leases + "/leases", json={"metadata": {"name": "syncd"}}, headers=kube_headers)
 
     devstack.send_signal(signal.SIGTERM)
     stdout, _ = devstack.communicate(timeout=10)
@@ -74,6 +86,7 @@ def test_devstack_prints_one_json_line_serves_both_apis_and_exits_0_on_sigterm(
     assert read_back.json()["data"]["data"] == {"password": "p"}
     assert names == ["PASSWORD"]
     assert api_secrets == []
+    assert lease_created.status_code == 201
     assert devstack.returncode == 0
     assert stdout == ""  # exactly one line in all
 
@@ -94,3 +107,19 @@ def test_port_in_use_fails_to_start(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert code == 1
     assert "cannot start" in capsys.readouterr().err
+
+
+def test_bad_write_latency_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--vault-port", "0", "--cloudflare-port", "0", "--write-latency", "gaussian:1,2"])
+
+    assert code == 2
+    assert "bad write latency" in capsys.readouterr().err
+
+
+def test_write_latency_reaches_the_cloudflare_emulator() -> None:
+    from syncd.devstack.stack import Devstack  # noqa: PLC0415 - only this test needs the in-process stack
+
+    with Devstack(write_latency="uniform:0.5,1.5@3") as stack:
+        spec = httpx.get(stack.cloudflare.url + "/__devstack/latency").json()
+
+    assert spec == {"kind": "uniform", "a": 0.5, "b": 1.5, "seed": 3}

@@ -23,7 +23,8 @@ import requests
 from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.config import Settings
 from syncd.engine.report import Action, CycleReport, MappingResult
-from syncd.engine.state import MEMORY, MappingStatus, StateStore
+from syncd.engine.state import MEMORY, MappingStatus, StateBackend, StateStore
+from syncd.errors import UsageError
 
 
 def _when(epoch: float | None) -> str:
@@ -37,22 +38,30 @@ def _version(version: int | None) -> str:
 
 
 def _heading(result: MappingResult) -> str:
-    return f"{result.mapping} ({result.ref} {_version(result.vault_version)} -> {result.target})"
+    # KV v1 has no versions (and a secret that could not be read has none known): no "-" placeholder.
+    version = "" if result.vault_version is None else f" v{result.vault_version}"
+    return f"{result.mapping} ({result.ref}{version} -> {result.target})"
 
 
 def _failure_line(result: MappingResult) -> str:
     return f"FAIL {_heading(result)}: {result.error_code}: {result.error or ''}".rstrip(": ")
 
 
-def _open_state_for(settings: Settings, *, dry_run: bool) -> StateStore:
+def _open_state_for(settings: Settings, *, dry_run: bool) -> StateBackend:
     """``once`` is the state's writer; ``plan`` only reads, so it works while the service runs.
 
     Without a state file ``plan`` uses an empty in-memory store: the same view (nothing recorded),
     and the file is not created by a command that must not write.
     """
     if not dry_run:
+        if settings.state.backend == "kubernetes":
+            # The Lease holder is that state's one writer: a write from here would fence it.
+            raise UsageError(
+                'syncd once cannot write a state.backend = "kubernetes" state (the leader of the '
+                "running replicas writes it); use POST /trigger on the leader, or syncd plan to look"
+            )
         return open_state(settings)
-    if Path(settings.sync.state_path).exists():
+    if settings.state.backend != "sqlite" or Path(settings.sync.state_path).exists():
         return open_state(settings, exclusive=False)
     return StateStore.open(MEMORY)
 
@@ -65,6 +74,7 @@ def reconcile_once(
     vault_session: requests.Session | None = None,
     cloudflare_transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
+    only_mappings: frozenset[str] | None = None,
 ) -> CycleReport:
     """Open the state, build the clients and the reconciler, run one cycle under the configured
     deadline, close. The state comes first: when another syncd is its writer (``StateLocked``),
@@ -78,7 +88,9 @@ def reconcile_once(
             clients.tokens.ensure_token()
             reconciler = build_reconciler(settings, clients, state, clock=clock)
             deadline = clock() + settings.sync.cycle_timeout_seconds
-            report: CycleReport = reconciler.reconcile(trigger=trigger, deadline=deadline, dry_run=dry_run)
+            report: CycleReport = reconciler.reconcile(
+                trigger=trigger, deadline=deadline, dry_run=dry_run, only_mappings=only_mappings
+            )
             return report
         finally:
             clients.close()
@@ -113,8 +125,8 @@ def format_once(report: CycleReport) -> list[str]:
     return lines
 
 
-def run_once(settings: Settings, out: TextIO, **clients: Any) -> int:
-    report = reconcile_once(settings, trigger="once", dry_run=False, **clients)
+def run_once(settings: Settings, out: TextIO, *, only_mappings: frozenset[str] | None = None, **clients: Any) -> int:
+    report = reconcile_once(settings, trigger="once", dry_run=False, only_mappings=only_mappings, **clients)
     for line in format_once(report):
         print(line, file=out)
     return report.exit_code
@@ -166,18 +178,45 @@ def format_plan(report: CycleReport) -> list[str]:
         for c in sorted(r.changes, key=lambda c: (c.target, c.binding)):
             target = f" on {c.target}" if c.target != r.target else ""
             lines.append(f"  {c.action:<6} {c.binding}{target} ({c.reason}, vault {_version(c.vault_version)})")
-    total = len(report.changes)
-    lines.append(f"plan: {total} change(s) in {sum(1 for r in report.results if r.changes)} mapping(s)")
+    lines.append(_plan_summary(report))
     return lines
 
 
-def run_plan(settings: Settings, out: TextIO, *, as_json: bool = False, **clients: Any) -> int:
-    report = reconcile_once(settings, trigger="plan", dry_run=True, **clients)
+def _plan_summary(report: CycleReport) -> str:
+    changing = sum(1 for r in report.results if r.changes and not r.failed)
+    failed = sum(1 for r in report.results if r.failed)
+    in_sync = len(report.results) - changing - failed
+    parts = [f"{in_sync} in sync"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if not changing:
+        return f"plan: no changes; {len(report.results)} mapping(s): {', '.join(parts)}"
+    return f"plan: {len(report.changes)} change(s) in {changing} mapping(s); {', '.join(parts)}"
+
+
+EXIT_PENDING_CHANGES = 3
+
+
+def run_plan(
+    settings: Settings,
+    out: TextIO,
+    *,
+    as_json: bool = False,
+    only_mappings: frozenset[str] | None = None,
+    detailed_exitcode: bool = False,
+    **clients: Any,
+) -> int:
+    """Exit 0 in sync, 1 failed; with ``detailed_exitcode`` 3 when changes are pending (and nothing
+    failed): terraform's ``-detailed-exitcode`` idea, on a code that does not collide with 2 (usage)."""
+    report = reconcile_once(settings, trigger="plan", dry_run=True, only_mappings=only_mappings, **clients)
     if as_json:
         print(json.dumps(plan_as_json(report), indent=2), file=out)
     else:
         for line in format_plan(report):
             print(line, file=out)
+    pending = any(c.action is not Action.ADOPT for c in report.changes)
+    if detailed_exitcode and report.ok and pending:
+        return EXIT_PENDING_CHANGES
     return report.exit_code
 
 
@@ -205,6 +244,18 @@ def _status_rows(settings: Settings, known: dict[str, MappingStatus]) -> list[di
     return rows
 
 
+def _pushed(row: dict[str, Any]) -> str:
+    if row["last_pushed_at"] is None:
+        return "never pushed"
+    version = "" if row["last_version"] is None else f"{_version(row['last_version'])} "
+    return f"pushed {version}at {_when(row['last_pushed_at'])}"
+
+
+def _checked(row: dict[str, Any]) -> str:
+    at = row["last_attempt_at"]
+    return "never checked" if at is None else f"last checked {_when(at)}"
+
+
 def run_status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
     path = Path(settings.sync.state_path)
     known: dict[str, MappingStatus] = {}
@@ -220,10 +271,7 @@ def run_status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int
             print(f"no state yet at {path}", file=out)
         for r in rows:
             mark = "ok  " if r["in_sync"] else "FAIL" if r["last_error_code"] else "----"
-            line = (
-                f"{mark} {r['mapping']}: pushed {_version(r['last_version'])} at {_when(r['last_pushed_at'])}, "
-                f"last checked {_when(r['last_attempt_at'])}"
-            )
+            line = f"{mark} {r['mapping']}: {_pushed(r)}, {_checked(r)}"
             if r["last_error_code"]:
                 line += f"; last error {r['last_error_code']}: {r['last_error'] or ''}".rstrip(": ")
             if not r["configured"]:

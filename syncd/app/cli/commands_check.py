@@ -1,8 +1,9 @@
 """``syncd check``: can this configuration work here? One line per check, ``ok|FAIL name: detail``.
 
 Checks, in order: the configured credentials can be read; Vault answers ``sys/health``; Vault
-login works; every mapping's path is readable (a metadata read for KV v2, a read whose values are
-discarded for KV v1, which has no metadata); the Cloudflare credential verifies; every target
+login works; every mapping's current version is readable and its values pass the rule ``once``
+applies (``syncd.engine.values.bindings_for``: size limit, key material, missing keys; the values
+are then discarded); the Cloudflare credential verifies; every target
 script exists. Later checks still run when an earlier one fails, except that secret reads are
 skipped without a Vault token. The exit code is the highest ``exit_code`` among the failures
 (a credential that cannot be read is a configuration error, 2), 0 when everything passed.
@@ -29,6 +30,7 @@ from syncd.config import (
     Settings,
     TokenAuth,
 )
+from syncd.engine.values import bindings_for
 from syncd.errors import CloudflareAuthError, SyncdError
 from syncd.model import KvVersion, Target
 
@@ -88,21 +90,23 @@ def _credential_refs(settings: Settings) -> list[tuple[str, CredentialRef]]:
 
 
 def check_credentials(settings: Settings) -> Iterator[CheckResult]:
+    defaults = settings.credential_defaults()
     for key, ref in _credential_refs(settings):
         name = f"credential {key}"
+        note = f" ({defaults[key]})" if key in defaults else ""
         try:
             credential_from(ref, key=key)()
         except CredentialError as exc:
-            yield CheckResult(name, False, exc.problems[0].message, exc.exit_code)
+            yield CheckResult(name, False, exc.problems[0].message + note, exc.exit_code)
         else:
-            yield CheckResult(name, True, f"readable ({ref.describe()})")
+            yield CheckResult(name, True, f"readable ({ref.describe()}){note}")
 
 
-def _vault_health(clients: Clients) -> str:
+def _vault_health(settings: Settings, clients: Clients) -> str:
     try:
         response = clients.vault.sys.read_health_status(method="GET")
     except requests.RequestException as exc:
-        raise SyncdError(f"cannot reach Vault ({type(exc).__name__})") from None
+        raise SyncdError(f"cannot reach Vault at {settings.vault.address} ({type(exc).__name__})") from None
     if isinstance(response, dict):
         version = response.get("version")
         return "active, unsealed" + (f", version {version}" if version else "")
@@ -126,10 +130,16 @@ def _mapping_read(settings: Settings, clients: Clients, name: str) -> str:
     kv = mapping.vault.stated_kv_version or clients.reader.kv_version(ref.mount)
     if kv is KvVersion.V2:
         info = clients.reader.current_version(ref, kv)
-        state = " (current version deleted)" if info.deleted or info.destroyed else ""
-        return f"{ref} readable, kv v2, version {info.version}{state}"
-    clients.reader.read(ref, kv, None)  # KV v1 has no metadata: read, discard the values
-    return f"{ref} readable, kv v1"
+        if info.deleted or info.destroyed:
+            return f"{ref} readable, kv v2, version {info.version} (current version deleted)"
+        secret = clients.reader.read(ref, kv, info.version)
+        where = f"kv v2, version {info.version}"
+    else:
+        secret = clients.reader.read(ref, kv, None)  # KV v1 has no metadata
+        where = "kv v1"
+    # The rule `once` applies (size limit, key material, missing keys): the values are then dropped.
+    bindings, _ = bindings_for(mapping, settings.target_of(mapping), secret, on_delete=settings.sync.on_delete)
+    return f"{ref} readable, {where}, {len(bindings)} binding(s) acceptable"
 
 
 def _cloudflare_auth(settings: Settings, clients: Clients) -> str:
@@ -160,7 +170,7 @@ def run_checks(
     yield from check_credentials(settings)
     clients = build_clients(settings, vault_session=vault_session, cloudflare_transport=cloudflare_transport)
     try:
-        yield _run("vault health", lambda: _vault_health(clients))
+        yield _run("vault health", lambda: _vault_health(settings, clients))
         auth = _run("vault auth", lambda: _vault_auth(settings, clients))
         yield auth
         for mapping in settings.mappings:

@@ -1,20 +1,23 @@
 """The ``syncd`` command line.
 
 ```
-syncd run     [--config PATH]           the long-running service
-syncd once    [--config PATH]           one reconciliation, one line per mapping
-syncd plan    [--config PATH] [--json]  what ``once`` would write or delete, never values
-syncd check   [--config PATH]           config, credentials, Vault, Cloudflare, one line per check
-syncd status  [--config PATH] [--json]  what the state store knows per mapping
-syncd devstack ...                      local Vault and Cloudflare emulators
+syncd [--config PATH] run                              the long-running service
+syncd [--config PATH] once [--mapping NAME]...         one reconciliation, one line per mapping
+syncd [--config PATH] plan [--json] [--mapping NAME]... [--detailed-exitcode]
+syncd [--config PATH] check                            config, credentials, Vault, Cloudflare
+syncd [--config PATH] status [--json]                  what the state store knows per mapping
+syncd devstack ...                                     local Vault and Cloudflare emulators
 ```
 
-``--config`` defaults to ``$SYNCD_CONFIG``, else ``/etc/syncd/config.toml``. Exit codes: 0 all in
-sync (or all checks passed), 1 some mappings (or checks) failed, 2 bad configuration or usage,
-including ``run`` or ``once`` on a state file another syncd process is writing (one writer per
-state file: refused before anything is read or written; ``plan`` and ``status`` only read it).
-Command output goes to stdout, logs to stderr (``run`` logs to stdout: it has no other output).
-A ``ConfigError`` prints every problem, each naming the file, the mapping and the key.
+The common options (``--config``, ``--log-format``, ``--log-level``) work before or after the
+command. ``--config`` defaults to ``$SYNCD_CONFIG``, else ``/etc/syncd/config.toml``. Exit codes: 0
+all in sync (or all checks passed), 1 some mappings (or checks) failed, 2 bad configuration or usage,
+including ``run`` or ``once`` on a state file another syncd process is writing (one writer per state
+file: refused before anything is read or written; ``plan`` and ``status`` only read it), and
+``plan --detailed-exitcode`` 3 when changes are pending. Command output goes to stdout, logs to
+stderr (``run`` logs to stdout: it has no other output); on a terminal the one-shot commands log
+warnings and errors only. A ``ConfigError`` prints every problem, each naming the file, the mapping
+and the key. A closed pipe ends the command quietly with 141.
 """
 
 from __future__ import annotations
@@ -29,48 +32,126 @@ from typing import TextIO
 import syncd
 from syncd.app.service.logs import configure_logging
 from syncd.config import Settings, load_config
-from syncd.errors import ConfigError, SyncdError
+from syncd.errors import ConfigError, SyncdError, UsageError
 
 DEFAULT_CONFIG = "/etc/syncd/config.toml"
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 def _default_config() -> str:
     return os.environ.get("SYNCD_CONFIG") or DEFAULT_CONFIG
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+_EXIT_CODES = """exit codes:
+  0  all mappings in sync (check: every check passed)
+  1  some mappings (or checks) failed
+  2  bad configuration or usage, or the state file is held by another syncd process"""
+
+# (help line, description, examples) per command; the description and examples show in `syncd CMD -h`.
+_HELP: dict[str, tuple[str, str, str]] = {
+    "run": (
+        "run the service (scheduler, HTTP endpoints, signals)",
+        "Run until SIGTERM/SIGINT: reconcile on start, on every interval, on Vault notifications and on\n"
+        "POST /trigger. SIGHUP reloads the config. Logs go to stdout.",
+        "syncd run --config /etc/syncd/config.toml",
+    ),
+    "once": (
+        "reconcile once and exit",
+        "Run one reconciliation and print one line per mapping (names, versions, counts; never values).\n"
+        "It is the state file's writer: refused (exit 2) while `syncd run` holds the same state.",
+        "syncd once\n  syncd once --mapping api-keys --mapping webhook",
+    ),
+    "plan": (
+        "show what `once` would write or delete",
+        "Show what `once` would write or delete, without writing anything (not even the state file).",
+        "syncd plan\n  syncd plan --json | jq .\n  syncd plan --mapping api-keys --detailed-exitcode; echo $?",
+    ),
+    "check": (
+        "check configuration, credentials, Vault and Cloudflare access",
+        "Check the configuration, every credential, Vault access per secret and Cloudflare access per\n"
+        "script and binding, one line per check, without writing anything.",
+        "syncd check --config ./config.toml",
+    ),
+    "status": (
+        "show the state store's view of every mapping",
+        "Show what the state store knows per mapping (read-only: works while `syncd run` writes it).",
+        "syncd status\n  syncd status --json",
+    ),
+}
+
+_PLAN_EXIT = """exit codes:
+  0  all in sync, nothing to change
+  1  some mappings failed
+  2  bad configuration or usage
+  3  with --detailed-exitcode: changes are pending (without it, pending changes exit 0)"""
+
+
+def _common_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """The options every command takes, before or after the command name (``default`` is
+    ``argparse.SUPPRESS`` on the subcommands so that an option given before the command is kept)."""
+    parser.add_argument(
         "--config",
         type=Path,
-        default=None,
+        default=default,
         metavar="PATH",
         help=f"configuration file (default: $SYNCD_CONFIG or {DEFAULT_CONFIG})",
     )
-    common.add_argument(
-        "--log-format", choices=["auto", "json", "console"], default=None, help="default: the config's logging.format"
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default=default,
+        help="default: the config's logging.format",
     )
-    common.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], default=None, help="default: logging.level"
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=default,
+        help="default: logging.level (one-shot commands on a terminal: warning)",
     )
+
+
+def _mapping_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mapping",
+        action="append",
+        metavar="NAME",
+        dest="mappings",
+        help="only this mapping (repeatable); default: every mapping",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncd",
         description="Keep Cloudflare Worker secrets equal to values held in HashiCorp Vault.",
-        epilog=(
-            "Exit codes: 0 all in sync, 1 some mappings failed, 2 bad configuration or usage "
-            "(also: the state file is held by another syncd process)."
-        ),
+        epilog=_EXIT_CODES + "\n\nRun `syncd COMMAND -h` for a command's options and examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"syncd {syncd.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    sub.add_parser("run", parents=[common], help="run the service (scheduler, HTTP endpoints, signals)")
-    sub.add_parser("once", parents=[common], help="reconcile once and exit")
-    plan = sub.add_parser("plan", parents=[common], help="show what `once` would write or delete")
-    plan.add_argument("--json", action="store_true", help="machine-readable output")
-    sub.add_parser("check", parents=[common], help="check configuration, credentials, Vault and Cloudflare access")
-    status = sub.add_parser("status", parents=[common], help="show the state store's view of every mapping")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    _common_options(parser, default=None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands: dict[str, argparse.ArgumentParser] = {}
+    for name, (help_line, description, examples) in _HELP.items():
+        epilog = f"examples:\n  {examples}\n\n" + (_PLAN_EXIT if name == "plan" else _EXIT_CODES)
+        command = sub.add_parser(
+            name,
+            help=help_line,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _common_options(command, default=argparse.SUPPRESS)
+        commands[name] = command
+    _mapping_option(commands["once"])
+    _mapping_option(commands["plan"])
+    commands["plan"].add_argument("--json", action="store_true", help="machine-readable output")
+    commands["plan"].add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 3 when changes are pending (like terraform plan -detailed-exitcode; 2 stays usage/config)",
+    )
+    commands["status"].add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("devstack", add_help=False, help="run local Vault and Cloudflare emulators (syncd devstack -h)")
     sub.add_parser("demo", add_help=False, help="watch rotations reach emulated Workers live (syncd demo -h)")
     return parser
@@ -82,37 +163,68 @@ def _load(args: argparse.Namespace) -> Settings:
     return load_config(path)
 
 
-def _configure_logs(args: argparse.Namespace, settings: Settings, stream: TextIO) -> None:
-    configure_logging(
-        format=args.log_format or settings.logging.format,
-        level=args.log_level or settings.logging.level,
-        stream=stream,
-    )
+def _configure_logs(args: argparse.Namespace, settings: Settings, stream: TextIO, *, one_shot: bool = True) -> None:
+    """A one-shot command on a terminal logs warnings and errors only unless ``--log-level`` says
+    otherwise: its result lines are the output there, and info lines would interleave with them.
+    Redirected (cron, CI), the config's level holds, so the log keeps its push lines."""
+    level = args.log_level or settings.logging.level
+    if one_shot and args.log_level is None and stream.isatty() and _LEVEL_ORDER.index(level) < _WARNING:
+        level = "warning"
+    configure_logging(format=args.log_format or settings.logging.format, level=level, stream=stream)
+
+
+_LEVEL_ORDER = ("debug", "info", "warning", "error")
+_WARNING = _LEVEL_ORDER.index("warning")
+
+
+def _only_mappings(args: argparse.Namespace, settings: Settings) -> frozenset[str] | None:
+    """``--mapping`` names, each checked against the config (a typo must not look like "in sync")."""
+    wanted: list[str] | None = getattr(args, "mappings", None)
+    if not wanted:
+        return None
+    known = {m.name for m in settings.mappings}
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        names = ", ".join(sorted(known)[:10]) + (", ..." if len(known) > 10 else "")
+        raise UsageError(
+            f"--mapping: no mapping named {', '.join(_shorten(n) for n in unknown)} in {args.config} "
+            f"(configured: {names or 'none'})"
+        )
+    return frozenset(wanted)
+
+
+def _shorten(name: str, limit: int = 80) -> str:
+    return repr(name if len(name) <= limit else name[:limit] + "...")
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from syncd.app.service.wiring import build_service  # noqa: PLC0415 - imports the whole daemon
 
-    _configure_logs(args, settings, sys.stdout)
+    _configure_logs(args, settings, sys.stdout, one_shot=False)
     try:
         return build_service(settings, args.config).run_forever()
     except OSError as exc:  # the ops port is taken, the state directory is not writable, ...
-        print(f"syncd run: cannot start: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        what = exc.strerror or type(exc).__name__
+        print(f"syncd run: cannot start: {what}" + (f" ({exc.filename})" if exc.filename else ""), file=sys.stderr)
         return 1
 
 
 def _cmd_once(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from syncd.app.cli.commands import run_once  # noqa: PLC0415
 
+    only = _only_mappings(args, settings)
     _configure_logs(args, settings, sys.stderr)
-    return run_once(settings, out)
+    return run_once(settings, out, only_mappings=only)
 
 
 def _cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from syncd.app.cli.commands import run_plan  # noqa: PLC0415
 
+    only = _only_mappings(args, settings)
     _configure_logs(args, settings, sys.stderr)
-    return run_plan(settings, out, as_json=args.json)
+    return run_plan(
+        settings, out, as_json=args.json, only_mappings=only, detailed_exitcode=args.detailed_exitcode
+    )
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -152,6 +264,17 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `syncd check | head -1`: the reader went away. Quietly, as cat and grep do; Python would
+        # otherwise also complain when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("devstack", "demo"):
         return _delegate(argv[0], argv[1:])
@@ -160,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:  # bare `syncd`: the help, as git and kubectl print it
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
         settings = _load(args)
         return _COMMANDS[args.command](args, settings, sys.stdout)

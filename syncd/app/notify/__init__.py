@@ -1,2 +1,2 @@
 """Vault notification sources: the socket audit device listener, the Enterprise event subscriber,
-and the debounced dispatch both feed into reconciles."""
+and the leading-edge dispatch both feed into reconciles."""

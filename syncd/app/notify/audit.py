@@ -39,6 +39,7 @@ log = structlog.get_logger("syncd.notify")
 
 MAX_LINE_BYTES = 1 << 20  # Vault's entries are small; a bigger "line" is garbage or an attack
 MAX_CONNECTIONS = 32
+KEEPALIVE_IDLE_SECONDS = 60
 WRITE_OPERATIONS = frozenset({"create", "update", "patch", "delete"})
 KV2_WRITE_SEGMENTS = ("data", "metadata", "delete", "undelete", "destroy")
 
@@ -87,7 +88,25 @@ def paths_to_mappings(settings: Settings, path: str) -> set[str]:
         if not path.startswith(namespace + "/"):
             return set()
         path = path[len(namespace) + 1 :]
-    return {mapping.name for mapping in settings.mappings if path in _write_paths(mapping.vault)}
+    return set(_index_of(settings).get(path, ()))
+
+
+_index_lock = threading.Lock()
+_index: tuple[Settings, dict[str, tuple[str, ...]]] | None = None
+
+
+def _index_of(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Write path -> mapping names, built once per settings object (a reload brings a new one), so a
+    burst of writes costs a lookup per path, not a scan of every mapping."""
+    global _index  # noqa: PLW0603 - a one-entry cache
+    with _index_lock:
+        if _index is None or _index[0] is not settings:
+            index: dict[str, list[str]] = {}
+            for mapping in settings.mappings:
+                for write_path in _write_paths(mapping.vault):
+                    index.setdefault(write_path, []).append(mapping.name)
+            _index = (settings, {key: tuple(names) for key, names in index.items()})
+        return _index[1]
 
 
 # -- reading lines ---------------------------------------------------------------------------------
@@ -146,6 +165,19 @@ def parse_entry(line: bytes) -> Any:
 # -- the listener ----------------------------------------------------------------------------------
 
 
+def _keep_alive(conn: socket.socket) -> None:
+    """TCP keep-alive probes after a minute of silence, so a Vault node that vanished without a FIN
+    (a partition, a killed VM) shows as a closed connection within about two minutes instead of
+    the kernel's default two hours: the sync mode then falls back to interval sweeps in time."""
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE_SECONDS), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
+        if hasattr(socket, name):  # Linux; elsewhere the kernel's defaults apply
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    for level, option, value in options:
+        with contextlib.suppress(OSError):
+            conn.setsockopt(level, option, value)
+
+
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -173,7 +205,7 @@ class AuditListener:
         port: int,
         on_write: Callable[[str], None],
         *,
-        debounce_seconds: float = 0.2,
+        debounce_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         max_line_bytes: int = MAX_LINE_BYTES,
         max_connections: int = MAX_CONNECTIONS,
@@ -269,8 +301,7 @@ class AuditListener:
                 return
             self._connections.add(conn)
             self._report_connections()
-        with contextlib.suppress(OSError):
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)  # a dead node's half-open socket
+        _keep_alive(conn)
         log.info("vault audit connection opened", peer=str(peer))
         reader = LineReader(self._max_line_bytes)
         try:

@@ -1,9 +1,17 @@
-"""Debounced delivery of noticed Vault writes, shared by both notification sources.
+"""Leading-edge delivery of noticed Vault writes, shared by both notification sources.
 
-``AuditListener`` (``syncd.app.notify.audit``) and ``VaultEventsSubscriber`` (``syncd.app.notify.vault_events``)
-notice written paths on their reader threads; a ``WriteDispatcher`` coalesces repeats of a path
-(``Debouncer``) and calls ``on_write(path)`` on one thread of its own, so a slow handler never
-stalls a reader and a failing one is logged and does not stop later deliveries.
+``AuditListener`` (``syncd.app.notify.audit``) and ``VaultEventsSubscriber``
+(``syncd.app.notify.vault_events``) notice written paths on their reader threads; a
+``WriteDispatcher`` hands them to ``on_write(path)`` on one thread of its own, so a slow handler
+never stalls a reader and a failing one is logged and does not stop later deliveries.
+
+Leading edge (``Debouncer``): the first write of a burst is delivered at once; writes that arrive
+while a delivery runs (or within ``spacing`` seconds of the last one) coalesce, each path once, into
+the next delivery. ``spacing`` is ``[notifications] debounce_seconds``: 0 (the default) delivers
+every write at once, a larger value bounds how often one source can start a reconcile (at most one
+delivery per ``spacing`` seconds) at the price of up to ``spacing`` seconds of latency within a
+burst. Nothing is dropped, only merged; the service coalesces what arrives while a cycle runs into
+one follow-up cycle (``syncd.app.service.daemon``).
 """
 
 from __future__ import annotations
@@ -14,44 +22,48 @@ from collections.abc import Callable
 
 import structlog
 
-MAX_DELAY_FACTOR = 5.0  # a path written non-stop is still delivered every few debounce periods
-
 
 class Debouncer:
-    """Coalesces repeated keys: a key is due ``delay`` seconds after its last arrival (a burst
-    becomes one delivery), and at the latest ``max_delay`` after its first (so a key written
-    non-stop is not starved). Pure: the caller passes the time."""
+    """Leading-edge coalescing of keys with a minimum ``spacing`` between deliveries.
 
-    def __init__(self, delay: float, max_delay: float | None = None) -> None:
-        self.delay = max(0.0, delay)
-        self.max_delay = max(self.delay, max_delay if max_delay is not None else self.delay * MAX_DELAY_FACTOR)
-        self._first: dict[str, float] = {}
-        self._last: dict[str, float] = {}
+    A key added when the last delivery is at least ``spacing`` ago is due at once; otherwise every
+    waiting key is due together ``spacing`` after the last delivery. Repeats of a waiting key merge.
+    Pure: the caller passes the time.
+    """
+
+    def __init__(self, spacing: float) -> None:
+        self.spacing = max(0.0, spacing)
+        self._waiting: dict[str, float] = {}  # key -> first arrival (insertion order = arrival order)
+        self._last_delivery: float | None = None
 
     def add(self, key: str, now: float) -> None:
-        self._first.setdefault(key, now)
-        self._last[key] = now
-
-    def _due(self, key: str) -> float:
-        return min(self._last[key] + self.delay, self._first[key] + self.max_delay)
+        self._waiting.setdefault(key, now)
 
     def due_at(self) -> float | None:
-        """When the next key is due, or None when nothing waits."""
-        return min((self._due(key) for key in self._first), default=None)
+        """When the waiting keys are due, or None when nothing waits."""
+        if not self._waiting:
+            return None
+        first = min(self._waiting.values())
+        if self._last_delivery is None:
+            return first
+        return max(first, self._last_delivery + self.spacing)
 
     def take_due(self, now: float) -> list[str]:
-        """The keys due at ``now``, in arrival order; they are forgotten."""
-        due = [key for key in self._first if self._due(key) <= now]
-        for key in due:
-            del self._first[key], self._last[key]
+        """Every waiting key, in arrival order, when they are due at ``now`` (else none); forgotten."""
+        at = self.due_at()
+        if at is None or at > now:
+            return []
+        due = list(self._waiting)
+        self._waiting.clear()
+        self._last_delivery = now
         return due
 
     def __len__(self) -> int:
-        return len(self._first)
+        return len(self._waiting)
 
 
 class WriteDispatcher:
-    """Calls ``on_write(path)`` on a background thread once a path's writes have gone quiet.
+    """Calls ``on_write(path)`` on a background thread for every written path, leading edge.
 
     ``stop`` only signals (what still waits is dropped) so an owner can stop it together with its
     own threads before waiting for them all; ``join`` waits for the thread.
@@ -61,7 +73,7 @@ class WriteDispatcher:
         self,
         on_write: Callable[[str], None],
         *,
-        debounce_seconds: float,
+        debounce_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         thread_name: str,
         logger_name: str = "syncd.write_dispatch",
@@ -81,7 +93,7 @@ class WriteDispatcher:
         return self
 
     def add(self, path: str) -> None:
-        """A write of ``path`` now: delivered once the path has been quiet for the debounce period."""
+        """A write of ``path`` now: delivered at once, or with the next batch (see ``Debouncer``)."""
         with self._wakeup:
             self._debouncer.add(path, self._clock())
             self._wakeup.notify_all()

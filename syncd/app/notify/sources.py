@@ -11,6 +11,11 @@ exported as configured (``source`` = ``"audit"`` | ``"events"``, even when it co
 the disconnection alert sees it), its open connections are reported as they open and close, and
 every write it delivers to ``on_write`` (after coalescing) is counted. The sources themselves only
 get callables; they know nothing of metrics.
+
+``on_connections(source, count)`` (the service's sync mode) hears the same counts;
+``needed_connections`` says how many open connections make each configured source "connected"
+(audit: one, from any Vault node; events: one WebSocket per event type pattern), and ``failed``
+names the configured sources that could not start.
 """
 
 from __future__ import annotations
@@ -55,20 +60,37 @@ def _counted(
     return deliver
 
 
-def _connections_of(source: str, metrics: NotificationMetrics | None) -> Callable[[int], None] | None:
-    if metrics is None:
+def _connections_of(
+    source: str, metrics: NotificationMetrics | None, observer: Callable[[str, int], None] | None
+) -> Callable[[int], None] | None:
+    if metrics is None and observer is None:
         return None
 
     def report(count: int) -> None:
-        metrics.set_notification_connections(source, count)
+        if metrics is not None:
+            metrics.set_notification_connections(source, count)
+        if observer is not None:
+            observer(source, count)
 
     return report
+
+
+def needed_connections(settings: Settings, has_token_manager: bool = True) -> dict[str, int]:
+    """The configured sources, each with how many open connections make it count as connected."""
+    notifications = settings.notifications
+    needed: dict[str, int] = {}
+    if notifications.audit_listen is not None:
+        needed[AUDIT] = 1
+    if notifications.vault_events and has_token_manager:
+        needed[EVENTS] = len(dict.fromkeys(notifications.vault_event_types))
+    return needed
 
 
 class NotificationSources:
     def __init__(self) -> None:
         self.audit_listener: AuditListener | None = None
         self.vault_events: VaultEventsSubscriber | None = None
+        self.failed: set[str] = set()  # configured sources that could not start
 
     def start(
         self,
@@ -76,6 +98,7 @@ class NotificationSources:
         on_write: Callable[[str], None],
         vault_token: Callable[[], SecretValue] | None,
         metrics: NotificationMetrics | None = None,
+        on_connections: Callable[[str, int], None] | None = None,
     ) -> NotificationSources:
         notifications = settings.notifications
         if metrics is not None:
@@ -89,13 +112,15 @@ class NotificationSources:
                     int(port),
                     _counted(AUDIT, on_write, metrics),
                     debounce_seconds=notifications.debounce_seconds,
-                    on_connections=_connections_of(AUDIT, metrics),
+                    on_connections=_connections_of(AUDIT, metrics, on_connections),
                 ).start()
             except OSError as exc:
+                self.failed.add(AUDIT)
                 log.error("vault audit listener could not start", listen=notifications.audit_listen, error=str(exc))
         if notifications.vault_events:
             if vault_token is None:
                 log.warning("vault event notifications need the Vault token manager: not subscribing")
+                self.failed.add(EVENTS)
             else:
                 self.vault_events = VaultEventsSubscriber(
                     settings.vault.address,
@@ -106,7 +131,7 @@ class NotificationSources:
                     verify=vault_verify(settings),
                     client_cert=vault_client_cert(settings),
                     debounce_seconds=notifications.debounce_seconds,
-                    on_connections=_connections_of(EVENTS, metrics),
+                    on_connections=_connections_of(EVENTS, metrics, on_connections),
                 ).start()
         return self
 

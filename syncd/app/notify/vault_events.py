@@ -126,7 +126,7 @@ class VaultEventsSubscriber:
         event_filter: str | None = None,
         verify: bool | str = True,
         client_cert: tuple[str, str] | None = None,
-        debounce_seconds: float = 0.2,
+        debounce_seconds: float = 0.0,
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
         open_timeout: float = 10.0,

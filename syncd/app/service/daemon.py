@@ -6,10 +6,15 @@
 
 - ``startup``: one reconciliation as soon as the scheduler starts;
 - ``reconcile``: every ``sync.interval_seconds`` plus up to ``sync.jitter_seconds``, with
-  ``max_instances=1`` and ``coalesce=True`` so a slow cycle never stacks runs;
+  ``max_instances=1`` and ``coalesce=True`` so a slow cycle never stacks runs. In interval mode a
+  tick reconciles everything; in backstop mode (a Vault notification source is connected) the next
+  slice of the secrets plus the mappings that failed last time (``syncd.app.service.sweep``);
 - ``vault-token``: ``VaultTokenManager.maintain()`` says when it wants to run again;
-- ``manual``: operator triggers from ``POST /trigger``; triggers that arrive while one is queued or
-  running merge into the next run (a set of mappings, or everything).
+- ``manual``: on-demand cycles: operator triggers from ``POST /trigger``, Vault write
+  notifications, and the full sweep at every change of sweep mode. The first request starts a
+  cycle at once (leading edge); requests that arrive while one is queued or running merge into one
+  follow-up (a set of mappings, or everything), so a write noticed after the running cycle read its
+  secret is reconciled by the follow-up, never lost.
 
 Every cycle gets a hard deadline (``now + sync.cycle_timeout_seconds``) passed to the reconciler,
 and runs in its own thread that the caller waits on only a little longer than that: a cycle hung
@@ -39,9 +44,10 @@ from typing import Any
 import structlog
 
 from syncd.app.notify.audit import AuditListener, paths_to_mappings
-from syncd.app.notify.sources import NotificationMetrics, NotificationSources
+from syncd.app.notify.sources import NotificationMetrics, NotificationSources, needed_connections
 from syncd.app.notify.vault_events import VaultEventsSubscriber
 from syncd.app.service.parts import BackoffMetrics, SchedulerLike, ServerLike, ServiceParts
+from syncd.app.service.sweep import BACKSTOP, ModeChange, SweepSlicer, SyncModeMetrics, SyncModeTracker
 from syncd.config import Settings, load_config
 from syncd.engine.report import CycleReport
 from syncd.errors import ConfigError, SyncdError
@@ -52,6 +58,8 @@ RECONCILE_JOB = "reconcile"
 STARTUP_JOB = "startup"
 TOKEN_JOB = "vault-token"
 MANUAL_JOB = "manual"
+TAKEOVER_JOB = "takeover"
+EXIT_LEADERSHIP_LOST = 1  # Kubernetes restarts the pod, which rejoins as a follower
 TOKEN_RETRY_SECONDS = 30.0
 
 
@@ -66,6 +74,15 @@ def _default_scheduler() -> SchedulerLike:
 
     scheduler: SchedulerLike = BackgroundScheduler(timezone="UTC", job_defaults={"max_instances": 1})
     return scheduler
+
+
+def _label(sources: set[str]) -> str:
+    """The trigger label of an on-demand cycle that merges requests from these sources."""
+    if "manual" in sources:
+        return "manual"
+    if "sweep" in sources:
+        return "interval"  # the full sweep of a change of sweep mode
+    return "notification"
 
 
 def _plain(value: Any) -> Any:
@@ -121,6 +138,12 @@ class Service:
         self._last_report: CycleReport | None = None
         self._last_cycle_end: float | None = None
         self._commands: queue.Queue[str] = queue.Queue()
+        self._exit_code = 0
+        # Sweep mode (guarded by _lock): replaced at start() once the sources are known.
+        self._mode = SyncModeTracker({}, clock())
+        self._slicer = SweepSlicer()
+        self._retry: set[str] = set()  # mappings whose last cycle failed: every backstop tick retries them
+        self._sweep_due = False  # a queued cycle was lost (skipped, crashed): the next tick sweeps all
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -142,9 +165,8 @@ class Service:
             self._scheduler.add_job(self._maintain_token, "date", id=TOKEN_JOB, replace_existing=True)
         self._scheduler.add_job(self._job_cycle, "date", args=["startup"], id=STARTUP_JOB, misfire_grace_time=None)
         self._scheduler.add_job(
-            self._job_cycle,
+            self._job_tick,
             "interval",
-            args=["interval"],
             id=RECONCILE_JOB,
             seconds=sync.interval_seconds,
             jitter=sync.jitter_seconds or None,
@@ -153,19 +175,73 @@ class Service:
             misfire_grace_time=max(1, int(sync.interval_seconds)),
         )
         self._scheduler.start()
+        self._start_leader_election()
         tokens = self._parts.token_manager
+        with self._lock:
+            self._mode = SyncModeTracker(needed_connections(self._settings, tokens is not None), self._clock())
+            self._publish_mode_locked()
         self._notifications.start(
             self._settings,
             self._on_vault_write,
             tokens.current_token if tokens else None,
             metrics if isinstance(metrics, NotificationMetrics) else None,  # test fakes may not be
+            on_connections=self._on_source_connections,
         )
+        for source in sorted(self._notifications.failed):
+            self._on_source_failed(source)
         log.info(
             "service started",
             mappings=len(self._settings.mappings),
             interval_seconds=sync.interval_seconds,
             config=str(self.config_path),
         )
+
+    # -- leadership -------------------------------------------------------------------------
+
+    def _start_leader_election(self) -> None:
+        """With an elector, every replica serves its endpoints and listens to notifications (a
+        Vault audit device must always find a listener), but only the leader runs cycles: the
+        startup cycle of a follower is skipped, and taking the Lease runs a ``takeover`` cycle."""
+        elector = self._parts.leadership
+        if elector is None:
+            return
+        elector.start()
+
+    def _leading(self) -> bool:
+        elector = self._parts.leadership
+        return elector is None or elector.is_leader
+
+    def on_started_leading(self) -> None:
+        """Called by the elector (its thread): the takeover runs as a job, off the renewal loop."""
+        self._scheduler.add_job(self._take_over, "date", id=TAKEOVER_JOB, replace_existing=True)
+
+    def on_stopped_leading(self) -> None:
+        """Called by the elector: the Lease was not renewed in time. Writes already stop at the
+        gate; the process exits (code 1) so Kubernetes restarts it as a follower."""
+        log.error("leadership lost; exiting so that this replica restarts as a follower")
+        self._exit_code = EXIT_LEADERSHIP_LOST
+        self._commands.put("stop")
+
+    def _take_over(self) -> None:
+        """A new leader reads the state the previous one left (never a cached copy), then reconciles."""
+        try:
+            self._parts.state.reload()
+        except SyncdError as exc:
+            log.error("takeover: cannot read the state", error_code=exc.reason, error=str(exc))
+            return
+        log.info("took over as leader; reconciling")
+        self._job_cycle("takeover")
+
+    def _leadership_status(self) -> dict[str, Any]:
+        elector = self._parts.leadership
+        if elector is None:
+            return {"enabled": False, "role": "leader"}
+        return {
+            "enabled": True,
+            "identity": elector.identity,
+            "role": "leader" if elector.is_leader else "follower",
+            "leader": elector.leader_identity,
+        }
 
     @property
     def audit_listener(self) -> AuditListener | None:
@@ -176,8 +252,75 @@ class Service:
         return self._notifications.vault_events
 
     def _on_vault_write(self, path: str) -> None:
-        for name in sorted(paths_to_mappings(self.settings, path)):  # current settings: reloads apply
-            self.trigger(name, source="notification")
+        names = paths_to_mappings(self.settings, path)  # current settings: reloads apply
+        if names:
+            self._queue(names, "notification")
+
+    # -- sweep mode -------------------------------------------------------------------------
+
+    def _on_source_connections(self, source: str, count: int) -> None:
+        """A source's open connections (called under that source's lock: quick, no callback)."""
+        with self._lock:
+            if self._stopping:
+                return
+            change = self._mode.connections(source, count, self._clock())
+            if change is not None:
+                self._publish_mode_locked()  # under the lock: two sources never publish out of order
+        if change is not None:
+            self._mode_changed(change)
+
+    def _on_source_failed(self, source: str) -> None:
+        with self._lock:
+            change = self._mode.failed(source, self._clock())
+            if change is not None:
+                self._publish_mode_locked()
+        if change is not None:
+            self._mode_changed(change)
+
+    def _mode_changed(self, change: ModeChange) -> None:
+        """Sweep everything at once: into interval mode for the writes whose notifications the
+        broken connection lost, into backstop mode for those made while no source was connected."""
+        level = log.info if change.mode == BACKSTOP else log.warning
+        level(
+            "sync mode changed; sweeping every secret now",
+            mode=change.mode,
+            previous=change.previous,
+            reason=change.reason,
+        )
+        self._queue(None, "sweep")
+
+    def _publish_mode_locked(self) -> None:
+        """Call with ``_lock`` held (setting a gauge is quick and calls nothing back)."""
+        metrics = self._parts.metrics
+        if isinstance(metrics, SyncModeMetrics):  # test fakes may not be
+            metrics.set_sync_mode(self._mode.mode)
+
+    def sync_mode(self) -> dict[str, Any]:
+        """The sweep mode in force, why and since when, and where the backstop sweep stands."""
+        with self._lock:
+            body = self._mode.snapshot()
+            body.update(self._slicer.position(self._settings))
+        sync = self._settings.sync
+        body["interval_seconds"] = sync.interval_seconds
+        body["backstop_interval_seconds"] = sync.backstop_interval_seconds
+        return body
+
+    def _job_tick(self) -> None:
+        """The interval job: everything in interval mode; in backstop mode the next slice plus retries."""
+        with self._lock:
+            backstop = self._mode.mode == BACKSTOP and not self._sweep_due
+            self._sweep_due = False
+            if backstop:
+                names, index, count = self._slicer.next_slice(self._settings)
+                retries = set(self._retry)
+        if not backstop:
+            self._job_cycle("interval")
+            return
+        log.debug("backstop slice", slice=index, slices=count, mappings=len(names), retries=len(retries))
+        try:
+            self.run_cycle("backstop", set(names) | retries)
+        except Exception as exc:
+            log.error("cycle job crashed", trigger="backstop", error_code=type(exc).__name__)
 
     def shutdown(self) -> None:
         """Stop triggering, let an in-flight cycle finish within the grace, close, stop the server."""
@@ -213,6 +356,9 @@ class Service:
                 close()
             except Exception as exc:
                 log.warning("closing a client failed", error=type(exc).__name__)
+        if self._parts.leadership is not None:
+            # Last, after the state's final write: a follower may take over the moment it is released.
+            self._parts.leadership.stop()
         if self._server is not None:
             self._server.stop()
         with self._lock:
@@ -220,7 +366,8 @@ class Service:
         log.info("service stopped")
 
     def run_forever(self) -> int:
-        """Start, then handle SIGHUP (reload) and SIGTERM/SIGINT (stop) until stopped. Returns 0."""
+        """Start, then handle SIGHUP (reload) and SIGTERM/SIGINT (stop) until stopped. Returns 0, or
+        1 when leadership was lost."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             self._commands.put("reload" if signum == signal.SIGHUP else "stop")
@@ -238,7 +385,7 @@ class Service:
             self.shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return 0
+        return self._exit_code
 
     @property
     def server(self) -> ServerLike | None:
@@ -256,7 +403,11 @@ class Service:
     # -- cycles -----------------------------------------------------------------------------
 
     def run_cycle(self, trigger: str = "interval", only_mappings: Iterable[str] | None = None) -> CycleReport | None:
-        """Run one reconciliation under the hard deadline; ``None`` when none ran (or it hung)."""
+        """Run one reconciliation under the hard deadline; ``None`` when none ran (or it hung, or this
+        replica is a follower)."""
+        if not self._leading():
+            log.debug("not the leader; no cycle", trigger=trigger)
+            return None
         with self._cycle_lock:
             with self._lock:
                 if self._stopping:
@@ -309,6 +460,8 @@ class Service:
             return None
         report: CycleReport = box["report"]
         with self._lock:
+            for result in report.results:
+                (self._retry.add if result.failed else self._retry.discard)(result.mapping)
             self._last_report = report
             self._last_cycle_end = self._clock()
             if trigger == "startup":
@@ -385,13 +538,23 @@ class Service:
         known = {m.name for m in self._settings.mappings}
         if mapping is not None and mapping not in known:
             return 404, {"error": "unknown mapping", "mapping": mapping}
+        if not self._leading():
+            return 503, {"error": "not the leader", "leader": self._leadership_status().get("leader")}
+        queued = self._queue(None if mapping is None else {mapping}, source)
+        if queued is None:
+            return 503, {"error": "shutting down"}
+        return 202, {"queued": True, "mapping": mapping or "*", "coalesced": not queued}
+
+    def _queue(self, mappings: Iterable[str] | None, source: str) -> bool | None:
+        """Ask for a cycle of these mappings (None: all). True: a cycle was queued for it; False: it
+        merged into one already queued or running; None: shutting down."""
         with self._lock:
             if self._stopping:
-                return 503, {"error": "shutting down"}
-            if mapping is None:
+                return None
+            if mappings is None:
                 self._pending_all = True
             else:
-                self._pending.add(mapping)
+                self._pending.update(mappings)
             self._pending_sources.add(source)
             already = self._manual_queued
             self._manual_queued = True
@@ -399,7 +562,7 @@ class Service:
             seq = self._manual_seq
         if not already:
             self._scheduler.add_job(self._drain_manual, "date", id=f"{MANUAL_JOB}-{seq}", misfire_grace_time=None)
-        return 202, {"queued": True, "mapping": mapping or "*", "coalesced": already}
+        return not already
 
     def _drain_manual(self) -> None:
         while True:
@@ -408,14 +571,18 @@ class Service:
                     self._manual_queued = False
                     return
                 only = None if self._pending_all else set(self._pending)
-                label = "notification" if self._pending_sources == {"notification"} else "manual"
+                label = _label(self._pending_sources)
                 self._pending_all = False
                 self._pending.clear()
                 self._pending_sources.clear()
+            report = None
             try:
-                self.run_cycle(label, only)
+                report = self.run_cycle(label, only)
             except Exception as exc:
                 log.error("manual cycle crashed", error_code=type(exc).__name__)
+            if report is None:
+                with self._lock:  # skipped, crashed or abandoned: what it carried must not be lost
+                    self._sweep_due = self._sweep_due or not self._stopping
 
     # -- reload -----------------------------------------------------------------------------
 
@@ -482,6 +649,8 @@ class Service:
             problems.append(f"no cycle finished for {age:.0f}s (limit {limit:.0f}s)")
         if stopped:
             problems.append("stopped")
+        if not self._leading():
+            problems = [p for p in problems if not p.startswith("no cycle finished")]  # followers run none
         body = {"status": "ok" if not problems else "unhealthy", "last_cycle_age_seconds": age, "problems": problems}
         return not problems, body
 
@@ -491,7 +660,7 @@ class Service:
             startup_done = self._startup_done
             stopping = self._stopping
         problems = []
-        if not startup_done:
+        if not startup_done and self._leading():  # a follower is ready to serve as soon as it runs
             problems.append("startup reconciliation has not finished")
         if stopping:
             problems.append("shutting down")
@@ -511,6 +680,8 @@ class Service:
             "mappings": mappings,
             "scripts": self._scripts_status(),
             "last_cycle": None,
+            "sync_mode": self.sync_mode(),
+            "leadership": self._leadership_status(),
         }
         if report is not None:
             body["last_cycle"] = {

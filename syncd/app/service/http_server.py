@@ -111,7 +111,10 @@ class OpsServer:
             raise RuntimeError("the server is already started")
         server_class = _IPv6Server if ":" in self._bind else _IPv4Server
         handler = type("BoundOpsHandler", (_OpsHandler,), {"ops": self})
-        self._server = server_class((self._bind, self._requested_port), handler)
+        try:
+            self._server = server_class((self._bind, self._requested_port), handler)
+        except OSError as exc:  # "Address already in use" alone does not say which address
+            raise OSError(exc.errno, f"{exc.strerror or exc}: ops server {self._bind}:{self._requested_port}") from exc
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": _SHUTDOWN_POLL},

@@ -19,10 +19,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TextIO
 
+import stamina.instrumentation
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from syncd.errors import SyncdError
 from syncd.model import MASK, SecretBody, SecretData, SecretValue
 
 __all__ = ["SENSITIVE_KEYS", "configure_logging", "redact_processor"]
@@ -80,7 +82,9 @@ _FREE_TEXT_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
 _MAX_DEPTH: Final = 12
 
 # Loggers whose INFO lines are one per request or per job run: noise at the default level.
-_QUIET_LOGGERS: Final = ("httpx", "httpcore", "apscheduler.executors", "apscheduler.executors.default")
+# APScheduler logs every job added, run and finished at INFO: its lines said nothing syncd's own
+# ``cycle`` lines do not, and were most of a quiet service's output.
+_QUIET_LOGGERS: Final = ("httpx", "httpcore", "apscheduler")
 
 _LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -208,3 +212,21 @@ def configure_logging(*, format: LogFormat = "auto", level: str = "info", stream
     logging.raiseExceptions = False  # a broken log stream must not dump unredacted records to stderr
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))
+    stamina.instrumentation.set_on_retry_hooks([log_retry])
+
+
+def log_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    """One ``retry`` line per scheduled retry, instead of stamina's default, which names a retry
+    block "<context block>" with empty args. The cause is named by type and syncd reason code; its
+    text only for syncd's own errors, whose messages carry paths, names and codes, never values."""
+    cause = details.caused_by
+    fields: dict[str, Any] = {
+        "attempt": details.retry_num,
+        "wait_s": round(details.wait_for, 3),
+        "waited_s": round(details.waited_so_far, 3),
+        "error_type": type(cause).__name__,
+    }
+    if isinstance(cause, SyncdError):
+        fields["error_code"] = cause.reason
+        fields["error"] = str(cause)
+    structlog.get_logger("syncd.retry").warning("retry", **fields)

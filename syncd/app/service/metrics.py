@@ -54,7 +54,7 @@ CYCLE_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 1
 PROPAGATION_BUCKETS: Final = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 REQUEST_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-_TRIGGERS: Final = frozenset({"interval", "startup", "manual", "notification", "once", "plan"})
+_TRIGGERS: Final = frozenset({"interval", "backstop", "startup", "manual", "notification", "once", "plan"})
 _REQUEST_OUTCOMES: Final = frozenset({"ok", "error", "retry"})
 _PUSH_OUTCOMES: Final = frozenset({"ok", "error"})
 _OPERATION: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -192,6 +192,15 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.sync_mode = Gauge(
+            "syncd_sync_mode",
+            "1 for the sweep mode in force, 0 for the other: interval (every secret every"
+            " sync.interval_seconds) or backstop (a notification source is connected; the sweep spreads"
+            " over sync.backstop_interval_seconds)",
+            ["mode"],
+            registry=r,
+        )
+        self.set_sync_mode("interval")
 
         self.script_backoff = Gauge(
             "syncd_script_backoff",
@@ -279,6 +288,11 @@ class Metrics:
     def count_notification(self, source: str) -> None:
         """One write ``source`` delivered (after debouncing)."""
         self.vault_notifications.labels(source=_bounded(source, NOTIFICATION_SOURCES)).inc()
+
+    def set_sync_mode(self, mode: str) -> None:
+        """The sweep mode in force ("interval" or "backstop"; see syncd.app.service.sweep)."""
+        for each in ("interval", "backstop"):
+            self.sync_mode.labels(mode=each).set(1 if each == mode else 0)
 
     # --- label bounds -----------------------------------------------------------------------------
 

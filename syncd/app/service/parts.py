@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from syncd.app.leadership.sole import Leadership
 from syncd.config import Settings
 from syncd.engine.backoff import ScriptHealth
 from syncd.engine.report import CycleReport
@@ -32,6 +33,8 @@ class ReconcilerLike(Protocol):
 
 class StateLike(Protocol):
     def all_mapping_status(self) -> Sequence[Any]: ...
+
+    def reload(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -102,6 +105,8 @@ class ServiceParts:
     # The reconciler's ``script_health``: the scripts in backoff, for /status and metrics.
     script_health: Callable[[], Sequence[ScriptHealth]] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # The Lease elector, or a SoleWriter without [leader_election] (syncd.app.leadership); None: tests.
+    leadership: Leadership | None = None
 
 
 __all__ = [

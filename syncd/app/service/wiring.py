@@ -18,6 +18,9 @@ from typing import Any
 import httpx
 import requests
 
+import syncd
+from syncd.app.leadership import LeaderMetrics, build_leadership
+from syncd.app.leadership.gate import write_gate
 from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
 from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
 from syncd.app.service.http_server import OpsServer
@@ -46,7 +49,9 @@ from syncd.config import (
     TokenAuth,
 )
 from syncd.engine.reconciler import Reconciler
-from syncd.engine.state import StateStore
+from syncd.engine.state import StateBackend
+from syncd.engine.state.configured import open_configured_state
+from syncd.engine.state.kubernetes import KubernetesStateStore
 from syncd.model import SecretValue
 
 CLOUDFLARE_RETRY_DEADLINE = 60.0
@@ -150,6 +155,8 @@ def build_cloudflare(
     *,
     transport: httpx.BaseTransport | None = None,
     pacers: PacerRegistry | None = None,
+    write_gate: Callable[[float], float] | None = None,
+    user_agent: str = f"syncd/{syncd.__version__}",
 ) -> tuple[CloudflareClient, Pacer]:
     """``(CloudflareClient, Pacer)`` for ``settings.cloudflare``; the pacer is the credential's."""
     cloudflare = settings.cloudflare
@@ -165,6 +172,8 @@ def build_cloudflare(
         # Per call; within a cycle the time the cycle has left bounds it too (syncd.deadlines).
         retry_deadline=min(CLOUDFLARE_RETRY_DEADLINE, settings.sync.cycle_timeout_seconds),
         pool_size=cloudflare.write_concurrency,
+        write_gate=write_gate,
+        user_agent=user_agent,
     )
     return client, pacer
 
@@ -197,9 +206,15 @@ def build_clients(
     cloudflare_transport: httpx.BaseTransport | None = None,
     pacers: PacerRegistry | None = None,
     clock: Callable[[], float] = time.time,
+    write_gate: Callable[[float], float] | None = None,
+    identity: str | None = None,
 ) -> Clients:
+    """``identity``: the replica's name (leader election), added to the Cloudflare User-Agent."""
     vault, tokens, reader = build_vault(settings, observer, session=vault_session, clock=clock)
-    cloudflare, pacer = build_cloudflare(settings, observer, transport=cloudflare_transport, pacers=pacers)
+    agent = f"syncd/{syncd.__version__}" + (f" ({identity})" if identity else "")
+    cloudflare, pacer = build_cloudflare(
+        settings, observer, transport=cloudflare_transport, pacers=pacers, write_gate=write_gate, user_agent=agent
+    )
     return Clients(vault, tokens, reader, cloudflare, pacer)
 
 
@@ -225,11 +240,11 @@ def fingerprint_key(settings: Settings) -> bytes | None:
 def build_reconciler(
     settings: Settings,
     clients: Clients,
-    state: StateStore,
+    state: StateBackend,
     *,
     clock: Callable[[], float] = time.time,
 ) -> Reconciler:
-    """The engine's ``Reconciler`` over the real clients and an open ``StateStore``."""
+    """The engine's ``Reconciler`` over the real clients and an open state store."""
     return Reconciler(
         settings,
         clients.reader,
@@ -241,10 +256,11 @@ def build_reconciler(
     )
 
 
-def open_state(settings: Settings, *, exclusive: bool = True) -> StateStore:
-    """The configured state store: as its one writer (``StateLocked`` if another process is), or
-    ``exclusive=False`` as a read-only reader that works while the service runs."""
-    return StateStore.open(settings.sync.state_path, exclusive=exclusive)
+def open_state(settings: Settings, *, exclusive: bool = True) -> StateBackend:
+    """The configured state store (``[state] backend``): as its one writer (``StateLocked`` if another
+    process is), or ``exclusive=False`` as a read-only reader that works while the service runs."""
+    key = fingerprint_key(settings) if settings.state.backend == "kubernetes" else None
+    return open_configured_state(settings, exclusive=exclusive, fingerprint_key=key)
 
 
 def build_service(
@@ -255,13 +271,40 @@ def build_service(
     cloudflare_transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
     scheduler: SchedulerLike | None = None,
+    kubernetes_transport: httpx.BaseTransport | None = None,
 ) -> Service:
-    """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server."""
+    """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server, and with
+    ``[leader_election] enabled`` the Lease elector that gates every Cloudflare write."""
     metrics = Metrics()
+    service: list[Service] = []  # the elector's callbacks reach the service built below
+
+    def started_leading() -> None:
+        service[0].on_started_leading()
+
+    def stopped_leading() -> None:
+        service[0].on_stopped_leading()
+
+    leadership = build_leadership(
+        settings.leader_election,
+        registry=metrics.registry,
+        on_started_leading=started_leading,
+        on_stopped_leading=stopped_leading,
+        transport=kubernetes_transport,
+    )
+    if not settings.leader_election.enabled:
+        LeaderMetrics(metrics.registry).set_leader(True)  # one process, the only writer
     clients = build_clients(
-        settings, metrics, vault_session=vault_session, cloudflare_transport=cloudflare_transport, clock=clock
+        settings,
+        metrics,
+        vault_session=vault_session,
+        cloudflare_transport=cloudflare_transport,
+        clock=clock,
+        write_gate=write_gate(leadership),
+        identity=leadership.identity if settings.leader_election.enabled else None,
     )
     state = open_state(settings)
+    if isinstance(state, KubernetesStateStore):
+        state.on_conflict = stopped_leading  # another writer wrote the state: step down as on a lost Lease
     reconciler = build_reconciler(settings, clients, state, clock=clock)
     parts = ServiceParts(
         reconciler=reconciler,
@@ -271,6 +314,7 @@ def build_service(
         rate_budget=clients.pacer,
         script_health=reconciler.script_health,
         closers=[clients.close],
+        leadership=leadership,
     )
     server = settings.server
     trigger_token = (
@@ -280,11 +324,14 @@ def build_service(
     def make_server(source: Service) -> OpsServer:
         return OpsServer(source, metrics, bind=server.bind, port=server.port, trigger_token=trigger_token)
 
-    return Service(
-        settings,
-        config_path,
-        parts,
-        clock=clock,
-        scheduler=scheduler,
-        server_factory=make_server if server.enabled else None,
+    service.append(
+        Service(
+            settings,
+            config_path,
+            parts,
+            clock=clock,
+            scheduler=scheduler,
+            server_factory=make_server if server.enabled else None,
+        )
     )
+    return service[0]

@@ -8,8 +8,15 @@ which is how names with special characters became undeletable before the flag ex
 ``PATCH {base}/secrets-bulk``. Tokens: ``GET /user/tokens/verify``,
 ``GET /accounts/{account_id}/tokens/verify``. User details: ``GET /user``.
 
+Versions, deployments and settings (``versions_api``): ``GET {base}/versions``,
+``GET {base}/versions/{id}``, ``POST {base}/versions`` (upload without deploying),
+``GET|POST {base}/deployments``, ``GET {base}/deployments/{id}``, ``GET|PATCH {base}/settings``, and
+the beta ``/accounts/{account_id}/workers/workers/{script}/versions[/{id}|/latest]``.
+
 Every request on these paths is authenticated, counted by the rate limiter and answered in the
-envelope with ``Ratelimit`` headers; see ``auth`` and ``ratelimit``.
+envelope with ``Ratelimit`` headers; see ``auth`` and ``ratelimit``. Every write to a script
+(any verb but GET) holds that script's edit slot for its whole duration, including the modelled
+write latency (``edits``): a second write to the same script meanwhile is answered 429.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from syncd.devstack.cloudflare.auth import Principal
+from syncd.devstack.cloudflare.auth import DEFAULT_USER_EMAIL, Principal, user_id_of
 from syncd.devstack.cloudflare.envelope import (
     COULD_NOT_ROUTE,
     METHOD_NOT_AVAILABLE,
@@ -32,6 +39,8 @@ from syncd.devstack.cloudflare.envelope import (
 )
 from syncd.devstack.cloudflare.ratelimit import RateDecision
 from syncd.devstack.cloudflare.upload import parse_upload
+from syncd.devstack.cloudflare.versions import Author
+from syncd.devstack.cloudflare.versions_api import register_version_routes
 from syncd.devstack.httpkit import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -45,7 +54,15 @@ SCRIPT_BASES = (
 )
 ANONYMOUS_BUCKET = "anonymous"
 
-Action = Callable[[Request], Response]
+Action = Callable[[Request, Author], Response]
+Handler = Callable[[Request], Response]
+
+
+def author_of(principal: Principal, request: Request) -> Author:
+    """Who a write is recorded as: the credential's user, and "wrangler" when wrangler calls (UNVERIFIED)."""
+    email = principal.email or DEFAULT_USER_EMAIL
+    source = "wrangler" if "wrangler" in (request.header("user-agent") or "").lower() else "api"
+    return Author(email, user_id_of(email), source)
 
 
 class CloudflareApi:
@@ -55,6 +72,7 @@ class CloudflareApi:
         self.emulator = emulator
 
     def register(self, router: Router) -> None:
+        register_version_routes(router, self)
         for base in SCRIPT_BASES:
             prefix = API_PREFIX + base
             router.add(["PUT"], prefix, self._guarded("write", self.upload_script))
@@ -73,7 +91,7 @@ class CloudflareApi:
         bucket = principal.bucket if principal is not None else ANONYMOUS_BUCKET
         return self.emulator.rate_limiter.hit(bucket)
 
-    def _guarded(self, needed: str, action: Action) -> Action:
+    def _guarded(self, needed: str, action: Action) -> Handler:
         """Authenticate, count, authorize for the path's account, run, add the rate headers."""
 
         def handler(request: Request) -> Response:
@@ -89,13 +107,28 @@ class CloudflareApi:
                 self.emulator.credentials.authorize(
                     principal, account, needed, self.emulator.store.has_account(account)
                 )
-                return action(request)
+                author = author_of(principal, request)
+                if needed == "write" and "script" in request.params:
+                    return self._edit(request, lambda: action(request, author))
+                return action(request, author)
 
             return self._finish(decision, run)
 
         return handler
 
-    def _counted(self, action: Action) -> Action:
+    def _edit(self, request: Request, run: Callable[[], Response]) -> Response:
+        """One write to one script: its slot held throughout, the latency slept outside every lock."""
+        key = (request.params["account"], request.params.get("namespace"), request.params["script"])
+        with self.emulator.edits.hold(key) as admitted:
+            if not admitted:
+                config = self.emulator.config
+                raise ApiError(
+                    config.concurrent_edit_status, config.concurrent_edit_code, config.concurrent_edit_message
+                )
+            self.emulator.write_latency.sleep(self.emulator.write_latency.draw())
+            return run()
+
+    def _counted(self, action: Handler) -> Handler:
         """For endpoints that check credentials themselves: count in the caller's bucket."""
 
         def handler(request: Request) -> Response:
@@ -137,36 +170,37 @@ class CloudflareApi:
 
     # -- handlers -----------------------------------------------------------------------------
 
-    def _target(self, request: Request) -> tuple[str, str, str | None]:
+    @staticmethod
+    def _target(request: Request) -> tuple[str, str, str | None]:
         return request.params["account"], request.params["script"], request.params.get("namespace")
 
     def _secret_name(self, request: Request) -> str:
         raw = request.params["secret"]
         return unquote(raw) if request.query_value("url_encoded") == "true" else raw
 
-    def upload_script(self, request: Request) -> Response:
+    def upload_script(self, request: Request, author: Author) -> Response:
         account, script, namespace = self._target(request)
         upload = parse_upload(request.header("content-type"), request.body)
-        result = self.emulator.store.upload_script(account, script, namespace, upload.bindings, upload.keep_bindings)
+        result = self.emulator.store.upload_script(account, script, namespace, upload, author)
         return success(result)
 
-    def list_secrets(self, request: Request) -> Response:
+    def list_secrets(self, request: Request, _: Author) -> Response:
         return success(self.emulator.store.list_secrets(*self._target(request)))
 
-    def get_secret(self, request: Request) -> Response:
+    def get_secret(self, request: Request, _: Author) -> Response:
         return success(self.emulator.store.get_secret(*self._target(request), self._secret_name(request)))
 
-    def put_secret(self, request: Request) -> Response:
+    def put_secret(self, request: Request, author: Author) -> Response:
         body: Any = parse_json_body(request.body)
-        return success(self.emulator.store.put_secret(*self._target(request), body))
+        return success(self.emulator.store.put_secret(*self._target(request), body, author))
 
-    def delete_secret(self, request: Request) -> Response:
-        self.emulator.store.delete_secret(*self._target(request), self._secret_name(request))
+    def delete_secret(self, request: Request, author: Author) -> Response:
+        self.emulator.store.delete_secret(*self._target(request), self._secret_name(request), author)
         return success(None)
 
-    def bulk_secrets(self, request: Request) -> Response:
+    def bulk_secrets(self, request: Request, author: Author) -> Response:
         body: Any = parse_json_body(request.body)
-        return success(self.emulator.store.bulk_patch(*self._target(request), body))
+        return success(self.emulator.store.bulk_patch(*self._target(request), body, author))
 
     def user_details(self, request: Request) -> Response:
         return success(self.emulator.credentials.user_details(request, self.emulator.config))

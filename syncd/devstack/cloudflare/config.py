@@ -15,6 +15,11 @@ Every field can be given to ``CloudflareEmulator(config=...)`` and changed at ru
   samples found; one probe reports 404 for an unknown object identifier).
 - ``method_not_allowed_status`` (405): the status of 7001 (UNVERIFIED).
 - ``undeployed_status`` (400): the status of 10214/10215 (UNVERIFIED; third-party mocks use 400).
+- ``concurrent_edit_status`` (429), ``concurrent_edit_code`` (10013), ``concurrent_edit_message``:
+  the answer to a write on a script that has another write in flight. Cloudflare answers 429 for
+  concurrent edits of one script; the code and message are UNVERIFIED.
+- ``versions_per_page`` (10) / ``max_per_page`` (100): default and largest ``per_page`` of the
+  versions listings (UNVERIFIED).
 """
 
 from __future__ import annotations
@@ -36,13 +41,21 @@ class EmulatorConfig:
     unknown_route_status: int = 400
     method_not_allowed_status: int = 405
     undeployed_status: int = 400
+    concurrent_edit_status: int = 429
+    concurrent_edit_code: int = 10013
+    concurrent_edit_message: str = "Too many requests modifying the script. Please wait and try again."
+    versions_per_page: int = 10
+    max_per_page: int = 100
 
     def __post_init__(self) -> None:
         if self.binding_name_policy not in BINDING_NAME_POLICIES:
             raise ValueError(f"binding_name_policy must be one of {BINDING_NAME_POLICIES}")
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.name != "binding_name_policy" and (not isinstance(value, int) or value <= 0):
+            if item.type in ("str", str):
+                if not isinstance(value, str) or not value:
+                    raise ValueError(f"{item.name} must be a non-empty string")
+            elif not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{item.name} must be a positive integer")
 
     def updated(self, changes: dict[str, Any]) -> EmulatorConfig:

@@ -17,6 +17,9 @@ Error codes and where they come from (``search`` over public sources, see the pa
 - 10007, 10016, 10053, 10054, 10056, 10214, 10215: Workers API codes, wrangler sources/issues.
 - 10021 "binding X of type Y is invalid": seen for invalid bindings; used here for every
   secret-body validation failure (the exact code per field is UNVERIFIED).
+- 10222 (``versions/latest`` on a script without versions): wrangler's ``NO_VERSIONS_ERR_CODE``;
+  the message is the one wrangler shows for it (the API's own text is UNVERIFIED).
+- 429 for concurrent edits of one script: code and message UNVERIFIED (``EmulatorConfig``).
 - 971 "Please wait and consider throttling your request speed" (429).
 """
 
@@ -50,6 +53,11 @@ BINDING_NOT_FOUND = 10056
 NAMESPACE_NOT_FOUND = 100119  # UNVERIFIED
 SCRIPT_EDIT_NOT_DEPLOYED = 10214
 SECRET_EDIT_NOT_DEPLOYED = 10215
+ROLLBACK_WITH_CHANGED_SECRETS = 10220  # wrangler versions/rollback: CANNOT_ROLLBACK_WITH_MODIFIED_SECERT_CODE
+NO_VERSIONS = 10222  # wrangler versions/secrets/index.ts: NO_VERSIONS_ERR_CODE
+VERSION_NOT_FOUND = 10007  # UNVERIFIED: the code for an unknown version id
+INVALID_DEPLOYMENT = 10021  # UNVERIFIED: the code for a bad deployment body
+CONCURRENT_EDIT = 10013  # UNVERIFIED: the code of the concurrent-edit 429 (config.concurrent_edit_code)
 
 TOKEN_VALID = 10000
 TOKEN_VALID_MESSAGE = "This API Token is valid and active"
@@ -58,6 +66,9 @@ SECRET_EDIT_NOT_DEPLOYED_MESSAGE = (
     "currently deployed. Please ensure that the latest version of your Worker is fully deployed "
     "(wrangler versions deploy) before modifying secrets. Alternatively, you can use the Cloudflare "
     "dashboard to modify secrets and deploy the version."
+)
+NO_VERSIONS_MESSAGE = (
+    "There are currently no uploaded versions of this Worker. Please upload a version before modifying a secret."
 )
 SCRIPT_EDIT_NOT_DEPLOYED_MESSAGE = (
     "Script edit failed. You attempted to deploy the latest version with modified settings, but the "

@@ -2,7 +2,9 @@
 
 Wires the store, credentials, rate limiter, real routes (``api``) and admin routes (``admin``)
 onto the shared ``httpkit`` server. One default account (32 lowercase hex characters) and one
-default write token exist from the start; ``scripts`` pre-creates Worker scripts in it.
+default write token exist from the start; ``scripts`` pre-creates Worker scripts in it (each with
+version 1 deployed at 100 %). ``write_latency`` (a ``LatencySpec`` or its text form, see ``edits``)
+delays every script write; off by default.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from syncd.devstack.cloudflare.admin import register_admin_routes
 from syncd.devstack.cloudflare.api import API_PREFIX, CloudflareApi
 from syncd.devstack.cloudflare.auth import CredentialRegistry
 from syncd.devstack.cloudflare.config import EmulatorConfig
+from syncd.devstack.cloudflare.edits import EditSlots, LatencySpec, WriteLatency
+from syncd.devstack.cloudflare.lifecycle import Lifecycle
 from syncd.devstack.cloudflare.ratelimit import RateLimiter
-from syncd.devstack.cloudflare.store import WorkerStore
+from syncd.devstack.cloudflare.store import ADMIN_AUTHOR, HAND_EDITOR, WorkerStore
+from syncd.devstack.cloudflare.versions import Author, Deployment, Version
 from syncd.devstack.httpkit import ADMIN_PREFIX, Clock, EmulatorServer, EmulatorState, Request, Response, Router
 
 
@@ -33,10 +38,16 @@ class CloudflareEmulator:
         *,
         rate_block: float = 300.0,
         config: EmulatorConfig | None = None,
+        write_latency: LatencySpec | str | None = None,
     ) -> None:
         self.state = EmulatorState(clock)
         self._config = config or EmulatorConfig()
         self.store = WorkerStore(self.state.lock, self.state.clock, self._config)
+        self.lifecycle = Lifecycle(self.store)
+        self.edits = EditSlots()
+        self.write_latency = WriteLatency(
+            LatencySpec.parse(write_latency) if isinstance(write_latency, str) else write_latency
+        )
         self.credentials = CredentialRegistry(self.state.lock)
         self.rate_limiter = RateLimiter(self.state.clock, self.state.lock, rate_limit, rate_window, rate_block)
         self.account_id = self.store.create_account()
@@ -113,13 +124,87 @@ class CloudflareEmulator:
         plain_text: dict[str, str] | None = None,
         namespace: str | None = None,
         account_id: str | None = None,
+        *,
+        with_version: bool = True,
     ) -> None:
-        self.store.create_script(account_id or self.account_id, name, plain_text, namespace)
+        self.store.create_script(account_id or self.account_id, name, plain_text, namespace, with_version=with_version)
 
     def set_undeployed(
         self, script: str, undeployed: bool = True, namespace: str | None = None, account_id: str | None = None
     ) -> None:
-        self.store.set_undeployed(account_id or self.account_id, script, undeployed, namespace)
+        """Make the real state: ``True`` uploads a code version (secrets kept) without deploying it,
+        ``False`` deploys the latest version at 100 %."""
+        target = (account_id or self.account_id, script, namespace)
+        if undeployed:
+            self.lifecycle.upload_code(target, deploy=False, message="devstack: new version, not deployed")
+        else:
+            self.deploy(script, {self.latest_version(script, namespace, account_id).id: 100}, namespace, account_id)
+
+    def set_write_latency(self, latency: LatencySpec | str) -> None:
+        self.write_latency.configure(LatencySpec.parse(latency) if isinstance(latency, str) else latency)
+
+    def edit_stats(self) -> dict[str, int]:
+        """``in_flight`` script writes, ``concurrent_edit_429s`` answered and ``writes`` admitted."""
+        return self.edits.stats()
+
+    def upload_code(
+        self,
+        script: str,
+        *,
+        deploy: bool = False,
+        keep_secrets: bool = True,
+        author: Author = ADMIN_AUTHOR,
+        message: str | None = None,
+        namespace: str | None = None,
+        account_id: str | None = None,
+    ) -> Version:
+        target = (account_id or self.account_id, script, namespace)
+        return self.lifecycle.upload_code(target, author, keep_secrets=keep_secrets, deploy=deploy, message=message)
+
+    def deploy(
+        self,
+        script: str,
+        split: dict[str, float],
+        namespace: str | None = None,
+        account_id: str | None = None,
+        author: Author = ADMIN_AUTHOR,
+    ) -> Deployment:
+        """Deploy versions (by id or number) at the given percentages, e.g. ``{"3": 90, "4": 10}``."""
+        target = (account_id or self.account_id, script, namespace)
+        return self.lifecycle.admin_deploy(target, list(split.items()), author)
+
+    def hand_edit(
+        self,
+        script: str,
+        *,
+        upserts: dict[str, Any] | None = None,
+        deletes: list[str] | None = None,
+        author: Author | None = None,
+        deploy: bool = True,
+        namespace: str | None = None,
+        account_id: str | None = None,
+    ) -> Version:
+        """A secret edit made outside syncd (default: someone else in the dashboard), deployed."""
+        target = (account_id or self.account_id, script, namespace)
+        who = author or HAND_EDITOR
+        return self.lifecycle.hand_edit(target, dict(upserts or {}), list(deletes or []), who, deploy=deploy)
+
+    def version_list(self, script: str, namespace: str | None = None, account_id: str | None = None) -> list[Version]:
+        """Every version, oldest first (values included: for assertions only)."""
+        with self.state.lock:
+            return list(self.store.script(account_id or self.account_id, script, namespace).history)
+
+    def latest_version(self, script: str, namespace: str | None = None, account_id: str | None = None) -> Version:
+        versions = self.version_list(script, namespace, account_id)
+        if not versions:
+            raise ValueError(f"script {script} has no versions")
+        return versions[-1]
+
+    def current_deployment(
+        self, script: str, namespace: str | None = None, account_id: str | None = None
+    ) -> Deployment | None:
+        with self.state.lock:
+            return self.store.script(account_id or self.account_id, script, namespace).deployment
 
     def create_token(self, permission: str = "write", token: str | None = None, account_id: str | None = None) -> str:
         return self.credentials.create_token(permission, token, account_id)

@@ -4,14 +4,16 @@ The ``metadata`` part is JSON: ``main_module`` (ES modules) or ``body_part`` (se
 naming another part, ``bindings`` (``plain_text`` vars ``{"type","name","text"}``,
 ``secret_text``/``secret_key`` secrets; other binding types are accepted and ignored) and
 ``keep_bindings`` (binding types carried over from the previous version, e.g.
-``["secret_text","secret_key"]``, which is what wrangler sends to keep secrets). Parsed with
+``["secret_text","secret_key"]``, which is what wrangler sends to keep secrets), ``inherit``
+bindings (``{"type": "inherit", "name"}``, SDK ``SettingsBindingWorkersBindingKindInherit``) and
+``annotations`` (``workers/message``, ``workers/tag``). Parsed with
 the stdlib ``email`` parser.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -24,6 +26,8 @@ from syncd.devstack.cloudflare.envelope import INVALID_BINDING, ApiError
 class ScriptUpload:
     bindings: list[dict[str, Any]]
     keep_bindings: set[str]
+    annotations: dict[str, Any] = field(default_factory=dict)
+    strict_inherit: bool = False  # ``?bindings_inherit=strict`` on a version upload
 
 
 def _bad_upload(message: str) -> ApiError:
@@ -39,9 +43,12 @@ def _parts(content_type: str, body: bytes) -> dict[str, Message]:
         raise _bad_upload("could not parse the multipart form")
     parts: dict[str, Message] = {}
     for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str):
-            parts[name] = part
+        # Modules are referenced by file name (the SDK sends every module as a part named
+        # "files"), older clients name the part after the module: index both.
+        for key in ("filename", "name"):
+            value = part.get_param(key, header="content-disposition")
+            if isinstance(value, str):
+                parts.setdefault(value, part)
     return parts
 
 
@@ -66,4 +73,29 @@ def parse_upload(content_type: str | None, body: bytes) -> ScriptUpload:
     keep = metadata.get("keep_bindings", [])
     if not isinstance(keep, list):
         raise _bad_upload("metadata.keep_bindings must be a list")
-    return ScriptUpload(bindings=bindings, keep_bindings={str(k) for k in keep})
+    annotations = metadata.get("annotations", {})
+    if not isinstance(annotations, dict):
+        raise _bad_upload("metadata.annotations must be an object")
+    return ScriptUpload(bindings=bindings, keep_bindings={str(k) for k in keep}, annotations=annotations)
+
+
+def parse_settings(content_type: str | None, body: bytes) -> dict[str, Any]:
+    """The ``settings`` part of ``PATCH .../settings`` (multipart/form-data, JSON in the part).
+
+    The SDK's ``script_and_version_settings.edit`` and older wrangler ``secret bulk``
+    (``data.set("settings", JSON.stringify({ bindings }))``) both send it this way.
+    """
+    part = _parts(content_type or "", body).get("settings")
+    if part is None:
+        raise _bad_upload("the request has no settings part")
+    payload = part.get_payload(decode=True)
+    try:
+        settings = json.loads(payload if isinstance(payload, bytes) else b"")
+    except ValueError as exc:
+        raise _bad_upload("the settings part is not valid JSON") from exc
+    if not isinstance(settings, dict):
+        raise _bad_upload("the settings part must be a JSON object")
+    bindings = settings.get("bindings")
+    if bindings is not None and (not isinstance(bindings, list) or not all(isinstance(b, dict) for b in bindings)):
+        raise _bad_upload("settings.bindings must be a list of objects")
+    return settings

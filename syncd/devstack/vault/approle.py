@@ -3,17 +3,21 @@
 Login with an unknown role id, a wrong, used-up or expired secret id answers 400
 ``invalid role or secret ID`` (the text real Vault returns; secret-id expiry by the emulator
 clock). ``auth.metadata`` is ``{"role_name": ...}``. A role with ``bind_secret_id=false`` logs in
-with the role id alone. UNVERIFIED: the text for operations on a missing role
-(``role "x" does not exist``, 400) was not confirmed in the plugin source.
+with the role id alone. Secret-id management (``custom-secret-id``, ``secret-id/lookup`` and
+``/destroy``, ``secret-id-accessor/lookup`` and ``/destroy``) is in ``approle_secret_ids``.
+UNVERIFIED: the text for operations on a missing role (``role "x" does not exist``, 400) was not
+confirmed in the plugin source.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from syncd.devstack.httpkit import Response
+from syncd.devstack.vault.approle_secret_ids import register_secret_id_routes
 from syncd.devstack.vault.auth_backend import ROLE, AuthBackend
 from syncd.devstack.vault.auth_common import TokenSettings
 from syncd.devstack.vault.routing import LIST, READ, WRITE, Call
@@ -26,6 +30,7 @@ from syncd.devstack.vault.wire import (
     parse_bool,
     parse_duration,
     parse_int,
+    string_list,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +46,9 @@ class SecretId:
     ttl: int
     uses_left: int  # 0: unlimited
     metadata: dict[str, str] = field(default_factory=dict)
+    cidr_list: list[str] = field(default_factory=list)
+    last_updated: float | None = None  # None: never updated since creation
+    token_bound_cidrs: list[str] = field(default_factory=list)
 
     def expired(self, now: float) -> bool:
         return self.ttl > 0 and now >= self.created + self.ttl
@@ -78,6 +86,7 @@ class AppRoleBackend(AuthBackend[AppRole]):
         self.router.add([READ, WRITE], ROLE + "/role-id", self.role_id)
         self.router.add([WRITE], ROLE + "/secret-id", self.new_secret_id)
         self.router.add([LIST], ROLE + "/secret-id/?", self.list_secret_ids)
+        register_secret_id_routes(self)
 
     def _role(self, call: Call) -> AppRole:
         role = self.roles.get(call.params["name"].lower())
@@ -106,11 +115,12 @@ class AppRoleBackend(AuthBackend[AppRole]):
 
     def new_secret_id(self, call: Call) -> Response:
         role = self._role(call)
-        value = str(uuid.uuid4())
+        return self.issue_secret_id(role, str(uuid.uuid4()), call)
+
+    def issue_secret_id(self, role: AppRole, value: str, call: Call) -> Response:
+        """Register ``value`` as a secret id of ``role`` (``secret-id`` and ``custom-secret-id``)."""
         metadata = call.get("metadata")
         if isinstance(metadata, str) and metadata:
-            import json  # noqa: PLC0415
-
             metadata = json.loads(metadata)
         ttl = parse_duration(call.get("ttl"), "ttl") if call.get("ttl") else role.secret_id_ttl
         uses = parse_int(call.get("num_uses"), "num_uses") if call.get("num_uses") else role.secret_id_num_uses
@@ -120,6 +130,8 @@ class AppRoleBackend(AuthBackend[AppRole]):
             ttl=ttl,
             uses_left=uses,
             metadata={str(k): str(v) for k, v in (metadata or {}).items()},
+            cidr_list=string_list(call.get("cidr_list")),
+            token_bound_cidrs=string_list(call.get("token_bound_cidrs")),
         )
         data = {
             "secret_id": value,
@@ -148,6 +160,7 @@ class AppRoleBackend(AuthBackend[AppRole]):
                 raise VaultError(400, INVALID_CREDENTIALS)
             if secret.uses_left:
                 secret.uses_left -= 1
+                secret.last_updated = call.now
                 if secret.uses_left == 0:
                     role.secret_ids.pop(str(call.get("secret_id")))
             metadata.update(secret.metadata)

@@ -24,8 +24,15 @@ so they work while the service runs.
 
 Modules: ``records`` (the values), ``schema`` (versions, migrations, rows), ``files`` (the file and its
 writer lock) and ``store`` (``StateStore``). Import from ``syncd.engine.state``.
+
+``backend`` holds ``StateBackend``, the protocol the engine and the app use, so that the other
+backend, ``kubernetes`` (``KubernetesStateStore``: the same records in a few Secrets, for replicas
+behind a Lease), fits in without them caring; ``chunks`` (how its records are spread and encoded),
+``secret_objects`` (its Secrets and API errors), ``configured`` (``open_configured_state``: the
+backend ``[state]`` names).
 """
 
+from syncd.engine.state.backend import StateBackend
 from syncd.engine.state.records import BindingRecord, MappingOutcome, MappingStatus
 from syncd.engine.state.schema import HMAC_KEY_BYTES, MIGRATIONS, SCHEMA_VERSION
 from syncd.engine.state.store import MEMORY, StateStore
@@ -38,5 +45,6 @@ __all__ = [
     "BindingRecord",
     "MappingOutcome",
     "MappingStatus",
+    "StateBackend",
     "StateStore",
 ]

@@ -24,7 +24,9 @@ def test_admin_script_state_includes_values_and_versions(
 
     state = admin.get(f"/accounts/{cf.account_id}/workers/scripts/{SCRIPT}").json()
 
-    assert state == {"secrets": {"A": {"name": "A", "type": "secret_text", "text": "value"}}, "versions": 2}
+    assert state["secrets"] == {"A": {"name": "A", "type": "secret_text", "text": "value"}}
+    assert state["versions"] == 2
+    assert state["deployment"]["versions"] == [{"version_id": cf.latest_version(SCRIPT).id, "percentage": 100}]
 
 
 def test_admin_creates_accounts_scripts_namespaces_and_tokens(cf: CloudflareEmulator, admin: httpx.Client) -> None:
@@ -47,10 +49,13 @@ def test_admin_creates_accounts_scripts_namespaces_and_tokens(cf: CloudflareEmul
 
     assert collision.json()["errors"][0]["code"] == 10053
     assert tenant.status_code == 200
-    assert tenant_state == {"secrets": {"T": {"name": "T", "type": "secret_text", "text": "t"}}, "versions": 2}
+    assert tenant_state["secrets"] == {"T": {"name": "T", "type": "secret_text", "text": "t"}}
+    assert tenant_state["versions"] == 2
 
 
-def test_admin_undeployed_switch(cf: CloudflareEmulator, http: httpx.Client, admin: httpx.Client) -> None:
+def test_admin_undeployed_uploads_a_version_and_redeploys_it(
+    cf: CloudflareEmulator, http: httpx.Client, admin: httpx.Client
+) -> None:
     admin.post(f"/accounts/{cf.account_id}/workers/scripts/{SCRIPT}/undeployed", json={"undeployed": True})
     refused = http.put(script_path(cf) + "/secrets", json=text_secret("A", "v"))
     admin.post(f"/accounts/{cf.account_id}/workers/scripts/{SCRIPT}/undeployed", json={"undeployed": False})
@@ -58,6 +63,7 @@ def test_admin_undeployed_switch(cf: CloudflareEmulator, http: httpx.Client, adm
 
     assert refused.json()["errors"][0]["code"] == 10215
     assert accepted.status_code == 200
+    assert [v.annotations["workers/triggered_by"] for v in cf.version_list(SCRIPT)] == ["upload", "upload", "secret"]
 
 
 def test_admin_global_key_and_custom_token(cf: CloudflareEmulator, admin: httpx.Client) -> None:

@@ -269,4 +269,4 @@ def test_undeployed_script_refuses_bulk_with_10214(cf: CloudflareEmulator, http:
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == 10214
     assert response.json()["errors"][0]["message"].startswith("Script edit failed.")
-    assert cf.versions_of(SCRIPT) == 1
+    assert cf.versions_of(SCRIPT) == 2  # version 1 deployed, version 2 uploaded and not deployed
