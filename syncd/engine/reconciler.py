@@ -24,6 +24,7 @@ Every error of one mapping, secret or target is caught and reported in that mapp
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import hmac
 import threading
