@@ -19,6 +19,10 @@ sends the reads through urllib3's ``ProxyManager`` instead.
 A transport answers ``get(target, headers)`` with an ``HttpReply`` (any status) and raises only
 ``VaultTransportError`` (``kind`` "timeout" or "connection"), whose text names the failure's type,
 never a header (the token) or a body.
+
+Within a cycle every connect and read is also bounded by the time the cycle has left
+(``syncd.deadlines``): the timeout is clipped per request, so a hanging Vault cannot hold a cycle
+past its deadline.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from urllib.parse import urlsplit
 
 import certifi
 import urllib3
+
+from syncd.deadlines import time_left
 
 TransportFailure = Literal["timeout", "connection"]
 
@@ -128,9 +134,13 @@ class PooledHttp:
             conn = self._idle.pop() if self._idle else None
         reused = conn is not None
         failure: VaultTransportError | None = None
+        timeout = _clipped(self._timeout)
         try:
             if conn is None:
                 conn = self._connect()
+            conn.timeout = timeout  # for a (re)connect
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
             try:
                 reply = self._exchange(conn, self._prefix + target, headers)
             except (ConnectionError, http.client.BadStatusLine):
@@ -209,8 +219,14 @@ class ProxiedHttp:
     def get(self, target: str, headers: Mapping[str, str]) -> HttpReply:
         failure: VaultTransportError | None = None
         try:
+            timeout = _clipped(self._timeout)
             response = self._pool().request(
-                "GET", self.base_url + target, headers=dict(headers), retries=False, redirect=False
+                "GET",
+                self.base_url + target,
+                headers=dict(headers),
+                retries=False,
+                redirect=False,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
             )
         except urllib3.exceptions.NewConnectionError as exc:
             failure = VaultTransportError("connection", type(exc).__name__)
@@ -241,6 +257,11 @@ class ProxiedHttp:
                     assert_hostname=False if not context.check_hostname else None,
                 )
             return self._manager
+
+
+def _clipped(timeout: float) -> float:
+    """``timeout``, or less when the cycle has less time left (never zero: that means non-blocking)."""
+    return max(0.001, min(timeout, time_left()))
 
 
 def build_vault_http(
