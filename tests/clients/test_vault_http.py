@@ -54,6 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        if self.server.status == 429:
+            self.send_header("Retry-After", "60")
         self.end_headers()
         self.wfile.write(payload)
         if self.server.close_after_reply:
@@ -119,6 +121,17 @@ def test_error_statuses_are_typed_like_hvac_s(vault: _Vault) -> None:
     vault.status = 503
     with pytest.raises(VaultUnavailable, match="HTTP 503: nope"):
         reader.read(VaultSecretRef("kv", "a"), KvVersion.V1, None)
+    reader.close()
+
+
+def test_a_retry_after_past_the_call_s_deadline_gives_up_at_once(vault: _Vault) -> None:
+    client = build_hvac_client(vault.url, namespace=None, timeout=5.0, verify=True, client_cert=None, pool_size=2)
+    reader = VaultReader(client, retry_attempts=4, retry_deadline=10.0)
+    vault.status = 429
+    with pytest.raises(VaultUnavailable, match="Retry-After 60 s passes the call's deadline") as caught:
+        reader.current_version(VaultSecretRef("secret", "a"), KvVersion.V2)
+    assert caught.value.status == 429
+    assert len(vault.seen) == 1  # no second attempt, no wait
     reader.close()
 
 
