@@ -189,6 +189,10 @@ class CloudflareValidationError(CloudflareError):
     pass
 
 
+class CloudflareNoVersions(CloudflareValidationError):
+    """10222: ``versions/latest`` on a script that has no versions (nothing to copy the change into)."""
+
+
 class CloudflareRateLimited(CloudflareError):
     retryable = True
 

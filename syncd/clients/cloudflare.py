@@ -225,6 +225,7 @@ class CloudflareClient:
         operation: str,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         budget = min(self._deadline, time_left())
         deadline = self._pacer.clock() + budget
@@ -265,6 +266,7 @@ class CloudflareClient:
                     json=json,
                     params=params,
                     deadline=deadline,
+                    headers=headers,
                     last=attempt.num >= self._attempts,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
@@ -279,6 +281,7 @@ class CloudflareClient:
         params: Mapping[str, str] | None,
         deadline: float,
         last: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         # A slot is only worth taking if an attempt still fits after it before the cycle's deadline.
         cycle_end = self._pacer.clock() + time_left() - min(MIN_ATTEMPT_SECONDS, self._timeout)
@@ -287,9 +290,8 @@ class CloudflareClient:
         started = time.perf_counter()
         transport_error: CloudflareTransportError | None = None
         try:
-            response = self._http.request(
-                method, path, json=json, params=params, headers=self._auth.headers(), timeout=timeout
-            )
+            sent_headers = {**self._auth.headers(), **(headers or {})}
+            response = self._http.request(method, path, json=json, params=params, headers=sent_headers, timeout=timeout)
         except httpx.TimeoutException as exc:
             kind, what = "timeout", f"timed out ({type(exc).__name__})"
             transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")

@@ -24,6 +24,7 @@ from syncd.errors import (
     CloudflareError,
     CloudflareNotDeployed,
     CloudflareNotFound,
+    CloudflareNoVersions,
     CloudflareRateLimited,
     CloudflareServerError,
     CloudflareValidationError,
@@ -33,6 +34,7 @@ SCRIPT_NOT_FOUND = 10007
 BINDING_NOT_FOUND = 10056
 NOT_FOUND_CODES = frozenset({SCRIPT_NOT_FOUND, BINDING_NOT_FOUND, 10090})
 NOT_DEPLOYED_CODES = frozenset({10214, 10215})
+NO_VERSIONS = 10222  # wrangler versions/secrets/index.ts: NO_VERSIONS_ERR_CODE
 AUTH_CODES = frozenset({9106, 9109, 10000, 1000, 6003})
 RATE_LIMIT_CODES = frozenset({971, 10100})
 
@@ -106,6 +108,8 @@ def error_for(failure: ApiFailure, *, method: str, path: str, retry_after: float
         cls = CloudflareNotFound
     elif code in NOT_DEPLOYED_CODES:
         cls = CloudflareNotDeployed
+    elif code == NO_VERSIONS:
+        cls = CloudflareNoVersions
     elif status >= 500:
         cls = CloudflareServerError
     elif status == 404 and code is None:
