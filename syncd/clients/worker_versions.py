@@ -113,7 +113,7 @@ class WorkerVersionsClient:
         return self._client._call("GET", path, operation=operation, params=params)
 
     def list_versions(self, target: Target, *, newer_than: int | None = None) -> list[WorkerVersion]:
-        """Newest first; only versions with ``number > newer_than`` (all of the first pages when None)."""
+        """Newest first; only versions with ``number > newer_than`` (the first page when None)."""
         found: list[WorkerVersion] = []
         for page in range(1, self._max_pages + 1):
             params = {"page": str(page), "per_page": str(self._per_page)}
@@ -133,8 +133,8 @@ class WorkerVersionsClient:
                 if newer_than is not None and version.number <= newer_than:
                     return found
                 found.append(version)
-            if len(items) < self._per_page:
-                break
+            if newer_than is None or len(items) < self._per_page:
+                break  # without a known number, the first page (the newest versions) is enough
         return found
 
     def version(self, target: Target, version_id: str) -> WorkerVersion:

@@ -10,6 +10,9 @@
   tick reconciles everything; in backstop mode (a Vault notification source is connected) the next
   slice of the secrets plus the mappings that failed last time (``syncd.app.service.sweep``);
 - ``vault-token``: ``VaultTokenManager.maintain()`` says when it wants to run again;
+- ``drift``: every few seconds, the drift checks that are due (``drift_checks.DriftChecker``, its
+  own schedule and rate-budget share); skipped while a cycle runs, so syncd's own writes in flight
+  never look like someone else's. A drifted mapping is reconciled through ``request_cycle``;
 - ``manual``: on-demand cycles: operator triggers from ``POST /trigger``, Vault write
   notifications, and the full sweep at every change of sweep mode. The first request starts a
   cycle at once (leading edge); requests that arrive while one is queued or running merge into one
@@ -58,10 +61,16 @@ RECONCILE_JOB = "reconcile"
 STARTUP_JOB = "startup"
 TOKEN_JOB = "vault-token"
 MANUAL_JOB = "manual"
+DRIFT_JOB = "drift"
 TOKEN_RETRY_SECONDS = 30.0
 
 
 ServerFactory = Callable[["Service"], ServerLike]
+
+
+def drift_tick(interval: float) -> float:
+    """How often the drift job looks for due checks: a tenth of the interval, 1 to 30 seconds."""
+    return max(1.0, min(30.0, interval / 10))
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -80,6 +89,8 @@ def _label(sources: set[str]) -> str:
         return "manual"
     if "sweep" in sources:
         return "interval"  # the full sweep of a change of sweep mode
+    if sources == {"drift"}:
+        return "drift"
     return "notification"
 
 
@@ -167,6 +178,15 @@ class Service:
             coalesce=True,
             misfire_grace_time=max(1, int(sync.interval_seconds)),
         )
+        if self._parts.drift is not None:
+            self._scheduler.add_job(
+                self._job_drift,
+                "interval",
+                id=DRIFT_JOB,
+                seconds=drift_tick(sync.drift_check_interval_seconds),
+                max_instances=1,
+                coalesce=True,
+            )
         self._scheduler.start()
         tokens = self._parts.token_manager
         with self._lock:
@@ -397,6 +417,8 @@ class Service:
             if trigger == "startup":
                 self._startup_done = True
         self._parts.metrics.record_cycle(report)
+        if self._parts.drift is not None:
+            self._parts.drift.note_cycle(report)
         self._update_gauges()
         failed = [r.mapping for r in report.results if r.failed]
         log.info(
@@ -410,6 +432,21 @@ class Service:
             seconds=round(report.finished_at - report.started_at, 3),
         )
         return report
+
+    def request_cycle(self, mappings: set[str]) -> None:
+        """Reconcile these mappings soon (drift corrections); merges with other queued requests."""
+        self._queue(mappings, "drift")
+
+    def _job_drift(self) -> None:
+        drift = self._parts.drift
+        with self._lock:
+            busy = self._stopping or (self._inflight is not None and self._inflight.is_alive())
+        if drift is None or busy:
+            return
+        try:
+            drift.run_due()
+        except Exception as exc:  # a bug in a check must not end the schedule; never the text (values)
+            log.error("drift job crashed", error_code=type(exc).__name__)
 
     def _job_cycle(self, trigger: str) -> None:
         try:
@@ -541,6 +578,8 @@ class Service:
         if restart_needed:
             log.warning("configuration sections changed that apply only after a restart", sections=restart_needed)
         self._parts.reconciler.update_settings(new)
+        if self._parts.drift is not None:
+            self._parts.drift.update_settings(new)
         self._parts.metrics.configure_mappings([m.name for m in new.mappings])
         with self._lock:
             self._settings = new

@@ -55,6 +55,14 @@ class BackoffMetrics(Protocol):
     def set_script_backoff(self, scripts: Iterable[ScriptHealth]) -> None: ...
 
 
+class DriftLike(Protocol):
+    def run_due(self) -> int: ...
+
+    def note_cycle(self, report: CycleReport) -> None: ...
+
+    def update_settings(self, settings: Settings) -> None: ...
+
+
 class TokenKeeperLike(Protocol):
     @property
     def expires_at(self) -> float | None: ...
@@ -102,10 +110,13 @@ class ServiceParts:
     # The reconciler's ``script_health``: the scripts in backoff, for /status and metrics.
     script_health: Callable[[], Sequence[ScriptHealth]] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Drift checks and staged-version watching (``syncd.app.service.drift_checks.DriftChecker``).
+    drift: DriftLike | None = None
 
 
 __all__ = [
     "BackoffMetrics",
+    "DriftLike",
     "MetricsLike",
     "RateBudgetLike",
     "ReconcilerLike",

@@ -20,6 +20,7 @@ import requests
 
 from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
 from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
+from syncd.app.service.drift_checks import DriftChecker
 from syncd.app.service.http_server import OpsServer
 from syncd.app.service.metrics import Metrics
 from syncd.app.service.vault_tls import vault_client_cert, vault_verify
@@ -35,6 +36,7 @@ from syncd.clients.vault_auth import (
     TokenLogin,
     VaultTokenManager,
 )
+from syncd.clients.worker_versions import WorkerVersionsClient
 from syncd.config import (
     MIN_FINGERPRINT_KEY_BYTES,
     AppRoleAuth,
@@ -183,6 +185,11 @@ class Clients:
     cloudflare: CloudflareClient
     pacer: Pacer
 
+    @property
+    def versions(self) -> WorkerVersionsClient:
+        """Versions, deployments and staging, over the same client (same pacer)."""
+        return WorkerVersionsClient(self.cloudflare)
+
     def close(self) -> None:
         self.cloudflare.close()
         adapter = getattr(self.vault, "adapter", None)
@@ -239,6 +246,7 @@ def build_reconciler(
         clock=clock,
         concurrency=settings.vault.concurrency,
         fingerprint_key=fingerprint_key(settings),
+        versions=clients.versions,
     )
 
 
@@ -265,7 +273,11 @@ def build_service(
     )
     state = open_state(settings)
     reconciler = build_reconciler(settings, clients, state, clock=clock)
+    drift = DriftChecker(
+        settings, clients.versions, state, clients.pacer, request_cycle=lambda _: None, metrics=metrics, clock=clock
+    )
     parts = ServiceParts(
+        drift=drift,
         reconciler=reconciler,
         state=state,
         metrics=metrics,
@@ -282,7 +294,7 @@ def build_service(
     def make_server(source: Service) -> OpsServer:
         return OpsServer(source, metrics, bind=server.bind, port=server.port, trigger_token=trigger_token)
 
-    return Service(
+    service = Service(
         settings,
         config_path,
         parts,
@@ -290,3 +302,5 @@ def build_service(
         scheduler=scheduler,
         server_factory=make_server if server.enabled else None,
     )
+    drift.request_cycle = service.request_cycle
+    return service
