@@ -378,6 +378,9 @@ class Metrics:
         if healthy:
             self.mapping_last_success.labels(mapping=mapping).set(report.finished_at)
             self._track(mapping, self.mapping_last_success, (mapping,))
+        for drift in (self.drift_detected, self.drift_corrected):  # from 0, so increase() sees the first
+            drift.labels(mapping=mapping)
+            self._track(mapping, drift, (mapping,))
         staged = error_code is not None and error_code.startswith("Staged(")
         self.mapping_staged.labels(mapping=mapping).set(1 if staged else 0)
         self._track(mapping, self.mapping_staged, (mapping,))
