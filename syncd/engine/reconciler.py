@@ -546,8 +546,8 @@ def _staged_status(work: _Work, applied: ApplyResult) -> tuple[str | None, str |
     staged = applied.staged.get(work.name)
     if staged is not None:
         return staged_code(staged.number), (
-            f"staged in version {staged.number} ({staged.id}) of {work.target.script}, not deployed: the latest "
-            "version is not fully deployed; the rollout is left to the team's deployment process"
+            f"staged in version {staged.number}, not deployed (version {staged.id} of {work.target.script}: its "
+            "latest version was not fully deployed; the rollout is left to the team's deployment process)"
         )
     status = work.status
     if status is not None and work.name not in applied.pushed and staged_number(status.last_error_code) is not None:

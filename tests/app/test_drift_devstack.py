@@ -16,7 +16,9 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.app.cli.commands import format_once
 from syncd.app.service.drift_checks import DriftChecker
+from syncd.app.service.metrics import Metrics
 from syncd.clients.vault import VaultReader, build_hvac_client
 from syncd.clients.worker_versions import WorkerVersionsClient
 from syncd.config import Settings
@@ -159,8 +161,15 @@ def test_stage_writes_exactly_the_new_values_into_an_undeployed_version_and_its_
     (result,) = report.results
     staged = stack.devstack.cloudflare.latest_version("edge")
     assert result.error_code == f"Staged({staged.number})"
-    assert f"staged in version {staged.number}" in (result.error or "")
+    assert (result.error or "").startswith(f"staged in version {staged.number}, not deployed")
     assert not result.in_sync
+    (line,) = format_once(report)
+    assert line.startswith("STAGED edge") and f"staged in version {staged.number}, not deployed" in line
+    metrics = Metrics()
+    metrics.record_cycle(report)
+    exported = metrics.render()[0].decode()
+    assert 'syncd_mapping_staged{mapping="edge"} 1.0' in exported
+    assert leaks(exported + line) == []
     assert staged.number == gradual["number"] + 1
     assert r.version_secrets("edge", staged.number) == {"ONE": f"{CANARY}-1-v2", "TWO": f"{CANARY}-2-v2"}
     assert staged.annotations["workers/message"].startswith("syncd:")
