@@ -33,12 +33,13 @@ that installs signal handlers and blocks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -445,9 +446,20 @@ class Service:
         if drift is None or busy:
             return
         try:
-            drift.run_due()
+            drift.run_due(self._between_cycles)
         except Exception as exc:  # a bug in a check must not end the schedule; never the text (values)
             log.error("drift job crashed", error_code=type(exc).__name__)
+
+    @contextlib.contextmanager
+    def _between_cycles(self) -> Iterator[bool]:
+        """True (and no cycle starts meanwhile) when no cycle runs or is being accounted for."""
+        if not self._cycle_lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._cycle_lock.release()
 
     def _job_cycle(self, trigger: str) -> None:
         try:

@@ -29,6 +29,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -152,8 +153,12 @@ class DriftChecker:
             )
         return knowledge
 
-    def run_due(self) -> int:
-        """The scheduler job: check the scripts that are due, as the budget allows. Returns how many."""
+    def run_due(self, exclusive: Callable[[], AbstractContextManager[bool]] | None = None) -> int:
+        """The scheduler job: check the scripts that are due, as the budget allows. Returns how many.
+
+        ``exclusive`` (the service's): entered around each check, yields False while a cycle runs,
+        which defers the remaining checks: a version syncd is writing, or has written but not yet
+        counted (``note_cycle`` runs at the end of the cycle), must never be judged foreign."""
         with self._lock:
             knowledge = self._knowledge()
             now = self._clock()
@@ -167,7 +172,10 @@ class DriftChecker:
             for _, target in due:
                 if not self._fits():
                     break
-                self._check(knowledge[target])
+                with exclusive() if exclusive is not None else nullcontext(True) as alone:
+                    if not alone:
+                        break
+                    self._check(knowledge[target])
                 self._seen[target].due = now + interval
                 checked += 1
             return checked

@@ -8,6 +8,7 @@ service calls on them.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -56,7 +57,7 @@ class BackoffMetrics(Protocol):
 
 
 class DriftLike(Protocol):
-    def run_due(self) -> int: ...
+    def run_due(self, exclusive: Callable[[], AbstractContextManager[bool]] | None = None) -> int: ...
 
     def note_cycle(self, report: CycleReport) -> None: ...
 
