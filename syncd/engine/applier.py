@@ -285,7 +285,7 @@ class Applier:
     ) -> tuple[list[Step], SyncdError]:
         """Stage the steps of staging mappings in one call; the steps still failing and their error."""
         staging = [s for s in left if s.change.mapping in self._stage_mappings]
-        if not staging:
+        if not staging or target_plan.target.dispatch_namespace:  # versions/latest has no namespace form
             return left, refusal
         rest = [s for s in left if s.change.mapping not in self._stage_mappings]
         error = self._call(target_plan, staging, result, vault_created, stage=True)
