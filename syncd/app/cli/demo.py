@@ -86,6 +86,7 @@ jitter_seconds = 0
 state_path = "{workdir / "state.sqlite3"}"
 drift = "correct"                   # hand edits of the bindings syncd owns are put back
 drift_check_interval_seconds = {interval}
+drift_budget_share = 0.5            # the demo checks every few seconds; production keeps 0.1
 
 [server]
 bind = "127.0.0.1"

@@ -64,6 +64,7 @@ STARTUP_JOB = "startup"
 TOKEN_JOB = "vault-token"
 MANUAL_JOB = "manual"
 DRIFT_JOB = "drift"
+DRIFT_WAIT_SECONDS = 2.0  # how long a drift check waits for a running cycle before deferring
 TOKEN_RETRY_SECONDS = 30.0
 
 
@@ -442,8 +443,8 @@ class Service:
     def _job_drift(self) -> None:
         drift = self._parts.drift
         with self._lock:
-            busy = self._stopping or (self._inflight is not None and self._inflight.is_alive())
-        if drift is None or busy:
+            stopping = self._stopping
+        if drift is None or stopping:
             return
         try:
             drift.run_due(self._between_cycles)
@@ -452,8 +453,10 @@ class Service:
 
     @contextlib.contextmanager
     def _between_cycles(self) -> Iterator[bool]:
-        """True (and no cycle starts meanwhile) when no cycle runs or is being accounted for."""
-        if not self._cycle_lock.acquire(blocking=False):
+        """True (and no cycle starts meanwhile) once no cycle runs or is being accounted for. Waits a
+        little: the drift job and the reconcile tick may fire in phase, and the check must not
+        lose to the cycle every time."""
+        if not self._cycle_lock.acquire(timeout=DRIFT_WAIT_SECONDS):
             yield False
             return
         try:

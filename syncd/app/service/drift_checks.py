@@ -156,9 +156,10 @@ class DriftChecker:
     def run_due(self, exclusive: Callable[[], AbstractContextManager[bool]] | None = None) -> int:
         """The scheduler job: check the scripts that are due, as the budget allows. Returns how many.
 
-        ``exclusive`` (the service's): entered around each check, yields False while a cycle runs,
-        which defers the remaining checks: a version syncd is writing, or has written but not yet
-        counted (``note_cycle`` runs at the end of the cycle), must never be judged foreign."""
+        ``exclusive`` (the service's): entered around each check (before this checker's lock, the
+        order a cycle takes them in), yields False while a cycle keeps running, which defers the
+        remaining checks: a version syncd is writing, or has written but not yet counted
+        (``note_cycle`` runs at the end of the cycle), must never be judged foreign."""
         with self._lock:
             knowledge = self._knowledge()
             now = self._clock()
@@ -168,17 +169,21 @@ class DriftChecker:
                 if seen.due is None:
                     seen.due = now + interval * index / max(1, len(knowledge))
             due = sorted((d, t) for t in knowledge if (d := self._seen[t].due) is not None and d <= now)
-            checked = 0
-            for _, target in due:
-                if not self._fits():
+        checked = 0
+        for _, target in due:
+            with exclusive() if exclusive is not None else nullcontext(True) as alone:
+                if not alone:
                     break
-                with exclusive() if exclusive is not None else nullcontext(True) as alone:
-                    if not alone:
+                with self._lock:
+                    if not self._fits():
                         break
-                    self._check(knowledge[target])
-                self._seen[target].due = now + interval
-                checked += 1
-            return checked
+                    seen = self._seen[target]
+                    # What a cycle that ended since the knowledge was read has added (note_cycle).
+                    own = seen.own_writes if seen.last_seen is not None else 0
+                    self._check(dataclasses.replace(knowledge[target], last_seen=seen.last_seen, own_writes=own))
+                    seen.due = now + interval
+            checked += 1
+        return checked
 
     def check_now(self, targets: Iterable[Target] | None = None) -> list[DriftFinding]:
         """Check these scripts (all known ones when None) at once, as the budget allows."""
