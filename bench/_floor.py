@@ -5,9 +5,10 @@
 each answer is parsed as JSON and its ``current_version`` read. No retries, no error mapping, no
 state, no logging: what is left is HTTP and JSON, which syncd cannot avoid either.
 
-Two variants: ``http.client`` (the stdlib, the real floor) and one ``requests.Session`` with a pool
-sized to the concurrency (the HTTP stack hvac sits on), which separates the cost of requests/urllib3
-from the cost of syncd's own logic.
+Variants: ``http.client`` (the stdlib, the real floor); one ``requests.Session`` with a pool sized to
+the concurrency (the HTTP stack hvac sits on); urllib3 directly; hvac; a sync httpx client; and
+syncd's own lean transport (``PooledHttp``) without the reader around it. ``bench/vault_clients.py``
+prints them side by side with the syncd cycle.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ import threading
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+import httpx
+import hvac
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+
+from syncd.clients.vault_http import PooledHttp
 
 Check = Callable[[str], int]
 
@@ -96,3 +102,90 @@ def requests_metadata_reads(vault_addr: str, token: str, paths: Sequence[str], c
         return _run(paths, concurrency, make_check)
     finally:
         session.close()
+
+
+def urllib3_metadata_reads(vault_addr: str, token: str, paths: Sequence[str], concurrency: int) -> dict[str, int]:
+    """The same reads through urllib3 directly: one ``HTTPConnectionPool`` sized to ``concurrency``."""
+    parts = urlsplit(vault_addr)
+    pool = urllib3.HTTPConnectionPool(
+        parts.hostname or "127.0.0.1", parts.port or 80, maxsize=concurrency, timeout=30.0, retries=False
+    )
+    headers = {"X-Vault-Token": token}
+
+    def make_check() -> Check:
+        def check(path: str) -> int:
+            response = pool.urlopen("GET", f"/v1/secret/metadata/{path}", headers=headers, redirect=False)
+            if response.status != 200:
+                raise RuntimeError(f"metadata read of {path}: HTTP {response.status}")
+            return int(json.loads(response.data)["data"]["current_version"])
+
+        return check
+
+    try:
+        return _run(paths, concurrency, make_check)
+    finally:
+        pool.close()
+
+
+def hvac_metadata_reads(vault_addr: str, token: str, paths: Sequence[str], concurrency: int) -> dict[str, int]:
+    """The same reads through hvac (``read_secret_metadata``) on a session built like syncd built
+    it before the lean path: pool sized to ``concurrency``, proxies resolved once (``trust_env`` off)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency, max_retries=0)
+    session.mount("http://", adapter)
+    session.trust_env = False
+    client = hvac.Client(url=vault_addr, token=token, session=session, timeout=30)
+
+    def make_check() -> Check:
+        def check(path: str) -> int:
+            meta = client.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")
+            return int(meta["data"]["current_version"])
+
+        return check
+
+    try:
+        return _run(paths, concurrency, make_check)
+    finally:
+        session.close()
+
+
+def httpx_metadata_reads(vault_addr: str, token: str, paths: Sequence[str], concurrency: int) -> dict[str, int]:
+    """The same reads through one sync ``httpx.Client`` (keep-alive pool sized to ``concurrency``)."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    client = httpx.Client(
+        base_url=vault_addr, headers={"X-Vault-Token": token}, limits=limits, timeout=30.0, trust_env=False
+    )
+
+    def make_check() -> Check:
+        def check(path: str) -> int:
+            response = client.get(f"/v1/secret/metadata/{path}")
+            if response.status_code != 200:
+                raise RuntimeError(f"metadata read of {path}: HTTP {response.status_code}")
+            return int(json.loads(response.content)["data"]["current_version"])
+
+        return check
+
+    try:
+        return _run(paths, concurrency, make_check)
+    finally:
+        client.close()
+
+
+def pooled_metadata_reads(vault_addr: str, token: str, paths: Sequence[str], concurrency: int) -> dict[str, int]:
+    """The same reads through syncd's lean transport (``PooledHttp``) alone, without the reader."""
+    pool = PooledHttp(vault_addr, timeout=30.0, pool_size=concurrency)
+    headers = {"X-Vault-Token": token}
+
+    def make_check() -> Check:
+        def check(path: str) -> int:
+            reply = pool.get(f"/v1/secret/metadata/{path}", headers)
+            if reply.status != 200:
+                raise RuntimeError(f"metadata read of {path}: HTTP {reply.status}")
+            return int(json.loads(reply.body)["data"]["current_version"])
+
+        return check
+
+    try:
+        return _run(paths, concurrency, make_check)
+    finally:
+        pool.close()

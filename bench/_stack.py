@@ -213,6 +213,12 @@ class Admin:
         logged = http.ok("GET", "/__devstack/requests")["requests"]
         return [(r["method"], r["path"], int(r["status"])) for r in logged]
 
+    def timed_requests(self, which: str) -> list[tuple[str, str, int, float]]:
+        """The request log with each request's time (epoch seconds, when the emulator answered)."""
+        http = self.vault if which == "vault" else self.cloudflare
+        logged = http.ok("GET", "/__devstack/requests")["requests"]
+        return [(r["method"], r["path"], int(r["status"]), float(r["time"])) for r in logged]
+
     def clear_requests(self) -> None:
         self.vault.ok("DELETE", "/__devstack/requests")
         self.cloudflare.ok("DELETE", "/__devstack/requests")

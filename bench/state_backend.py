@@ -1,7 +1,7 @@
 """What the ``kubernetes`` state backend costs: bytes per record, Secrets needed, writes per change.
 
 ```
-python bench/state_backend.py [--mappings 10000] [--secrets 4] [--bindings-per-script 100] [--json]
+python bench/state_backend.py [--mappings 10000] [--secrets 4] [--bindings-per-script 100] [--http] [--json]
 ```
 
 It drives ``KubernetesStateStore`` over an in-memory Secrets API that counts PUTs and the bytes
@@ -15,7 +15,9 @@ It replays what the engine does:
 2. **unchanged cycle**: every status recorded again with new times;
 3. **rotations**: 1 mapping, then one Vault secret mapped to 10 and to 100 scripts.
 
-For each it prints PUTs, bytes written and the store's CPU time (``process_time``). Then the
+For each it prints PUTs, bytes written and the store's CPU time (``process_time``); with ``--http``
+the same run also goes over loopback HTTP to the Kubernetes API emulator (in this process, so its
+wall time, not CPU, is the figure: what one leader waits for the API). Then the
 fill of each Secret and the fewest Secrets (of ``max_secret_bytes`` = 512 KiB) that hold
 ``--mappings`` mappings, from the bucket sizes actually produced.
 """
@@ -84,6 +86,7 @@ class Step:
     puts: int
     kib_written: float
     cpu_ms: float
+    http_wall_ms: float | None = None
 
 
 @dataclass
@@ -129,11 +132,8 @@ def measure(store: KubernetesStateStore, api: CountingSecrets, what: str, action
     return Step(what, api.puts - puts, round((api.put_bytes - sent) / 1024, 1), cpu_ms)
 
 
-def run(mappings: int, secret_count: int, per_script: int) -> Result:
-    names = [f"syncd-state-{i}" for i in range(secret_count)]
-    api = CountingSecrets(names)
-    store = KubernetesStateStore.open(api, names, hmac_key=KEY, max_secret_bytes=4 * LIMIT)
-    steps: list[Step] = []
+def steps_of(store: KubernetesStateStore, mappings: int, per_script: int) -> list[tuple[str, Any]]:
+    """What the engine asks of the store: an initial sync, an unchanged cycle, three rotations."""
     scripts = range(0, mappings, per_script)
 
     def initial_sync() -> None:
@@ -143,9 +143,11 @@ def run(mappings: int, secret_count: int, per_script: int) -> Result:
             store.record_bindings([binding(i, 1, per_script=per_script) for i in batch])
         store.record_mapping_results([outcome(i, 100.0, 1, pushed=True) for i in range(mappings)])
 
-    steps.append(measure(store, api, f"initial sync ({len(scripts)} scripts)", initial_sync))
     unchanged = [outcome(i, 130.0, 1, pushed=False) for i in range(mappings)]
-    steps.append(measure(store, api, "unchanged cycle", lambda: store.record_mapping_results(unchanged)))
+    steps: list[tuple[str, Any]] = [
+        (f"initial sync ({len(scripts)} scripts)", initial_sync),
+        ("unchanged cycle", lambda: store.record_mapping_results(unchanged)),
+    ]
     for round_, fan_out in enumerate((1, 10, 100), start=2):
         rotated = [i * per_script for i in range(min(fan_out, len(scripts)))]  # one mapping on each of k scripts
         chosen = set(rotated)
@@ -158,9 +160,20 @@ def run(mappings: int, secret_count: int, per_script: int) -> Result:
             store.record_bindings(records)
             store.record_mapping_results(results)
 
-        steps.append(measure(store, api, f"rotation of 1 secret on {len(rotated)} script(s)", rotate))
+        steps.append((f"rotation of 1 secret on {len(rotated)} script(s)", rotate))
+    return steps
+
+
+def run(mappings: int, secret_count: int, per_script: int, *, http: bool = False) -> Result:
+    names = [f"syncd-state-{i}" for i in range(secret_count)]
+    api = CountingSecrets(names)
+    store = KubernetesStateStore.open(api, names, hmac_key=KEY, max_secret_bytes=4 * LIMIT)
+    steps = [measure(store, api, what, action) for what, action in steps_of(store, mappings, per_script)]
     store.close()
 
+    if http:
+        for step, wall in zip(steps, http_walls(mappings, secret_count, per_script), strict=True):
+            step.http_wall_ms = wall
     sizes = [api.size(n) for n in names]
     every = store_records(api, names)
     bindings_only = len(encode(every[0], ())) / max(1, len(every[0]))
@@ -175,6 +188,27 @@ def run(mappings: int, secret_count: int, per_script: int) -> Result:
         json_bytes_per_binding_record=round(raw, 1),
         secrets_needed=secrets_needed(every[0], every[1]),
     )
+
+
+def http_walls(mappings: int, secret_count: int, per_script: int) -> list[float]:
+    """Wall ms of the same steps through ``SecretsClient`` against the emulator over loopback HTTP."""
+    from syncd.clients.k8s_secrets import KubernetesEndpoint, SecretsClient  # noqa: PLC0415
+    from syncd.devstack.kubernetes import SECRETS, KubernetesEmulator  # noqa: PLC0415
+
+    names = [f"syncd-state-{i}" for i in range(secret_count)]
+    with KubernetesEmulator(namespace="syncd") as kube:
+        for name in names:
+            kube.put_object(SECRETS, {"metadata": {"name": name}, "type": "Opaque"})
+        client = SecretsClient(KubernetesEndpoint(kube.url, "syncd", token=lambda: kube.token, timeout_seconds=30))
+        store = KubernetesStateStore.open(client, names, hmac_key=KEY, max_secret_bytes=4 * LIMIT)
+        walls = []
+        for action in steps_of(store, mappings, per_script):
+            started = time.perf_counter()
+            action[1]()
+            walls.append(round((time.perf_counter() - started) * 1e3, 1))
+        store.close()
+        client.close()
+    return walls
 
 
 def store_records(api: CountingSecrets, names: list[str]) -> tuple[list[BindingRecord], list[Any]]:
@@ -204,9 +238,11 @@ def secrets_needed(bindings: list[BindingRecord], statuses: list[Any]) -> int:
 def format_result(result: Result) -> str:
     lines = [
         f"kubernetes state backend: {result.mappings} mappings (1 binding each), {result.secrets} Secrets",
-        f"{'step':<40} {'PUTs':>6} {'KiB written':>12} {'CPU ms':>8}",
+        f"{'step':<40} {'PUTs':>6} {'KiB written':>12} {'CPU ms':>8} {'HTTP wall ms':>13}",
     ]
-    lines += [f"{s.what:<40} {s.puts:>6} {s.kib_written:>12} {s.cpu_ms:>8}" for s in result.steps]
+    for s in result.steps:
+        wall = "-" if s.http_wall_ms is None else s.http_wall_ms
+        lines.append(f"{s.what:<40} {s.puts:>6} {s.kib_written:>12} {s.cpu_ms:>8} {wall:>13}")
     lines += [
         f"Secret sizes (KiB, gzip JSON): {result.secret_kib}",
         f"bytes per binding record: {result.bytes_per_binding_record} compressed, "
@@ -221,10 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mappings", type=int, nargs="+", default=[10_000])
     parser.add_argument("--secrets", type=int, default=4)
     parser.add_argument("--bindings-per-script", type=int, default=100)
+    parser.add_argument("--http", action="store_true", help="also time the steps over HTTP (the emulator)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     for mappings in args.mappings:
-        result = run(mappings, args.secrets, args.bindings_per_script)
+        result = run(mappings, args.secrets, args.bindings_per_script, http=args.http)
         print(json.dumps(asdict(result)) if args.json else format_result(result))
     return 0
 

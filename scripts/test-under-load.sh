@@ -14,7 +14,6 @@ cd "$(dirname "$0")/.."
 rounds="${1:-5}"
 [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
-[ $# -gt 0 ] || set -- -q
 copies="${COPIES:-2}"
 logs="${LOG_DIR:-$(mktemp -d /tmp/syncd-under-load.XXXXXX)}"
 mkdir -p "$logs"

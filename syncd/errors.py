@@ -5,6 +5,7 @@
     ├── UsageError                   exit_code 2: the command line names what the config lacks
     ├── InternalError                an unexpected exception, reduced to its type (its text could hold a value)
     ├── CycleTimeout                 the cycle's deadline passed before this work started
+    ├── LeadershipLost               this replica cannot prove its Lease outlasts a write: not started
     ├── ScriptBackedOff              the target script keeps failing (timeouts, 5xx): no write until .retry_at
     ├── StateError                   the state store cannot be opened or is of an unknown schema
     │   ├── StateLocked              exit_code 2: another syncd process is the state file's writer
@@ -72,6 +73,11 @@ class UsageError(SyncdError):
     """The command line asks for something the configuration does not have (``--mapping typo``)."""
 
     exit_code = 2
+
+
+class LeadershipLost(SyncdError):
+    """With leader election, a Cloudflare write is started only while this replica's Lease provably
+    outlasts the write's deadline; otherwise nothing is sent and this is raised."""
 
 
 class ConfigError(SyncdError):
@@ -182,15 +188,15 @@ class CloudflareNotFound(CloudflareError):
 
 
 class CloudflareNotDeployed(CloudflareError):
-    pass
+    """10215 (secret PUT/DELETE) or 10214 (secrets-bulk, settings): the latest version is not fully deployed."""
+
+
+class CloudflareNoVersions(CloudflareError):
+    """10222: the script has no versions to stage secrets into (``versions/latest``)."""
 
 
 class CloudflareValidationError(CloudflareError):
     pass
-
-
-class CloudflareNoVersions(CloudflareValidationError):
-    """10222: ``versions/latest`` on a script that has no versions (nothing to copy the change into)."""
 
 
 class CloudflareRateLimited(CloudflareError):

@@ -22,6 +22,7 @@ at least ``Retry-After`` long. When ``Retry-After`` would pass the deadline, the
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -121,8 +122,17 @@ class CloudflareClient:
         retry_deadline: float = 60.0,
         wall_clock: Callable[[], float] = time.time,
         pool_size: int = 20,
+        write_gate: Callable[[float], float] | None = None,
+        user_agent: str = "syncd",
     ) -> None:
-        """``pool_size``: keep-alive connections kept open (at least the writers that run at once)."""
+        """``pool_size``: keep-alive connections kept open (at least the writers that run at once).
+
+        ``write_gate(timeout)`` runs before every attempt of a write (any method but GET) and returns
+        the timeout the attempt may have (at most the one given), or raises (``LeadershipLost``) to
+        refuse it. Leader election passes one: a write ends before the leader's right to write does.
+        ``user_agent`` names syncd (and, with replicas, which one) in Cloudflare's audit log.
+        """
+        self._write_gate = write_gate
         self._auth = auth
         self._pacer = pacer
         self._observer = observer
@@ -134,7 +144,7 @@ class CloudflareClient:
             base_url=api_base.rstrip("/"),
             transport=transport,
             timeout=httpx.Timeout(timeout),
-            headers={"Accept": "application/json", "User-Agent": "syncd"},
+            headers={"Accept": "application/json", "User-Agent": user_agent},
             follow_redirects=False,
             limits=httpx.Limits(max_connections=max(100, pool_size), max_keepalive_connections=max(20, pool_size)),
         )
@@ -217,6 +227,19 @@ class CloudflareClient:
 
     # -- the request machinery --------------------------------------------------------------
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One API call through the pacer, retries and typed errors; the envelope's ``result``."""
+        return self._call(method, path, operation=operation, json=json, params=params, headers=headers)
+
     def _call(
         self,
         method: str,
@@ -265,8 +288,8 @@ class CloudflareClient:
                     operation=operation,
                     json=json,
                     params=params,
-                    deadline=deadline,
                     headers=headers,
+                    deadline=deadline,
                     last=attempt.num >= self._attempts,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
@@ -284,14 +307,18 @@ class CloudflareClient:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         # A slot is only worth taking if an attempt still fits after it before the cycle's deadline.
-        cycle_end = self._pacer.clock() + time_left() - min(MIN_ATTEMPT_SECONDS, self._timeout)
-        self._pacer.acquire(min(deadline, cycle_end))
+        left = time_left()
+        if math.isfinite(left):
+            deadline = min(deadline, self._pacer.clock() + left - min(MIN_ATTEMPT_SECONDS, self._timeout))
+        self._pacer.acquire(deadline)
         timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
+        if self._write_gate is not None and method != "GET":
+            timeout = self._write_gate(timeout)
         started = time.perf_counter()
         transport_error: CloudflareTransportError | None = None
         try:
-            sent_headers = {**self._auth.headers(), **(headers or {})}
-            response = self._http.request(method, path, json=json, params=params, headers=sent_headers, timeout=timeout)
+            sent = {**(headers or {}), **self._auth.headers()}
+            response = self._http.request(method, path, json=json, params=params, headers=sent, timeout=timeout)
         except httpx.TimeoutException as exc:
             kind, what = "timeout", f"timed out ({type(exc).__name__})"
             transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")

@@ -19,6 +19,7 @@ Secret data never appears in an error, a log line or a repr of this client.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,38 +53,47 @@ class KubernetesEndpoint:
     base_url: str
     namespace: str
     token: Callable[[], str] = field(repr=False)
-    verify: str | bool = True  # a CA bundle path, or True for the system's
+    verify: ssl.SSLContext | bool = True  # the cluster's CA, or True for the system's
     timeout_seconds: float = 10.0
 
     @classmethod
     def in_cluster(
         cls,
         *,
-        service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+        token_file: Path = SERVICE_ACCOUNT_DIR / "token",
+        ca_file: Path | None = SERVICE_ACCOUNT_DIR / "ca.crt",
         api_url: str | None = None,
         namespace: str | None = None,
         timeout_seconds: float = 10.0,
         environ: Mapping[str, str] = os.environ,
     ) -> KubernetesEndpoint:
-        """The pod's API server, token, CA and namespace; ``api_url``/``namespace`` override them."""
+        """The pod's API server, token, CA and namespace (the ``namespace`` file beside the token);
+        ``api_url``/``namespace`` override them."""
         if api_url is None:
             host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
             if not host or not port:
                 raise SecretsApiError(
-                    "not in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT unset): set [state.kubernetes] api_url"
+                    "not in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT unset): set [leader_election] api_url"
                 )
             api_url = f"https://{f'[{host}]' if ':' in host else host}:{port}"
         if namespace is None:
-            namespace = _read(service_account_dir / "namespace").strip()
-        token_file = service_account_dir / "token"
-        ca_file = service_account_dir / "ca.crt"
+            namespace = _read(token_file.parent / "namespace").strip()
         return cls(
             base_url=api_url.rstrip("/"),
             namespace=namespace,
             token=lambda: _read(token_file).strip(),
-            verify=str(ca_file) if ca_file.is_file() else True,
+            verify=_cluster_ca(ca_file) if api_url.startswith("https://") else True,
             timeout_seconds=timeout_seconds,
         )
+
+
+def _cluster_ca(ca_file: Path | None) -> ssl.SSLContext | bool:
+    if ca_file is None or not ca_file.is_file():
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise SecretsApiError(f"cannot load the cluster CA {ca_file}: {type(exc).__name__}") from None
 
 
 def _read(path: Path) -> str:

@@ -3,10 +3,17 @@
 ``VaultReader`` only reads: the mount's KV version (cached per mount), KV v2 metadata (the cheap
 change check), one exact KV v2 version, or KV v1 data. Values come back masked in ``SecretData``.
 The token is the ``hvac.Client``'s, kept fresh by ``vault_auth.VaultTokenManager``.
+
+The per-secret reads (metadata, data, KV v1) go through a lean keep-alive transport
+(``vault_http``), not hvac: they are what an unchanged cycle consists of. They send what hvac sends
+(``X-Vault-Token``, ``X-Vault-Namespace``, ``X-Vault-Request: true``, the path quoted like
+``hvac.utils.format_url``) and read the answer as hvac's ``JSONAdapter`` does. hvac keeps the
+mount lookup (once per mount), login and renewal.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +27,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
-from syncd.clients.vault_calls import StatusAwareAdapter, expect_dict, vault_call
+from syncd.clients.vault_calls import StatusAwareAdapter, VaultHttpError, expect_dict, reply_error, vault_call
+from syncd.clients.vault_http import VaultTransport, vault_http_for
 from syncd.errors import VaultAuthError, VaultError, VaultPermissionDenied, VaultSecretDeleted, VaultSecretNotFound
 from syncd.model import KvVersion, SecretData, SecretVersion, VaultSecretRef, VersionInfo
 
@@ -90,6 +98,15 @@ def parse_vault_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def _target(mount: str, kind: str, path: str) -> str:
+    """The request target of ``/v1/{mount}/{kind}{path}``, quoted like ``hvac.utils.format_url``,
+    with ``//`` collapsed and no trailing ``/``, as hvac's ``Adapter.request`` and ``urljoin`` do."""
+    target = f"/v1/{quote(mount)}/{kind}{quote(path)}".rstrip("/")
+    while "//" in target:
+        target = target.replace("//", "/")
+    return target
+
+
 def _version_gone(path: str, meta: dict[str, Any]) -> VaultSecretDeleted:
     what = "destroyed" if meta.get("destroyed") else "deleted"
     return VaultSecretDeleted(f"Vault data_read {path}: version is {what}", path=path, status=404)
@@ -106,12 +123,19 @@ class VaultReader:
         clock: Callable[[], float] = time.time,
         token_valid: Callable[[], bool] | None = None,
         on_token_refused: Callable[[], None] | None = None,
+        http: VaultTransport | None = None,
     ) -> None:
         """``client`` is an ``hvac.Client``. ``token_valid`` (the token manager's ``is_valid``)
         turns a 403 into ``VaultAuthError`` when our own token is the reason; ``on_token_refused``
         (the manager's ``invalidate``) is told when Vault says the token itself is invalid, so the
-        next cycle logs in again."""
+        next cycle logs in again. ``http`` is the transport of the per-secret reads; by default one
+        with the hvac client's URL, TLS options, timeout, proxies and pool size (``vault_http_for``)."""
         self._client = client
+        self._http = http if http is not None else vault_http_for(client)
+        namespace = getattr(getattr(client, "adapter", None), "namespace", None)
+        self._headers = {"X-Vault-Request": "true"}
+        if namespace:
+            self._headers["X-Vault-Namespace"] = str(namespace)
         self._observer = observer
         self._attempts = retry_attempts
         self._deadline = retry_deadline
@@ -123,6 +147,10 @@ class VaultReader:
 
     def __repr__(self) -> str:
         return f"VaultReader({getattr(self._client, 'url', '?')!r})"
+
+    def close(self) -> None:
+        """Closes the per-secret reads' connections (the hvac client is its owner's to close)."""
+        self._http.close()
 
     # -- SecretSource -----------------------------------------------------------------------
 
@@ -148,11 +176,8 @@ class VaultReader:
         if kv_version is KvVersion.V1:
             return VersionInfo(ref=ref, kv_version=KvVersion.V1, version=None)
         path = f"{ref.mount}/metadata/{ref.path}"
-        response = self._call(
-            lambda: self._client.secrets.kv.v2.read_secret_metadata(path=ref.path, mount_point=ref.mount),
-            "metadata_read",
-            path,
-        )
+        target = _target(ref.mount, "metadata/", ref.path)
+        response = self._call(lambda: self._get(target), "metadata_read", path)
         data = expect_dict(response, operation="metadata_read", path=path).get("data") or {}
         current = data.get("current_version")
         if not isinstance(current, int) or current < 1:
@@ -172,21 +197,18 @@ class VaultReader:
     def read(self, ref: VaultSecretRef, kv_version: KvVersion, version: int | None) -> SecretVersion:
         if kv_version is KvVersion.V1:
             path = f"{ref.mount}/{ref.path}"
-            response = self._call(
-                lambda: self._client.secrets.kv.v1.read_secret(path=ref.path, mount_point=ref.mount),
-                "data_read",
-                path,
-            )
+            target = _target(ref.mount, "", ref.path)
+            response = self._call(lambda: self._get(target), "data_read", path)
             data = expect_dict(response, operation="data_read", path=path).get("data")
             if not isinstance(data, dict):
                 raise VaultSecretNotFound(f"Vault data_read {path}: no data", path=path)
             return SecretVersion(ref, KvVersion.V1, None, None, SecretData(data))
 
-        path = f"{ref.mount}/data/{ref.path}" + (f"?version={version}" if version is not None else "")
+        query = f"?version={version}" if version is not None else ""
+        path = f"{ref.mount}/data/{ref.path}{query}"
+        target = _target(ref.mount, "data/", ref.path) + query
         response = self._call(
-            lambda: self._client.secrets.kv.v2.read_secret_version(
-                path=ref.path, version=version, mount_point=ref.mount, raise_on_deleted_version=False
-            ),
+            lambda: self._get(target),
             "data_read",
             path,
             translate=lambda exc: self._deleted_version(exc, path),
@@ -195,7 +217,6 @@ class VaultReader:
         meta = body.get("metadata") or {}
         values = body.get("data")
         if values is None or meta.get("destroyed"):
-            # hvac hands back a soft-deleted version's 404 body instead of raising.
             raise _version_gone(path, meta)
         if not isinstance(values, dict):
             raise VaultError(f"Vault data_read {path}: data is not an object", path=path)
@@ -210,10 +231,30 @@ class VaultReader:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _get(self, target: str) -> Any:
+        """One GET of the lean path: the JSON object of a 200, the raw reply of another 2xx/3xx
+        (``expect_dict`` refuses it, as it refuses hvac's ``Response``), ``VaultHttpError`` else."""
+        headers = self._headers.copy()
+        token = self._client.token
+        if token:
+            headers["X-Vault-Token"] = token
+        reply = self._http.get(target, headers)
+        if reply.status == 200:
+            try:
+                return json.loads(reply.body)
+            except ValueError:
+                return reply
+        if reply.status >= 400:
+            raise reply_error(reply)
+        return reply
+
     @staticmethod
     def _deleted_version(exc: Exception, path: str) -> VaultError | None:
         """A 404 whose body has the version's metadata: the version exists but is deleted/destroyed."""
-        if not isinstance(exc, hx.InvalidPath) or not isinstance(exc.json, dict):
+        if isinstance(exc, VaultHttpError):
+            if exc.status_code != 404 or not isinstance(exc.json, dict):
+                return None
+        elif not isinstance(exc, hx.InvalidPath) or not isinstance(exc.json, dict):
             return None
         meta = (exc.json.get("data") or {}).get("metadata")
         if not isinstance(meta, dict):

@@ -1,11 +1,14 @@
-"""One Vault call through hvac: error mapping, observation and retries, shared by reader and auth.
+"""One Vault call: error mapping, observation and retries, shared by reader and auth.
 
-``vault_call`` runs a zero-argument function that makes exactly one hvac request, maps what goes
-wrong to ``syncd.errors`` (see ``map_error``), reports each attempt to the observer and retries
-``VaultUnavailable`` with stamina (exponential backoff with jitter, bounded attempts and an overall
-deadline). A ``Retry-After`` header (Vault sends one on rate-limit quota 429s) is honoured: the next
-attempt waits at least that long, and when that would pass the call's deadline the call gives up
-at once with ``VaultUnavailable`` instead of waiting in vain.
+``vault_call`` runs a zero-argument function that makes exactly one request (through hvac, or the
+reader's lean transport, ``vault_http``), maps what goes wrong to ``syncd.errors`` (see
+``map_error``), reports each attempt to the observer and retries ``VaultUnavailable`` with stamina
+(exponential backoff with jitter, bounded attempts and an overall deadline). The first attempt runs
+without stamina (its retry context costs as much as a lean request); only when it fails with
+``VaultUnavailable`` does stamina take over, starting from that failure. A ``Retry-After`` header
+(Vault sends one on rate-limit quota 429s) is honoured: the next attempt waits at least that long,
+and when that would pass the call's deadline the call gives up at once with ``VaultUnavailable``
+instead of waiting in vain.
 
 The deadline is the call's own ``deadline`` or the time the cycle has left (``syncd.deadlines``),
 whichever is shorter: no backoff wait passes it, an attempt starts only while
@@ -19,6 +22,7 @@ hold response bodies and request details), so a traceback cannot show them.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -32,6 +36,7 @@ import stamina
 
 from syncd.clients.cloudflare_errors import parse_retry_after
 from syncd.clients.observe import ERROR, OK, RETRY, RequestObserver
+from syncd.clients.vault_http import HttpReply, VaultTransportError
 from syncd.deadlines import MIN_ATTEMPT_SECONDS, attempt_timeout, time_left
 from syncd.errors import (
     VaultAuthError,
@@ -68,6 +73,53 @@ _UNAVAILABLE = (
 _MAX_REASON = 200
 RETRY_WAIT_INITIAL = 0.2
 RETRY_WAIT_MAX = 5.0
+# hvac's exception class per status: the reason text when Vault's error list is empty.
+_HVAC_NAMES = {
+    400: "InvalidRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "InvalidPath",
+    429: "RateLimitExceeded",
+    500: "InternalServerError",
+    501: "VaultNotInitialized",
+    502: "BadGateway",
+    503: "VaultDown",
+}
+
+
+class VaultHttpError(Exception):
+    """An error status of the lean transport, with what ``map_error`` needs: the status, Vault's
+    error text (as ``vault_reason`` would give it for hvac's exception), the ``Retry-After`` delay
+    and the JSON body (a deleted version's 404 carries its metadata). Never chained or shown."""
+
+    def __init__(self, status: int, reason: str, retry_after: float | None, body: Any) -> None:
+        self.status_code = status
+        self.reason = reason
+        self.retry_after = retry_after
+        self.json = body
+        super().__init__(f"HTTP {status}")
+
+
+def reply_error(reply: HttpReply) -> VaultHttpError:
+    """The error for a >= 400 reply, read as hvac's ``JSONAdapter`` reads it: ``errors`` from a JSON
+    body (``Content-Type: application/json``), else the body's text."""
+    text = reply.body.decode("utf-8", "replace")
+    body: Any = None
+    errors: Any = None
+    if reply.headers.get("Content-Type") == "application/json":
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list):
+        reason = "; ".join(str(e) for e in errors)
+    elif errors:
+        reason = str(errors)
+    else:
+        reason = text if errors is None else ""
+    reason = " ".join(reason.split())[:_MAX_REASON] or _HVAC_NAMES.get(reply.status, "UnexpectedError")
+    return VaultHttpError(reply.status, reason, parse_retry_after(reply.headers.get("Retry-After")), body)
 
 
 def vault_reason(exc: BaseException) -> str:
@@ -132,6 +184,11 @@ def map_error(exc: Exception, *, operation: str, path: str, auth: bool = False) 
     """
     status = status_of(exc)
     where = f"Vault {operation} {path}"
+    if isinstance(exc, VaultHttpError):
+        return _status_error(exc.status_code, exc.reason, where=where, path=path, auth=auth), str(exc.status_code)
+    if isinstance(exc, VaultTransportError):
+        what = "timed out" if exc.kind == "timeout" else f"connection failed ({exc.cause})"
+        return VaultUnavailable(f"{where}: {what}", path=path), exc.kind
     if isinstance(exc, requests.exceptions.Timeout):
         return VaultUnavailable(f"{where}: timed out", path=path), "timeout"
     if isinstance(exc, requests.exceptions.RequestException):
@@ -159,6 +216,20 @@ def map_error(exc: Exception, *, operation: str, path: str, auth: bool = False) 
     return error, code
 
 
+def _status_error(status: int, reason: str, *, where: str, path: str, auth: bool) -> VaultError:
+    """``map_error``'s classification for a known status (the lean transport's replies)."""
+    message = f"{where}: HTTP {status}: {reason}"
+    if status >= 500 or status in (412, 429):
+        return VaultUnavailable(message, path=path, status=status)
+    if status == 401 or (auth and status in (400, 403)):
+        return VaultAuthError(message, path=path, status=status)
+    if status == 403:
+        return VaultPermissionDenied(message, path=path, status=status)
+    if status == 404:
+        return VaultSecretNotFound(message, path=path, status=status)
+    return VaultError(message, path=path, status=status)
+
+
 def vault_call(
     fn: Callable[[], T],
     *,
@@ -180,8 +251,26 @@ def vault_call(
     """
     budget = min(deadline, time_left())
     retry_until = clock() + budget
+    started = time.monotonic()  # stamina's clock, for what is left of its timeout
     asked: list[float | None] = [None]  # the Retry-After of the last failed attempt
     failures = [0]
+    try:
+        return _attempt(
+            fn,
+            operation=operation,
+            path=path,
+            observer=observer,
+            auth=auth,
+            translate=translate,
+            last=attempts <= 1,
+            asked=asked,
+            retry_until=retry_until,
+            clock=clock,
+        )
+    except VaultUnavailable as exc:
+        first: VaultUnavailable = exc
+    if attempts <= 1:
+        raise first
 
     def backoff(exc: Exception) -> bool | float:
         if not isinstance(exc, VaultUnavailable):
@@ -201,11 +290,13 @@ def vault_call(
     for attempt in stamina.retry_context(
         on=backoff,
         attempts=attempts,
-        timeout=max(budget, 0.001),
+        timeout=max(0.001, budget - (time.monotonic() - started)),
         wait_initial=RETRY_WAIT_INITIAL,
         wait_max=RETRY_WAIT_MAX,
     ):
         with attempt:
+            if attempt.num == 1:
+                raise first  # the failure above, replayed: stamina decides on it and backs off
             return _attempt(
                 fn,
                 operation=operation,

@@ -1,6 +1,6 @@
 """Reading a Worker's versions and deployment, and staging secrets into an undeployed version.
 
-Implements ``syncd.engine.ports.WorkerVersions`` on top of ``CloudflareClient``'s request machinery
+Implements ``syncd.engine.ports.WorkerVersions`` on top of ``CloudflareClient.request``
 (same pacer, retries, deadlines and typed errors: every call here counts against the one rate budget).
 
 Routes (see ``/work/shared/reference/cloudflare-workers-secrets.md``, "Versions and deployment";
@@ -110,7 +110,7 @@ class WorkerVersionsClient:
         self._max_pages = max_pages
 
     def _get(self, path: str, operation: str, params: Mapping[str, str] | None = None) -> Any:
-        return self._client._call("GET", path, operation=operation, params=params)
+        return self._client.request("GET", path, operation=operation, params=params)
 
     def list_versions(self, target: Target, *, newer_than: int | None = None) -> list[WorkerVersion]:
         """Newest first; only versions with ``number > newer_than`` (the first page when None)."""
@@ -175,7 +175,7 @@ class WorkerVersionsClient:
                 raise ValueError(f"stage_secrets: key {name!r} does not match its body's name {body.name!r}")
             env[name] = None if body is None else body.reveal()
         payload = {"env": env, "annotations": {"workers/message": syncd_message(message)}}
-        result = self._client._call(
+        result = self._client.request(
             "PATCH",
             f"{beta_path(target)}/versions/latest",
             operation="stage_secrets",

@@ -1,14 +1,16 @@
 """Validated, immutable settings loaded from a TOML file.
 
-``load_config(path)`` returns a ``Settings`` or raises ``ConfigError`` listing every problem at once,
-each naming the file, the mapping and the dotted key. Unknown keys are errors. Credentials are
-references (an environment variable or a file); inline values are refused unless
-``cloudflare.allow_inline_credentials`` / ``vault.auth.allow_inline_credentials`` says otherwise.
+``load_config(path)`` returns a ``Settings`` or raises ``ConfigError`` listing every problem of the
+file found in one pass, each naming the file, the mapping and the dotted key. Types are strict and
+unknown keys are errors. Credentials are references (an environment variable or a file); inline
+values are refused unless ``cloudflare.allow_inline_credentials`` / ``vault.allow_inline_credentials``
+says otherwise.
 
 One module per part of the file: ``vault``, ``cloudflare``, ``sync`` (sync, server, notifications,
 logging), ``mappings``; ``credentials`` for credential references, ``loading`` for ``Settings``,
 ``parse_config``/``load_config`` and ``mapping_fingerprint``; ``state`` for ``[state]`` (the state
-backend). Import from ``syncd.config``.
+backend), ``leader`` for ``[leader_election]``; ``strict`` for the base model and its one-pass rules,
+``messages`` for the wording of problems. Import from ``syncd.config``.
 """
 
 from syncd.config.cloudflare import (

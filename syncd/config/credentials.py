@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from syncd.config.strict import INLINE_ALLOWED, ConfigPath, RuleProblem, StrictModel
+from syncd.config.strict import INLINE_ALLOWED, INLINE_SWITCHABLE, ConfigPath, RuleProblem, StrictModel
 
 
 class CredentialRef(StrictModel):
@@ -29,11 +29,12 @@ class CredentialRef(StrictModel):
         if len(given) != 1:
             yield (), f"give exactly one of env, file, value (got {', '.join(given) or 'none'})"
         elif given == ["value"] and context.get(INLINE_ALLOWED) is False:
-            yield (
-                (),
-                'inline credentials are refused; use { env = "VAR" } or { file = "/path" } '
-                "(allow_inline_credentials = true in [vault] or [cloudflare] permits them, for development only)",
+            escape = (
+                " (allow_inline_credentials = true in this section permits it, for development only)"
+                if context.get(INLINE_SWITCHABLE)
+                else " (this credential is never accepted inline)"
             )
+            yield (), 'inline credentials are refused; use { env = "VAR" } or { file = "/path" }' + escape
 
     @property
     def is_inline(self) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import Field
 
-from syncd.config.strict import RuleProblem, StrictModel, must_not_exceed
+from syncd.config.strict import ConfigPath, RuleProblem, StrictModel, must_not_exceed
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -37,8 +37,8 @@ class LeaderElectionSettings(StrictModel):
     renew_deadline_seconds: float = Field(default=10.0, gt=0)
     retry_period_seconds: float = Field(default=2.0, gt=0)
     api_url: str | None = Field(default=None, pattern=r"^https?://")
-    token_file: Path = SERVICE_ACCOUNT_DIR / "token"
-    ca_file: Path | None = SERVICE_ACCOUNT_DIR / "ca.crt"
+    token_file: ConfigPath = SERVICE_ACCOUNT_DIR / "token"
+    ca_file: ConfigPath | None = SERVICE_ACCOUNT_DIR / "ca.crt"
     request_timeout_seconds: float = Field(default=5.0, gt=0)
 
     @classmethod

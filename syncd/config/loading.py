@@ -117,6 +117,12 @@ def _state_rules(data: dict[str, Any]) -> Iterator[RuleProblem]:
     kubernetes = isinstance(state, dict) and state.get("backend") == "kubernetes"
     if kubernetes and not (isinstance(sync, dict) and sync.get("fingerprint_key") is not None):
         yield ("sync", "fingerprint_key"), KUBERNETES_NEEDS_KEY
+    leader = data.get("leader_election")
+    if isinstance(leader, dict) and leader.get("enabled") is True and not kubernetes:
+        yield (
+            ("leader_election", "enabled"),
+            'replicas cannot share a SQLite file: leader election needs state.backend = "kubernetes"',
+        )
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -130,7 +136,7 @@ def parse_config(text: str, file: str = "<config>") -> Settings:
     try:
         return Settings.model_validate(raw, context={INLINE_ALLOWED: False})
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(file, raw, exc)) from None
+        raise ConfigError(problems_from_validation(file, raw, exc, Settings)) from None
 
 
 def load_config(path: Path | str) -> Settings:

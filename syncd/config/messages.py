@@ -10,11 +10,13 @@ quotes); never a credential.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+import typing
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from syncd.errors import ConfigProblem, shorten
 
@@ -51,12 +53,17 @@ _MAPPING_MISSING_HINTS = {
 }
 
 
-def problems_from_validation(file: str, raw: Mapping[str, Any], exc: ValidationError) -> list[ConfigProblem]:
-    return [_problem(file, raw, error) for error in exc.errors(include_url=False)]
+def problems_from_validation(
+    file: str, raw: Mapping[str, Any], exc: ValidationError, root: type[BaseModel]
+) -> list[ConfigProblem]:
+    """One problem per error; ``root`` (the model of the whole file) lets an unknown key suggest a known one."""
+    return [_problem(file, raw, error, root) for error in exc.errors(include_url=False)]
 
 
-def _problem(file: str, raw: Mapping[str, Any], error: Any) -> ConfigProblem:
+def _problem(file: str, raw: Mapping[str, Any], error: Any, root: type[BaseModel]) -> ConfigProblem:
     loc: list[str | int] = list(error["loc"])
+    if error["type"] == "extra_forbidden":
+        error = {**error, "suggestion": _close_key(root, loc)}
     if len(loc) > 2 and loc[1] == "auth" and loc[2] in _UNION_TAGS:
         del loc[2]
     mapping = None
@@ -84,7 +91,8 @@ def _message(error: Any, key: str, loc: list[str | int], *, in_mapping: bool) ->
     name = next((str(part) for part in reversed(loc) if isinstance(part, str)), "key")
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "extra_forbidden":
-        return "unknown key"
+        suggestion = error.get("suggestion")
+        return f"unknown key (did you mean {suggestion!r}?)" if suggestion else "unknown key"
     if kind == "missing":
         hints = _MAPPING_MISSING_HINTS if in_mapping else _TOP_MISSING_HINTS
         return "missing: " + hints.get(key, f"add {name} = ... (see config.example.toml)")
@@ -106,7 +114,7 @@ def _message(error: Any, key: str, loc: list[str | int], *, in_mapping: bool) ->
     if kind == "list_type":
         return f"expected an array, e.g. {name} = [ ... ]"
     if kind == "literal_error":
-        return message + _case_hint(value, str(ctx.get("expected", "")))
+        return message + _literal_hint(name, value, str(ctx.get("expected", "")))
     if kind == "union_tag_not_found":
         return "missing: " + _TOP_MISSING_HINTS.get(key + ".method", f"add {ctx.get('discriminator', 'a tag')}")
     return message
@@ -150,10 +158,46 @@ def _as_bool(value: Any) -> str | None:
     return None
 
 
-def _case_hint(value: Any, expected: str) -> str:
+def _literal_hint(name: str, value: Any, expected: str) -> str:
+    """A hint for a near miss: another case (``"BULK"``), or a number in quotes (``"2"``)."""
     if not isinstance(value, str) or len(value) > 40:
         return ""
     for option in re.findall(r"'([^']*)'", expected):
         if option.lower() == value.lower() and option != value:
             return f" (values are case-sensitive: write {option!r})"
+    if value.strip() in re.findall(r"(?<!')\b(\d+)\b(?!')", expected):
+        return f" (a number: write {name} = {value.strip()}, without quotes)"
     return ""
+
+
+def _close_key(root: type[BaseModel], loc: Sequence[str | int]) -> str | None:
+    """The known key closest to the unknown last part of ``loc`` (a typo), if one is close."""
+    if not loc or not isinstance(loc[-1], str):
+        return None
+    candidates: list[type[BaseModel]] = [root]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if part in _UNION_TAGS:  # a union member's tag: keep the members it names
+            tagged = [m for m in candidates if part in m.model_fields or _method_of(m) == part]
+            candidates = tagged or candidates
+            continue
+        fields = [m.model_fields[part] for m in candidates if part in m.model_fields]
+        candidates = [model for field in fields for model in _models_in(field.annotation)]
+        if not candidates:
+            return None
+    names = sorted({name for model in candidates for name in model.model_fields})
+    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+
+
+def _method_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("method")
+    args = typing.get_args(field.annotation) if field is not None else ()
+    return str(args[0]) if len(args) == 1 else None

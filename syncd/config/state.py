@@ -4,12 +4,13 @@
 ``backend = "kubernetes"``: the same records in ``[state.kubernetes] secret_count`` Secrets named
 ``<secret_name_prefix>-0`` .. ``-<secret_count - 1>`` in syncd's namespace, which the manifests
 create (syncd has no ``create`` on Secrets); only the Lease holder writes them. The replicas must
-share the fingerprint key, so this backend requires ``sync.fingerprint_key``.
+share the fingerprint key, so this backend requires ``sync.fingerprint_key``. The API connection
+(``api_url``, ``namespace``, ``token_file``, ``ca_file``, ``request_timeout_seconds``) is the one
+``[leader_election]`` names: one Kubernetes API, configured once.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -20,7 +21,6 @@ from syncd.config.strict import StrictModel
 # pkg/apis/core/types.go); the whole object travels as JSON with its data base64-encoded (4/3).
 KUBERNETES_SECRET_LIMIT = 1024 * 1024
 DEFAULT_MAX_SECRET_BYTES = 512 * 1024
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 class KubernetesStateSettings(StrictModel):
@@ -29,12 +29,6 @@ class KubernetesStateSettings(StrictModel):
     secret_count: int = Field(default=4, ge=1, le=256)
     # Compressed record bytes per Secret; headroom under the 1 MiB limit for growth between cycles.
     max_secret_bytes: int = Field(default=DEFAULT_MAX_SECRET_BYTES, ge=4096, le=KUBERNETES_SECRET_LIMIT * 3 // 4)
-    # The API and the namespace: in-cluster by default (KUBERNETES_SERVICE_HOST/PORT, the service
-    # account's token, ca.crt and namespace files); set them to run outside a cluster or in tests.
-    api_url: str | None = Field(default=None, pattern=r"^https?://")
-    namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
-    service_account_dir: Path = SERVICE_ACCOUNT_DIR
-    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     def secret_names(self) -> list[str]:
         return [f"{self.secret_name_prefix}-{index}" for index in range(self.secret_count)]

@@ -25,6 +25,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 ConfigPath = Annotated[Path, Strict(False)]  # a TOML string is a path
 RuleProblem = tuple[tuple[str | int, ...], str]  # (location inside the table, message)
 INLINE_ALLOWED = "inline_credentials_allowed"  # the validation-context key (see CredentialRef)
+INLINE_SWITCHABLE = "inline_credentials_switchable"  # inside a section with allow_inline_credentials
 
 
 def number_in(data: dict[str, Any], key: str, default: float) -> float | None:
@@ -71,10 +72,11 @@ class StrictModel(BaseModel):
         if not isinstance(data, dict):
             return handler(data)
         context = info.context if isinstance(info.context, dict) else {}
-        outer = context.get(INLINE_ALLOWED)
+        outer = context.get(INLINE_ALLOWED), context.get(INLINE_SWITCHABLE)
         switch = "allow_inline_credentials" in cls.model_fields and INLINE_ALLOWED in context
         if switch:
             context[INLINE_ALLOWED] = data.get("allow_inline_credentials") is True
+            context[INLINE_SWITCHABLE] = True
         try:
             errors: list[InitErrorDetails] = []
             result = None
@@ -88,7 +90,7 @@ class StrictModel(BaseModel):
             )
         finally:
             if switch:
-                context[INLINE_ALLOWED] = outer
+                context[INLINE_ALLOWED], context[INLINE_SWITCHABLE] = outer
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
         return result

@@ -3,11 +3,16 @@
 ```
 syncd devstack [--bind 127.0.0.1] [--vault-port 8200] [--cloudflare-port 8787] [--kubernetes-port 0]
                [--kubernetes-namespace syncd] [--script NAME ...] [--write-config PATH]
+               [--write-latency SPEC]
 ```
 
 ``--write-config PATH`` writes a ready syncd config for these emulators (and its credential files,
 mode 0600) before the JSON line, and prints to stderr how to seed a secret and enable the audit
 device (``syncd.devstack.write_config``); without ``--script`` it creates the Worker ``my-worker``.
+
+``--write-latency`` delays every Cloudflare script write (a real one creates and deploys a Worker
+version and takes about a second): ``off`` (default), ``SECONDS``, ``uniform:LOW,HIGH`` or
+``lognormal:MEDIAN,SIGMA``, optionally ``@SEED``; changeable later with ``POST /__devstack/latency``.
 
 Port 0 picks a free port; the Kubernetes API takes one by default (callers read its address from
 the JSON line; a fixed default would collide with callers that pin only the other two ports to 0).
@@ -15,7 +20,7 @@ Once every emulator accepts connections, exactly one JSON line goes to stdout (`
 ``vault_token``, ``cloudflare_api_base``, ``cloudflare_api_token``, ``cloudflare_account_id``,
 ``kubernetes_api``, ``kubernetes_token``, ``kubernetes_namespace``); then the process waits for a
 signal and exits 0. Exit 1 when the emulators cannot start (a port in use), 2 for bad usage (an
-invalid script name).
+invalid script name or latency spec).
 """
 
 from __future__ import annotations
@@ -55,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--write-config", type=Path, metavar="PATH", help="write a ready syncd config for these emulators to PATH"
     )
+    parser.add_argument(
+        "--write-latency",
+        default="off",
+        metavar="SPEC",
+        help="Cloudflare write latency: off, SECONDS, uniform:LOW,HIGH or lognormal:MEDIAN,SIGMA, optional @SEED",
+    )
     return parser
 
 
@@ -77,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 scripts=args.script,
                 kubernetes_port=args.kubernetes_port,
                 kubernetes_namespace=args.kubernetes_namespace,
+                write_latency=args.write_latency,
             )
         except OSError as exc:
             print(f"syncd devstack: cannot start the emulators: {exc}", file=sys.stderr)

@@ -167,9 +167,12 @@ class EmulatorState:
                     return fault
         return None
 
-    def log(self, method: str, path: str, status: int, start: float | None = None) -> None:
+    def log(
+        self, method: str, path: str, status: int, start: float | None = None, user_agent: str | None = None
+    ) -> None:
         end = time.time()
         entry = {"method": method, "path": path, "status": status, "time": end, "start": start or end, "end": end}
+        entry["user_agent"] = user_agent  # who called: syncd names its replica there
         with self.lock:
             self.requests.append(entry)
 
@@ -353,13 +356,13 @@ def _make_handler(
             try:
                 response = self._respond(request)
             except _DropConnection:
-                server.state.log(request.method, request.path, 0, started)
+                server.state.log(request.method, request.path, 0, started, request.header("user-agent"))
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if not request.path.startswith(ADMIN_PREFIX):
-                server.state.log(request.method, request.path, response.status, started)
+                server.state.log(request.method, request.path, response.status, started, request.header("user-agent"))
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
@@ -401,8 +404,6 @@ def _make_handler(
                 return method_not_allowed(request)
             assert not isinstance(resolved, bool)
             handler, params = resolved
-            return handler(
-                Request(request.method, request.path, request.query, request.headers, request.body, params)
-            )
+            return handler(Request(request.method, request.path, request.query, request.headers, request.body, params))
 
     return _Handler

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from syncd.devstack.cloudflare import CloudflareEmulator
+from syncd.devstack.cloudflare.edits import LatencySpec
 from syncd.devstack.kubernetes import KubernetesEmulator
 from syncd.devstack.vault import VaultEmulator
 
@@ -34,10 +35,15 @@ class Devstack:
         *,
         kubernetes_port: int = 0,
         kubernetes_namespace: str = "syncd",
+        write_latency: str | None = None,
     ) -> None:
+        """``write_latency``: the Cloudflare write latency spec (``cloudflare.edits``); bad is ``ValueError``."""
+        spec = LatencySpec.parse(write_latency) if write_latency is not None else None
         self.vault = VaultEmulator(host=host, port=vault_port).start()
         try:
-            self.cloudflare = CloudflareEmulator(host=host, port=cloudflare_port, scripts=tuple(scripts)).start()
+            self.cloudflare = CloudflareEmulator(
+                host=host, port=cloudflare_port, scripts=tuple(scripts), write_latency=spec
+            ).start()
             try:
                 self.kubernetes = KubernetesEmulator(
                     host=host, port=kubernetes_port, namespace=kubernetes_namespace

@@ -27,7 +27,9 @@ carry the cycle id and its client calls see the cycle's deadline (``syncd.deadli
 applier returns at the latest ``GRACE_SECONDS`` after the deadline: a write still running then is
 reported as ``CycleTimeout`` (its outcome is unknown to this cycle; if Cloudflare confirms it, the
 writer still records it, which is true). A script in backoff (``ScriptBackoff``) is not written at
-all; its mappings report ``ScriptBackedOff``.
+all; its mappings report ``ScriptBackedOff``. Writers record in the state store directly: it
+serialises its writes itself (one SQLite connection opened with ``check_same_thread=False`` behind
+an ``RLock``), and each writer records only its own script's bindings.
 
 Staging (``on_undeployed = "stage"``): when a script refuses a write because its latest version is
 not fully deployed (10214/10215), the changes of the mappings that stage (``stage_mappings``) still

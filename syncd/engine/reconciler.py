@@ -270,12 +270,21 @@ class Reconciler:
         if not jobs:
             return
         size = max(1, min(self._concurrency or cycle.settings.vault.concurrency, len(jobs)))
+        pending = iter(jobs)
+        taking = threading.Lock()
+
+        def drain() -> None:
+            # One task per worker pulling secrets until none is left: no future per secret.
+            while True:
+                with taking:
+                    job = next(pending, None)
+                if job is None:
+                    return
+                self._inspect_guarded(cycle, *job)
+
         with ThreadPoolExecutor(max_workers=size, thread_name_prefix="syncd-vault") as pool:
-            # Each job runs in a copy of this thread's context, so its log lines carry the cycle id.
-            futures = [
-                pool.submit(functools.partial(contextvars.copy_context().run, self._inspect_guarded, cycle, *job))
-                for job in jobs
-            ]
+            # Each worker runs in a copy of this thread's context, so its log lines carry the cycle id.
+            futures = [pool.submit(contextvars.copy_context().run, drain) for _ in range(size)]
             for future in futures:
                 future.result()
 
@@ -397,30 +406,48 @@ class Reconciler:
     # --- 3. ownership and the plan ----------------------------------------------------------------
 
     def _remote_names(self, cycle: _Cycle) -> dict[Target, set[str]]:
+        """The secret names of every target where ownership must be decided, listed in parallel
+        (``write_concurrency`` at a time, through the shared pacer). A target in backoff is not
+        listed: nothing would be written to it anyway."""
         desires = [w.desire for w in cycle.works if w.desire is not None]
+        targets = sorted(targets_needing_names(desires, cycle.records))
+        if not targets:
+            return {}
+        writing: dict[Target, list[_Work]] = defaultdict(list)
+        for work in cycle.works:
+            if work.desire is not None:
+                for target in {b.target for b in work.desire.bindings}:
+                    writing[target].append(work)
+        size = min(self._write_concurrency or cycle.settings.cloudflare.write_concurrency, len(targets))
+        with ThreadPoolExecutor(max_workers=size, thread_name_prefix="syncd-lister") as pool:
+            futures = [
+                pool.submit(functools.partial(contextvars.copy_context().run, self._list_names, cycle, target))
+                for target in targets
+            ]
+            listed = [future.result() for future in futures]
         names: dict[Target, set[str]] = {}
-        for target in sorted(targets_needing_names(desires, cycle.records)):
-            if self._past_deadline(cycle):
-                error: SyncdError = CycleTimeout(f"cycle deadline passed before listing the secrets of {target}")
-            else:
-                try:
-                    names[target] = {s.name for s in self._workers.list_secrets(target)}
-                    continue
-                except SyncdError as exc:
-                    error = exc
-                except Exception as exc:  # a bug in the client fails this target only (invariant 6)
-                    affected = self._writing_to(cycle, target)
-                    log_internal_for_target(exc, [w.name for w in affected], target)
-                    for work in affected:
-                        work.fail_internal(exc)
-                    continue
-            for work in self._writing_to(cycle, target):
-                work.fail(error)
+        for target, outcome in zip(targets, listed, strict=True):
+            if isinstance(outcome, set):
+                names[target] = outcome
+            elif isinstance(outcome, SyncdError):
+                for work in writing[target]:
+                    work.fail(outcome)
+            else:  # a bug in the client fails this target only (invariant 6)
+                log_internal_for_target(outcome, [w.name for w in writing[target]], target)
+                for work in writing[target]:
+                    work.fail_internal(outcome)
         return names
 
-    @staticmethod
-    def _writing_to(cycle: _Cycle, target: Target) -> list[_Work]:
-        return [w for w in cycle.works if w.desire is not None and any(b.target == target for b in w.desire.bindings)]
+    def _list_names(self, cycle: _Cycle, target: Target) -> set[str] | Exception:
+        blocked = self._backoff.blocked(target)
+        if blocked is not None:
+            return blocked
+        if self._past_deadline(cycle):
+            return CycleTimeout(f"cycle deadline passed before listing the secrets of {target}")
+        try:
+            return {s.name for s in self._workers.list_secrets(target)}
+        except Exception as exc:  # SyncdError: reported per mapping; anything else: a bug, see above
+            return exc
 
     def _plan(self, cycle: _Cycle, remote: dict[Target, set[str]], *, full: bool) -> Plan:
         desires = [w.desire for w in cycle.works if w.desire is not None]

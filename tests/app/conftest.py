@@ -6,14 +6,17 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
+from syncd.app.cli.main import main
 from syncd.app.service.logs import configure_logging
+from tests.app.service_conftest_helpers import Stack, running_stack, write_config
 
-_TOUCHED_LOGGERS = ("httpx", "httpcore", "apscheduler.executors", "apscheduler.executors.default")
+_TOUCHED_LOGGERS = ("httpx", "httpcore", "apscheduler", "apscheduler.executors", "apscheduler.executors.default")
 
 
 @pytest.fixture(autouse=True)
@@ -53,3 +56,25 @@ class LogCapture:
 @pytest.fixture
 def json_logs() -> LogCapture:
     return LogCapture()
+
+
+# -- the command line against the emulators (tests/app/test_cli*.py) -------------------------------
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """Vault and Cloudflare emulators with canary secrets; credentials in the environment."""
+    with running_stack(monkeypatch) as running:
+        yield running
+
+
+@pytest.fixture
+def config(tmp_path: Path, stack: Stack) -> Path:
+    return write_config(tmp_path, stack)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``syncd ARGV`` in this process: the exit code, stdout and stderr."""
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -7,21 +7,15 @@ documented rule (JSON text), so check and once agree on them as well.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from syncd.app.cli.main import main
-from tests.app.service_conftest_helpers import SCRIPT, Stack, config_text, leaked, running_stack
+from tests.app.service_conftest_helpers import SCRIPT, Stack, config_text, leaked
 
 BIG_CANARY = "canary-big-" + "x" * 6 * 1024
 
-
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    with running_stack(monkeypatch) as running:
-        yield running
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

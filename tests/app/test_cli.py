@@ -12,14 +12,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
 import syncd
-from syncd.app.cli.main import main
+from tests.app.conftest import run_cli as run
 from tests.app.service_conftest_helpers import (
     CANARY_API_KEY,
     CANARY_ROTATED,
@@ -30,26 +29,8 @@ from tests.app.service_conftest_helpers import (
     Stack,
     leaked,
     leaked_any,
-    running_stack,
     write_config,
 )
-
-
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    with running_stack(monkeypatch) as running:
-        yield running
-
-
-@pytest.fixture
-def config(tmp_path: Path, stack: Stack) -> Path:
-    return write_config(tmp_path, stack)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_clean(stack: Stack, *texts: str) -> None:

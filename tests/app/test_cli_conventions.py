@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,36 +17,17 @@ import pytest
 import stamina.instrumentation
 from structlog.testing import capture_logs
 
-from syncd.app.cli.main import main
 from syncd.app.service.http_server import OpsServer
 from syncd.app.service.logs import configure_logging, log_retry
 from syncd.app.service.metrics import Metrics
 from syncd.errors import CloudflareServerError
+from tests.app.conftest import run_cli as run
 from tests.app.service_conftest_helpers import (
     CANARY_ROTATED,
     CANARY_WEBHOOK,
     SCRIPT,
     Stack,
-    running_stack,
-    write_config,
 )
-
-
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    with running_stack(monkeypatch) as running:
-        yield running
-
-
-@pytest.fixture
-def config(tmp_path: Path, stack: Stack) -> Path:
-    return write_config(tmp_path, stack)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_global_options_work_before_the_command(
@@ -225,3 +205,17 @@ class _NoStatus:
 
     def trigger(self, mapping: str | None) -> tuple[int, dict[str, Any]]:
         return 202, {}
+
+
+def test_once_refuses_a_kubernetes_state_that_the_leader_writes(
+    stack: Stack, config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNCD_TEST_FINGERPRINT_KEY", "k" * 40)
+    text = config.read_text().replace(
+        "[server]", '[state]\nbackend = "kubernetes"\n\n[server]'
+    ).replace("[sync]\n", '[sync]\nfingerprint_key = { env = "SYNCD_TEST_FINGERPRINT_KEY" }\n', 1)
+    config.write_text(text)
+    code, _, err = run(capsys, "once", "--config", str(config))
+    assert code == 2
+    assert "POST /trigger on the leader" in err
+    assert stack.cloudflare_calls() == []

@@ -4,12 +4,11 @@ writes the state, before any call to Vault or Cloudflare; ``status`` and ``plan`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from syncd.app.cli.main import main
+from tests.app.conftest import run_cli as run
 from tests.app.service_conftest_helpers import (
     CANARY_API_KEY,
     CANARY_ROTATED,
@@ -17,32 +16,14 @@ from tests.app.service_conftest_helpers import (
     SCRIPT,
     Stack,
     leaked,
-    running_stack,
-    write_config,
 )
 from tests.lock_holder import holder_process
-
-
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    with running_stack(monkeypatch) as running:
-        yield running
-
-
-@pytest.fixture
-def config(tmp_path: Path, stack: Stack) -> Path:
-    return write_config(tmp_path, stack)
 
 
 @pytest.fixture
 def state_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "syncd.sqlite3"
 
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def texts(stack: Stack) -> dict[str, str]:

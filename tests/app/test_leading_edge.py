@@ -26,6 +26,7 @@ from syncd.app.service.daemon import Service
 from syncd.app.service.wiring import build_service
 from syncd.config import load_config
 from tests.app.service_conftest_helpers import (
+    CANARY_API_KEY,
     CANARY_ROTATED,
     CANARY_WEBHOOK,
     OTHER_SCRIPT,
@@ -129,7 +130,7 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
         try:
             listener = service.audit_listener
             assert listener is not None
-            assert _wait(lambda: holds_api_key(stack, "canary-apikey-4e1b9a7c")), "the startup cycle did not push"
+            assert _wait(lambda: holds_api_key(stack, CANARY_API_KEY)), "the startup cycle did not push"
             stack.root.sys.enable_audit_device(
                 device_type="socket",
                 path="syncd",

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 import syncd
+from syncd.app.leadership import LeaderMetrics
 from syncd.app.service.metrics import Metrics
 from syncd.engine.report import Action, CycleReport, MappingResult, PlannedChange, PushRecord, Reason
 from syncd.model import Target, VaultSecretRef
@@ -386,6 +387,7 @@ def _rule_exprs() -> list[str]:
 
 
 def test_alert_rules_use_only_metrics_syncd_exports(metrics: Metrics) -> None:
+    LeaderMetrics(metrics.registry)  # the service always adds them (syncd.app.service.wiring)
     exported = _exported_sample_names(metrics)
     used = {name for expr in _rule_exprs() for name in re.findall(r"\b(?:syncd|process)_[a-z_]+\b", expr)}
 

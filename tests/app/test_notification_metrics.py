@@ -247,6 +247,9 @@ class _State:
     def all_mapping_status(self) -> list[Any]:
         return []
 
+    def reload(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -185,8 +185,13 @@ class FakeState:
     closed: bool = False
     events: list[str] | None = None
 
+    reloads: int = 0
+
     def all_mapping_status(self) -> list[MappingStatus]:
         return list(self.statuses)
+
+    def reload(self) -> None:
+        self.reloads += 1
 
     def close(self) -> None:
         self.closed = True

@@ -152,12 +152,18 @@ class Harness:
         listener = self.service.audit_listener
         assert listener is not None
         conn = socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT)
-        assert wait_until(lambda: self.service.sync_mode()["mode"] == BACKSTOP, WAIT)
+        self._switched_to(BACKSTOP)
         return conn
 
     def drop(self, conn: socket.socket) -> None:
         conn.close()
-        assert wait_until(lambda: self.service.sync_mode()["mode"] == INTERVAL, WAIT)
+        self._switched_to(INTERVAL)
+
+    def _switched_to(self, mode: str) -> None:
+        """The mode is in force and the sweep its switch asks for is queued (just after, off the lock)."""
+        assert wait_until(
+            lambda: self.service.sync_mode()["mode"] == mode and bool(self.scheduler.manual_jobs()), WAIT
+        )
 
 
 @pytest.fixture
@@ -284,3 +290,46 @@ def test_notifications_during_a_running_cycle_coalesce_into_exactly_one_follow_u
     runner.join(WAIT)
     notification_calls = [c for c in harness.reconciler.calls if c["trigger"] == "notification"]
     assert [c["only"] for c in notification_calls] == [["m01"], ["m01", "m02", "m03"]]
+
+
+def test_an_audit_listener_that_cannot_start_keeps_interval_mode_and_says_why(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        harness = Harness(tmp_path, notifications=f'\n[notifications]\naudit_listen = "127.0.0.1:{port}"\n')
+        harness.service.start()
+        try:
+            mode = harness.service.sync_mode()
+            assert (mode["mode"], mode["reason"]) == (INTERVAL, "audit: could not start")
+            assert harness.tick()["only"] is None
+            assert harness.scheduler.manual_jobs() == []  # no change of mode, no extra sweep
+        finally:
+            harness.service.shutdown()
+
+
+def test_a_reloaded_backstop_interval_changes_the_slices_at_the_next_tick(harness: Harness) -> None:
+    conn = harness.connect()
+    try:
+        harness.run_queued()
+        assert harness.service.sync_mode()["slices"] == 10
+        path = harness.service.config_path
+        path.write_text(path.read_text().replace("backstop_interval_seconds = 300", "backstop_interval_seconds = 60"))
+        assert harness.service.reload()
+        assert harness.service.sync_mode()["slices"] == 2
+        calls = [harness.tick(), harness.tick()]
+        seen = Counter(name for c in calls for name in c["only"])  # type: ignore[attr-defined]
+        assert set(seen) == set(NAMES) and set(seen.values()) == {1}
+    finally:
+        harness.drop(conn)
+
+
+def test_an_interval_longer_than_the_default_backstop_needs_no_backstop_setting() -> None:
+    text = BASE_CONFIG.replace("interval_seconds = 30", "interval_seconds = 3600")
+    settings = parse_config(
+        text + "\n[[mapping]]\nname='a'\nvault={mount='secret', path='a'}\ntarget={script='w'}\n"
+        "secret_text={keys={k='K'}}\n",
+        "syncd.toml",
+    )
+    assert settings.sync.backstop_seconds == 3600
+    assert parse_config(BASE_CONFIG).sync.backstop_seconds == 300

@@ -1,4 +1,9 @@
-"""A scripted Vault behind a requests transport adapter, so the real hvac client is exercised."""
+"""A scripted Vault behind a requests transport adapter, so the real hvac client is exercised.
+
+``FakeVault.transport()`` serves the same script to the reader's lean path (``vault_http``): its
+requests are recorded as ``requests.PreparedRequest`` too, and a scripted requests exception
+becomes the ``VaultTransportError`` a real transport raises for it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import requests
 from requests.adapters import BaseAdapter
 
 from syncd.clients.vault import build_hvac_client
+from syncd.clients.vault_http import HttpReply, VaultTransportError
 
 Reply = tuple[int, Any] | Exception | Callable[[requests.PreparedRequest], tuple[int, Any]]
 
@@ -81,6 +87,34 @@ class FakeVault(BaseAdapter):
         else:
             response._content = b""
         return response
+
+    def close(self) -> None:
+        pass
+
+    def transport(self) -> FakeTransport:
+        return FakeTransport(self)
+
+
+class FakeTransport:
+    """The lean reads' transport (``vault_http.VaultTransport``) over a ``FakeVault``."""
+
+    base_url = ADDRESS
+
+    def __init__(self, fake: FakeVault) -> None:
+        self.fake = fake
+
+    def get(self, target: str, headers: Mapping[str, str]) -> HttpReply:
+        request = requests.Request("GET", ADDRESS + target, headers=dict(headers)).prepare()
+        failure: VaultTransportError | None = None
+        try:
+            response = self.fake.send(request)
+        except requests.exceptions.Timeout as exc:
+            failure = VaultTransportError("timeout", type(exc).__name__)
+        except requests.exceptions.RequestException as exc:
+            failure = VaultTransportError("connection", type(exc).__name__)
+        if failure is not None:
+            raise failure
+        return HttpReply(response.status_code, response.headers, response.content)
 
     def close(self) -> None:
         pass

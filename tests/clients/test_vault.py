@@ -43,7 +43,13 @@ def rec() -> Recorder:
 
 
 def reader(fake: FakeVault, rec: Recorder | None = None, **kw: Any) -> VaultReader:
-    return VaultReader(hvac_client(fake, token=CANARY_TOKEN), observer=rec or Recorder(), clock=lambda: NOW, **kw)
+    return VaultReader(
+        hvac_client(fake, token=CANARY_TOKEN),
+        observer=rec or Recorder(),
+        clock=lambda: NOW,
+        http=fake.transport(),
+        **kw,
+    )
 
 
 def metadata(current: int, *, deletion_time: str = "", destroyed: bool = False) -> dict[str, Any]:
@@ -263,7 +269,7 @@ def test_connection_error_has_kind_not_details(fake: FakeVault, rec: Recorder) -
 
 def test_unknown_status_with_a_plain_hvac_client_is_treated_as_unavailable(fake: FakeVault) -> None:
     fake.on("GET", "secret/metadata/apps/billing", (504, {"errors": []}), (200, metadata(1)))
-    r = VaultReader(hvac_client(fake, plain=True), clock=lambda: NOW)
+    r = VaultReader(hvac_client(fake, plain=True), clock=lambda: NOW, http=fake.transport())
     assert r.current_version(REF, KvVersion.V2).version == 1
 
 

@@ -66,7 +66,7 @@ def test_defaults_are_safe() -> None:
 
 def test_unknown_keys_are_errors_naming_the_key() -> None:
     problems = _problems(BASE + "\n[sync]\nintervall_seconds = 5\n")
-    assert problems == ["syncd.toml: key 'sync.intervall_seconds': unknown key"]
+    assert problems == ["syncd.toml: key 'sync.intervall_seconds': unknown key (did you mean 'interval_seconds'?)"]
 
 
 def test_all_problems_reported_at_once_with_mapping_names() -> None:

@@ -126,6 +126,11 @@ def test_a_huge_mapping_name_is_never_echoed_whole() -> None:
         ("[server]\nport = 80.5", "key 'server.port': expected an integer, e.g. port = 8080"),
         ("[server]\nbind = 8080", "key 'server.bind': expected a string in quotes"),
         ('[cloudflare]\nwrite_mode = "BULK"', "values are case-sensitive: write 'bulk'"),
+        (
+            '[[mapping]]\nname = "m"\nvault = { mount = "s", path = "p", kv_version = "2" }\n'
+            'target = { script = "s" }\nsecret_text = { json_binding = "C" }',
+            "key 'vault.kv_version': Input should be 'auto', 1 or 2 (a number: write kv_version = 2, without quotes)",
+        ),
     ],
 )
 def test_types_are_strict_and_the_message_shows_the_accepted_form(snippet: str, expected: str) -> None:
@@ -163,6 +168,7 @@ def test_inline_values_are_refused_for_every_credential_even_with_allow_elsewher
     text += f'\n[{section}]\n{name} = {{ value = "canary-0123456789-0123456789-0123456789" }}\n'
     problem = _one(text)
     assert problem.startswith(f"syncd.toml: key '{key}': inline credentials are refused")
+    assert problem.endswith("(this credential is never accepted inline)")
     assert "canary" not in problem
 
 
@@ -172,7 +178,9 @@ def test_inline_allowed_under_its_own_section_only() -> None:
     )
     assert isinstance(parse_config(text).vault.auth, TokenAuth)
     refused = text.replace('api_token = { env = "CF_TOKEN" }', 'api_token = { value = "c" }')
-    assert _one(refused).startswith("syncd.toml: key 'cloudflare.auth.api_token': inline credentials are refused")
+    problem = _one(refused)
+    assert problem.startswith("syncd.toml: key 'cloudflare.auth.api_token': inline credentials are refused")
+    assert problem.endswith("(allow_inline_credentials = true in this section permits it, for development only)")
 
 
 def test_missing_auth_sections_default_to_the_clis_environment_variables() -> None:
@@ -230,3 +238,34 @@ def test_a_rule_runs_even_when_a_sibling_field_is_invalid() -> None:
         _Outer.model_validate({"inner": {"low": 2, "high": 1}, "new_field": "x"})
     found = {(e["loc"], e["msg"]) for e in info.value.errors()}
     assert found == {(("inner", "low"), "low must not exceed high"), (("new_field",), "Input should be a valid number")}
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ("[vualt]\nx = 1", "key 'vualt': unknown key (did you mean 'vault'?)"),
+        ("[logging]\nlevl = 'info'", "key 'logging.levl': unknown key (did you mean 'level'?)"),
+        (
+            "[server]\ntrigger_token = { evn = 'X' }",
+            "key 'server.trigger_token.evn': unknown key (did you mean 'env'?)",
+        ),
+        ("[logging]\nzzzzz = 1", "key 'logging.zzzzz': unknown key"),
+    ],
+)
+def test_an_unknown_key_suggests_the_known_key_it_resembles(snippet: str, expected: str) -> None:
+    assert any(p == "syncd.toml: " + expected for p in _problems(BASE + "\n" + snippet + "\n")), _problems(
+        BASE + "\n" + snippet + "\n"
+    )
+
+
+def test_an_unknown_key_inside_a_union_member_or_a_mapping_suggests_too() -> None:
+    text = BASE.replace(
+        'method = "token"\ntoken = { env = "VAULT_TOKEN" }',
+        'method = "approle"\nrole_id = "r"\nsecret_id = { env = "S" }\nmout = "x"',
+    )
+    text += '\n[[mapping]]\nname = "m"\nvault = { mount = "s", path = "p", kv_versoin = 2 }\n'
+    text += 'target = { script = "s" }\nsecret_text = { json_binding = "C" }\n'
+    assert sorted(_problems(text)) == [
+        "syncd.toml: key 'vault.auth.mout': unknown key (did you mean 'mount'?)",
+        "syncd.toml: mapping 'm', key 'vault.kv_versoin': unknown key (did you mean 'kv_version'?)",
+    ]

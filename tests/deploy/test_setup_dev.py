@@ -26,6 +26,8 @@ echo "a noisy setuptools banner"
 def project(tmp_path: Path) -> Path:
     (tmp_path / "scripts").mkdir()
     shutil.copy(ROOT / "scripts" / "setup-dev.sh", tmp_path / "scripts" / "setup-dev.sh")
+    # Prometheus has its own script and tests (tests/monitoring): here a stand-in that says nothing.
+    (tmp_path / "scripts" / "setup-prometheus.sh").write_text("exit 0\n")
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
     (tmp_path / "constraints.txt").write_text("pydantic==2.14.4\n")
     bin_dir = tmp_path / ".venv" / "bin"

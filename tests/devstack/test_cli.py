@@ -107,3 +107,19 @@ def test_port_in_use_fails_to_start(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert code == 1
     assert "cannot start" in capsys.readouterr().err
+
+
+def test_bad_write_latency_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--vault-port", "0", "--cloudflare-port", "0", "--write-latency", "gaussian:1,2"])
+
+    assert code == 2
+    assert "bad write latency" in capsys.readouterr().err
+
+
+def test_write_latency_reaches_the_cloudflare_emulator() -> None:
+    from syncd.devstack.stack import Devstack  # noqa: PLC0415 - only this test needs the in-process stack
+
+    with Devstack(write_latency="uniform:0.5,1.5@3") as stack:
+        spec = httpx.get(stack.cloudflare.url + "/__devstack/latency").json()
+
+    assert spec == {"kind": "uniform", "a": 0.5, "b": 1.5, "seed": 3}

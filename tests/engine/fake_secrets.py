@@ -33,6 +33,7 @@ class FakeSecrets:
         self.objects: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
         self.fail_next: dict[str, SecretsApiError] = {}  # verb -> error raised once
+        self.puts_before_failure: int | None = None  # then every PUT fails (503) until reset
         self._versions = itertools.count(1000)
         self._lock = threading.Lock()
         for name in names:
@@ -79,6 +80,8 @@ class FakeSecrets:
     def replace(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._fault("PUT", name)
+            if self.puts_before_failure is not None and len(self.puts()) >= self.puts_before_failure:
+                return self._refuse("PUT", name, 503, "ServiceUnavailable", "the API went away")
             stored = self.objects.get(name)
             if stored is None:
                 return self._refuse("PUT", name, 404, "NotFound", f'secrets "{name}" not found')

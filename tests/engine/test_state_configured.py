@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
+import certifi
 import httpx
 import pytest
 
 from syncd.clients.k8s_secrets import KubernetesEndpoint, SecretsApiError, SecretsClient
 from syncd.config import parse_config
-from syncd.engine.state import StateStore
-from syncd.engine.state.configured import open_configured_state
+from syncd.engine.state import MappingOutcome, StateStore
+from syncd.engine.state.configured import open_configured_state, reload_on_takeover
 from syncd.engine.state.kubernetes import KubernetesStateStore
 from syncd.errors import ConfigError, StateError
 from tests.engine.fake_secrets import FakeSecrets
@@ -79,7 +81,7 @@ def test_outside_a_pod_without_api_url_the_state_cannot_open_and_says_why(monkey
     settings = parse_config(
         BASE + '[sync]\nfingerprint_key = { env = "K" }\n[state]\nbackend = "kubernetes"\n', "config.toml"
     )
-    with pytest.raises(StateError, match=r"KUBERNETES_SERVICE_HOST/PORT unset\): set \[state.kubernetes\] api_url"):
+    with pytest.raises(StateError, match=r"KUBERNETES_SERVICE_HOST/PORT unset\): set \[leader_election\] api_url"):
         open_configured_state(settings, fingerprint_key=KEY)
 
 
@@ -95,7 +97,8 @@ def service_account(tmp_path: Path, token: str = "token-1") -> Path:
 def test_in_cluster_endpoint_reads_the_service_account_and_rereads_a_rotated_token(tmp_path: Path) -> None:
     directory = service_account(tmp_path)
     endpoint = KubernetesEndpoint.in_cluster(
-        service_account_dir=directory,
+        token_file=directory / "token",
+        ca_file=directory / "ca.crt",
         environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"},
     )
     assert (endpoint.base_url, endpoint.namespace, endpoint.verify) == ("https://10.0.0.1:443", "syncd-ns", True)
@@ -145,3 +148,30 @@ def test_no_answer_is_an_error_without_a_status() -> None:
     with pytest.raises(SecretsApiError, match="GET secret ns/s: ConnectError") as caught:
         client.get("s")
     assert caught.value.status is None
+
+
+def test_a_replica_that_takes_over_reads_what_the_previous_leader_wrote_since() -> None:
+    names = ("syncd-state-0",)
+    api = FakeSecrets(names=names)
+    follower = KubernetesStateStore.open(api, names, hmac_key=KEY)  # opened at start, before it leads
+    with KubernetesStateStore.open(api, names, hmac_key=KEY) as leader:
+        leader.record_mapping_results([MappingOutcome("edge", 1.0, "cfg", 3, True, True, None, None)])
+    assert follower.mapping_status("edge") is None
+    reload_on_takeover(follower)
+    assert follower.mapping_status("edge") is not None
+    follower.close()
+    with StateStore.open(":memory:") as sqlite:
+        reload_on_takeover(sqlite)  # nothing to do
+
+
+def test_the_cluster_ca_is_trusted_when_present_and_a_damaged_one_is_named(tmp_path: Path) -> None:
+    directory = service_account(tmp_path)
+    environ = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}
+    (directory / "ca.crt").write_bytes(Path(certifi.where()).read_bytes())  # any valid bundle
+    token, ca = directory / "token", directory / "ca.crt"
+    endpoint = KubernetesEndpoint.in_cluster(token_file=token, ca_file=ca, environ=environ)
+    assert isinstance(endpoint.verify, ssl.SSLContext)
+    assert endpoint.base_url == "https://[fd00::1]:6443"
+    (directory / "ca.crt").write_text("not a certificate")
+    with pytest.raises(SecretsApiError, match=r"cannot load the cluster CA .*ca\.crt"):
+        KubernetesEndpoint.in_cluster(token_file=token, ca_file=ca, environ=environ)

@@ -10,6 +10,7 @@ import base64
 import gzip
 import json
 import secrets
+import threading
 from dataclasses import replace
 
 import pytest
@@ -19,6 +20,7 @@ from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.state import BindingRecord, MappingOutcome
 from syncd.engine.state.chunks import DATA_KEY, FORMAT, bucket_of
+from syncd.engine.state.chunks import encode as encode_chunks
 from syncd.engine.state.kubernetes import KubernetesStateStore
 from syncd.engine.values import desired_bindings
 from syncd.errors import StateConflict, StateError
@@ -62,6 +64,10 @@ def a_mapping_in_each_secret(count: int = len(NAMES)) -> list[str]:
         found.setdefault(bucket_of(f"m{n}", count), f"m{n}")
         n += 1
     return [found[i] for i in range(count)]
+
+
+def encode_chunk(records: list[BindingRecord]) -> bytes:
+    return encode_chunks(records, ())
 
 
 def document(api: FakeSecrets, name: str) -> dict[str, object]:
@@ -203,8 +209,11 @@ def test_a_409_from_a_concurrent_writer_is_a_state_conflict_and_nothing_is_overw
         store.record_mapping_results([outcome("edge", 1.0)])
         api.touch(home)  # another replica (or a person) wrote it meanwhile
         theirs = json.dumps(api.objects[home], sort_keys=True)
+        told = threading.Event()
+        store.on_conflict = told.set
         with pytest.raises(StateConflict, match=f"state secret syncd/{home} was changed by another writer"):
             store.record_mapping_results([outcome("edge", 2.0, version=8)])
+        assert told.wait(timeout=10)
         assert json.dumps(api.objects[home], sort_keys=True) == theirs
         assert store.fenced
         with pytest.raises(StateConflict, match="writes no more"):
@@ -356,3 +365,44 @@ def test_binding_targets_in_dispatch_namespaces_keep_apart() -> None:
         store.record_bindings([record("A"), record("A", target=inside)])
     with open_store(api) as reopened:
         assert [r.target for r in reopened.bindings()] == [TARGET, inside]
+
+
+def test_a_move_cut_short_between_its_two_writes_loses_nothing_and_keeps_one_copy() -> None:
+    names = NAMES[:2]
+    first, second = a_mapping_in_each_secret(2)
+    api = FakeSecrets(names=names)
+    with open_store(api, names) as store:
+        store.record_bindings([record("MOVING", first)])
+        store.record_mapping_results([])
+        api.calls.clear()
+        api.puts_before_failure = 2  # the new home and the old one with the record kept, then nothing
+        store.record_bindings([record("MOVING", second, vault_version=9)])  # the binding changes mapping
+        with pytest.raises(StateError):
+            store.record_mapping_results([])
+        assert len(api.puts()) == 2
+        with open_store(api, names, exclusive=False) as crashed_here:  # a new leader reading now
+            (seen,) = crashed_here.bindings()
+            assert (seen.mapping, seen.vault_version) == (second, 9)
+        api.puts_before_failure = None
+    with open_store(api, names) as after:
+        (seen,) = after.bindings()
+        assert seen.mapping == second
+    for index, name in enumerate(names):
+        rows = document(api, name)["bindings"]
+        assert isinstance(rows, list)
+        assert [row[4] for row in rows] == ([second] if index == bucket_of(second, 2) else []), name
+
+
+def test_a_stale_copy_outside_its_home_secret_loses_to_the_home_copy_and_is_removed() -> None:
+    names = NAMES[:2]
+    home_mapping = a_mapping_in_each_secret(2)[1]
+    stale, fresh = record("K", home_mapping, vault_version=1), record("K", home_mapping, vault_version=2)
+    api = FakeSecrets(names=())
+    api.create(names[0], {DATA_KEY: encode_chunk([stale])})  # left by a move cut short
+    api.create(names[1], {DATA_KEY: encode_chunk([fresh])})
+    with open_store(api, names) as store:
+        assert store.bindings() == [fresh]
+        store.record_mapping_results([])  # the first write cleans up
+    assert document(api, names[0])["bindings"] == []
+    with open_store(api, names) as reread:
+        assert reread.bindings() == [fresh]

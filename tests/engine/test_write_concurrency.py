@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from syncd.errors import (
     CloudflareValidationError,
     SyncdError,
 )
-from syncd.model import SecretBody, Target
+from syncd.model import RemoteSecret, SecretBody, Target
 from tests.app.service_conftest_helpers import wait_until
 from tests.engine.conftest import CANARY, leaks
 from tests.engine.fakes import FakeWorkers, keys_mapping, make_settings, target
@@ -125,11 +125,11 @@ def test_a_write_left_in_flight_by_an_ended_cycle_is_never_overlapped(world: Wor
     workers_of(world).hold = lambda where: release.wait(WAIT) if where == target("a") else None
     reconciler = world.reconciler(settings)
     try:
-        first = reconciler.reconcile(deadline=world.now + 0.2)
+        first = reconciler.reconcile(deadline=world.now + 1.0)
         assert result(first, "m-a").error_code == "CycleTimeout" and first.timed_out
         assert result(first, "m-b").in_sync
 
-        second = reconciler.reconcile(trigger="notification", deadline=world.now + 0.2)
+        second = reconciler.reconcile(trigger="notification", deadline=world.now + 1.0)
         assert result(second, "m-a").error_code == "CycleTimeout"
         assert "still in flight" in (result(second, "m-a").error or "")
         assert workers_of(world).in_flight[target("a")] == 1  # still the first cycle's write
@@ -215,3 +215,19 @@ def test_backoff_jitter_stays_within_the_nominal_backoff() -> None:
         now[0] = health.next_retry_at
         assert backoff.blocked(where) is None  # due: the next cycle writes to it again
         now[0] = 0.0
+
+
+def test_new_scripts_are_listed_in_parallel_too(world: World) -> None:
+    scripts = [f"s{i}" for i in range(4)]
+    settings = one_mapping_per_script(world, scripts, write_concurrency=4)
+    together = threading.Barrier(4, timeout=WAIT)  # passes only if 4 lists are in flight at once
+    original = world.workers.list_secrets
+
+    def list_secrets(where: Target) -> Sequence[RemoteSecret]:
+        together.wait()
+        return original(where)
+
+    world.workers.list_secrets = list_secrets  # type: ignore[method-assign,assignment]
+    report = world.reconciler(settings).reconcile()
+    assert report.ok, [r.error_code for r in report.results]
+    assert sorted(c.target.script for c in world.workers.calls if c.operation == "list") == scripts

@@ -120,10 +120,10 @@ def test_slow_and_failing_scripts_do_not_hold_the_healthy_ones_and_the_cycle_end
 
     for script in scripts:
         stack.put(f"app/{script}", {"k": f"{CANARY}-{script}-2"})
-    fault(stack, slow, latency=6.0)  # answers long after the cycle's deadline
+    fault(stack, slow, latency=10.0)  # answers long after the cycle's deadline
     fault(stack, failing, status=503)
     with capture_logs() as logs:
-        deadline = time.time() + 2.5
+        deadline = time.time() + 4.0  # ample for the healthy scripts, even on a loaded machine
         report = reconciler.reconcile(deadline=deadline)
         assert report.finished_at <= deadline + SLACK
         for script in healthy:  # converged in this very cycle
@@ -135,7 +135,7 @@ def test_slow_and_failing_scripts_do_not_hold_the_healthy_ones_and_the_cycle_end
 
         # The next cycle leaves the failing script alone (and the slow one, once it has timed out).
         stack.clear_requests()
-        deadline = time.time() + 2.5
+        deadline = time.time() + 4.0
         after = reconciler.reconcile(deadline=deadline)
         assert after.finished_at <= deadline + SLACK
         assert result(after, failing).error_code == "ScriptBackedOff"
@@ -195,16 +195,32 @@ def test_concurrent_writers_never_overlap_on_one_script_over_http(stack: Stack) 
 
 
 def test_concurrent_writers_never_exceed_the_account_rate_limit(stack: Stack) -> None:
-    limit, window = 10, 1.0
+    limit, window = 10, 2.0
     stack.devstack.cloudflare.set_rate_limit(limit, window, block=300.0)  # a 429 would block for 5 min
-    use_client(stack, pacer=Pacer(limit, window, headroom=0.8))
-    settings = per_script(stack, SCRIPTS, write_concurrency=8)
+    # Half the limit: the emulator counts arrivals, and a loaded machine delays some requests more
+    # than others between the pacer's grant and the emulator.
+    use_client(stack, pacer=Pacer(limit, window, headroom=0.5))
+    scripts = SCRIPTS[:6]
+    settings = per_script(stack, scripts, write_concurrency=8)
     stack.clear_requests()
-    report = stack.reconciler(settings).reconcile()  # a list and a write per script: 24 requests
+    report = stack.reconciler(settings).reconcile()  # a list and a write per script: 12 requests
     assert report.ok, [(r.mapping, r.error_code) for r in report.results]
     entries = logged(stack)
-    assert len(entries) == 2 * len(SCRIPTS)
+    assert len(entries) == 2 * len(scripts)
     assert [e for e in entries if e["status"] == 429] == []
     times = sorted(e["time"] for e in entries)
     busiest = max(sum(1 for t in times if start <= t < start + window) for start in times)
     assert busiest <= limit
+
+
+def test_a_hanging_vault_read_is_cut_at_the_cycle_deadline(stack: Stack) -> None:
+    settings = per_script(stack, SCRIPTS[:2])
+    reconciler = stack.reconciler(settings)  # hvac timeout 5 s: only the deadline can end it sooner
+    body = {"method": "GET", "path": f"/v1/secret/metadata/app/{SCRIPTS[0]}", "latency": 8.0, "count": 10}
+    httpx.post(f"{stack.devstack.vault.url}/__devstack/faults", json=body).raise_for_status()
+    deadline = time.time() + 1.5
+    report = reconciler.reconcile(deadline=deadline)
+    assert report.finished_at <= deadline + SLACK
+    assert result(report, SCRIPTS[0]).error_code in {"VaultUnavailable", "CycleTimeout"}
+    # Writes follow the reads, so the other mapping had no time left either: the next cycle's.
+    assert result(report, SCRIPTS[1]).error_code == "CycleTimeout" and report.timed_out

@@ -16,13 +16,9 @@ from tests.monitoring.prom_tools import DASHBOARD
 
 PENDING_METRICS: Final = frozenset(
     {
-        "syncd_script_backoff",
-        "syncd_script_backoff_seconds",
-        "syncd_sync_mode",
         "syncd_drift_detected_total",
         "syncd_drift_corrected_total",
         "syncd_mapping_staged",
-        "syncd_leader",
     }
 )
 
@@ -78,3 +74,17 @@ def queries(dashboard: dict[str, Any] | None = None) -> list[Query]:
         for panel in panels(dashboard)
         for target in panel.get("targets", [])
     ]
+
+
+def variable_queries(dashboard: dict[str, Any] | None = None) -> dict[str, str]:
+    """The PromQL behind each ``label_values(METRIC, LABEL)`` template variable: ``count by (LABEL) (METRIC)``."""
+    found: dict[str, str] = {}
+    for variable in (dashboard or load())["templating"]["list"]:
+        if variable.get("type") != "query":
+            continue
+        definition = variable.get("definition", "")
+        match = re.fullmatch(r"label_values\((.+),\s*([a-zA-Z_]\w*)\)", definition)
+        if match is None:
+            raise AssertionError(f"variable {variable['name']}: unsupported query {definition!r}")
+        found[variable["name"]] = f"count by ({match.group(2)}) ({match.group(1)})"
+    return found

@@ -34,10 +34,8 @@ REQUIRED_METRICS = {
 
 def _as_recording_rules(tmp_path: Path) -> Path:
     """Every dashboard query as a recording rule: ``promtool check rules`` parses each with PromQL's parser."""
-    rules = [
-        {"record": f"syncd_dashboard:panel_{i}", "expr": query.concrete()}
-        for i, query in enumerate(dashboard.queries())
-    ]
+    exprs = [query.concrete() for query in dashboard.queries()] + list(dashboard.variable_queries().values())
+    rules = [{"record": f"syncd_dashboard:query_{i}", "expr": expr} for i, expr in enumerate(exprs)]
     path = tmp_path / "dashboard-queries.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}), encoding="utf-8")
     return path
@@ -46,7 +44,8 @@ def _as_recording_rules(tmp_path: Path) -> Path:
 def test_every_dashboard_query_parses_as_promql(tmp_path: Path) -> None:
     done = promtool("check", "rules", str(_as_recording_rules(tmp_path)))
     assert done.returncode == 0, output(done)
-    assert f"SUCCESS: {len(dashboard.queries())} rules found" in done.stdout, output(done)
+    expected = len(dashboard.queries()) + len(dashboard.variable_queries())
+    assert f"SUCCESS: {expected} rules found" in done.stdout, output(done)
 
 
 def test_the_parse_check_catches_a_broken_query(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import hvac
 import pytest
 
@@ -30,9 +31,11 @@ from tests.monitoring.syncd_process import SyncdProcess
 JOB = "syncd"
 PAYMENTS_SCRIPT = "payments-worker"
 EDGE_SCRIPT = "edge-router"
+FLAKY_SCRIPT = "flaky-worker"
 CANARY_PAYMENTS = ("canary-e2e-payments-1-5b0e", "canary-e2e-payments-2-7d1a")
 CANARY_EDGE = ("canary-e2e-edge-1-c3f9", "canary-e2e-edge-2-0a4e")
-CANARIES = CANARY_PAYMENTS + CANARY_EDGE
+CANARY_FLAKY = ("canary-e2e-flaky-1-91d4", "canary-e2e-flaky-2-e6b8")
+CANARIES = CANARY_PAYMENTS + CANARY_EDGE + CANARY_FLAKY
 ARRIVAL_TIMEOUT_SECONDS = 120.0
 
 MAPPINGS = f"""
@@ -47,6 +50,12 @@ name = "edge"
 vault = {{ mount = "secret", path = "e2e/edge" }}
 target = {{ script = "{EDGE_SCRIPT}" }}
 secret_text = {{ keys = {{ token = "EDGE_TOKEN" }} }}
+
+[[mapping]]
+name = "flaky"
+vault = {{ mount = "secret", path = "e2e/flaky" }}
+target = {{ script = "{FLAKY_SCRIPT}" }}
+secret_text = {{ keys = {{ token = "FLAKY_TOKEN" }} }}
 """
 
 pytestmark = pytest.mark.timeout(600)  # a real Prometheus and syncd on a loaded 2-core machine
@@ -54,7 +63,7 @@ pytestmark = pytest.mark.timeout(600)  # a real Prometheus and syncd on a loaded
 
 @pytest.fixture
 def stack() -> Iterator[Devstack]:
-    devstack = Devstack(scripts=[PAYMENTS_SCRIPT, EDGE_SCRIPT])
+    devstack = Devstack(scripts=[PAYMENTS_SCRIPT, EDGE_SCRIPT, FLAKY_SCRIPT])
     try:
         devstack.wait_until_ready()
         yield devstack
@@ -85,6 +94,7 @@ def test_prometheus_scrapes_syncd_through_a_rotation_and_a_refused_script(stack:
     vault = hvac.Client(url=stack.vault.url, token=stack.vault.root_token, timeout=10)
     vault.secrets.kv.v2.create_or_update_secret(path="e2e/payments", secret={"api_key": CANARY_PAYMENTS[0]})
     vault.secrets.kv.v2.create_or_update_secret(path="e2e/edge", secret={"token": CANARY_EDGE[0]})
+    vault.secrets.kv.v2.create_or_update_secret(path="e2e/flaky", secret={"token": CANARY_FLAKY[0]})
     (tmp_path / "syncd").mkdir()
     (tmp_path / "prometheus").mkdir()
     syncd = SyncdProcess(stack, tmp_path / "syncd", MAPPINGS).start()
@@ -101,7 +111,7 @@ def test_prometheus_scrapes_syncd_through_a_rotation_and_a_refused_script(stack:
 def _scenario(stack: Devstack, vault: hvac.Client, syncd: SyncdProcess, prometheus: PrometheusServer) -> None:
     prometheus.wait_for(f'up{{job="{JOB}"}} == 1', any_series, "Prometheus scraping syncd")
     prometheus.wait_for(
-        f'syncd_mapping_in_sync{{job="{JOB}"}} == 1', lambda s: len(s) == 2, "both mappings in sync after startup"
+        f'syncd_mapping_in_sync{{job="{JOB}"}} == 1', lambda s: len(s) == 3, "every mapping in sync after startup"
     )
 
     # Vault's socket audit device dials syncd's listener: notification health goes to 1 connection.
@@ -148,6 +158,18 @@ def _scenario(stack: Devstack, vault: hvac.Client, syncd: SyncdProcess, promethe
         any_series,
         "SyncdMappingOutOfSync pending for the refused mapping",
     )
+    # A failing script: its writes answer 503, so syncd backs it off (and leaves the others alone).
+    httpx.post(
+        f"{stack.cloudflare.url}/__devstack/faults",
+        json={"method": "PATCH", "path": f"*/scripts/{FLAKY_SCRIPT}/secrets-bulk", "count": 10_000, "status": 503},
+        timeout=10,
+    ).raise_for_status()
+    vault.secrets.kv.v2.create_or_update_secret(path="e2e/flaky", secret={"token": CANARY_FLAKY[1]})
+    prometheus.wait_for(
+        f'syncd_script_backoff{{job="{JOB}", script="{FLAKY_SCRIPT}"}} == 1',
+        any_series,
+        "the failing script backed off",
+    )
     budget = prometheus.wait_for(
         f'syncd_cloudflare_rate_budget_remaining{{job="{JOB}"}}', all_finite, "a rate budget reading"
     )
@@ -169,9 +191,11 @@ def _scenario(stack: Devstack, vault: hvac.Client, syncd: SyncdProcess, promethe
 
 # What some panels must show in this scenario, beyond returning a series.
 _EXPECTED: dict[str, Callable[[list[Sample]], bool]] = {
-    "Mappings out of sync": lambda s: s[0].value == 1,
+    "Mappings out of sync": lambda s: s[0].value == 2,
     "Mappings in sync": lambda s: s[0].value == 1,
-    "In sync, per mapping": lambda s: _value(s, mapping="edge") == 0 and _value(s, mapping="payments") == 1,
+    "In sync, per mapping": lambda s: (
+        _value(s, mapping="edge") == 0 and _value(s, mapping="flaky") == 0 and _value(s, mapping="payments") == 1
+    ),
     "Propagation delay": all_finite,
     "Cloudflare failures by code": _not_deployed_code,
     "Mapping failures by reason": lambda s: _value(s, mapping="edge", reason="CloudflareNotDeployed") > 0,
@@ -182,6 +206,9 @@ _EXPECTED: dict[str, Callable[[list[Sample]], bool]] = {
 
 
 def _dashboard_queries_return_data(prometheus: PrometheusServer) -> None:
+    for name, expr in dashboard.variable_queries().items():
+        values = prometheus.wait_for(expr, any_series, f"dashboard variable ${name}")
+        assert {s.labels.get(name) for s in values} == {JOB}, values
     for query in dashboard.queries():
         expr = query.concrete(job=JOB, rate_interval="5m")
         if query.pending():

@@ -25,6 +25,7 @@ from syncd.config import Settings
 from syncd.engine.reconciler import staged_number
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.state import MEMORY, MappingStatus, StateBackend, StateStore
+from syncd.errors import UsageError
 
 
 def _when(epoch: float | None) -> str:
@@ -56,6 +57,12 @@ def _open_state_for(settings: Settings, *, dry_run: bool) -> StateBackend:
     and the file is not created by a command that must not write.
     """
     if not dry_run:
+        if settings.state.backend == "kubernetes":
+            # The Lease holder is that state's one writer: a write from here would fence it.
+            raise UsageError(
+                'syncd once cannot write a state.backend = "kubernetes" state (the leader of the '
+                "running replicas writes it); use POST /trigger on the leader, or syncd plan to look"
+            )
         return open_state(settings)
     if settings.state.backend != "sqlite" or Path(settings.sync.state_path).exists():
         return open_state(settings, exclusive=False)

@@ -15,14 +15,17 @@ elector.stop()  # on shutdown: releases the Lease, a follower takes over at its 
 
 Modules: ``elector`` (the algorithm, client-go's semantics), ``kube_api`` (a thin httpx client for
 Leases, in-cluster configuration, token re-reading), ``record`` (the Lease spec and ``MicroTime``),
-``metrics`` (``syncd_leader``, ``syncd_leader_transitions_total``), ``factory`` (from settings).
+``metrics`` (``syncd_leader``, ``syncd_leader_transitions_total``), ``factory`` (from settings),
+``sole`` (the ``Leadership`` protocol both implement, and ``SoleWriter`` for a single process:
+``build_leadership`` returns one or the other from ``[leader_election] enabled``).
 """
 
 from syncd.app.leadership.elector import ElectionClock, ElectionTimings, LeaderElector
-from syncd.app.leadership.factory import build_elector, default_identity
+from syncd.app.leadership.factory import build_elector, build_leadership, default_identity
 from syncd.app.leadership.kube_api import KubeApiError, LeaseApi, LeaseConflict, TokenFile
 from syncd.app.leadership.metrics import LeaderMetrics
 from syncd.app.leadership.record import LeaseRecord
+from syncd.app.leadership.sole import Leadership, SoleWriter
 
 __all__ = [
     "ElectionClock",
@@ -30,10 +33,13 @@ __all__ = [
     "KubeApiError",
     "LeaderElector",
     "LeaderMetrics",
+    "Leadership",
     "LeaseApi",
     "LeaseConflict",
     "LeaseRecord",
+    "SoleWriter",
     "TokenFile",
     "build_elector",
+    "build_leadership",
     "default_identity",
 ]

@@ -163,6 +163,8 @@ class LeaderElector:
         started = self._clock.monotonic()
         deadline = self.valid_until()
         if self._try_acquire_or_renew(started):
+            if self._finished:  # stop() released while this attempt was in flight: stay stopped
+                return self.timings.retry_period
             if not self._leading:
                 self._become_leader()
             elif self._clock.monotonic() >= deadline:
@@ -172,11 +174,19 @@ class LeaderElector:
             return self.timings.retry_period
         now = self._clock.monotonic()
         if self._leading:
-            if now >= self.valid_until():
+            holder = self.leader_identity
+            if holder is not None and holder != self.identity:
+                # Someone holds it (edited by hand, or an expiry we could not see): stop at once
+                # rather than at the deadline.
+                self._lose(f"the lease is held by {holder}")
+            elif now >= self.valid_until():
                 self._lose("renew deadline passed without a successful renewal")
             return max(0.0, min(self.timings.retry_period, self.valid_until() - now))
-        # A follower tries again at the next retry, or right when the observed lease expires.
-        return max(0.0, min(self.timings.retry_period, self._expires_at() - now))
+        # A follower tries again at the next retry, or right when the observed lease expires if
+        # that comes first; once expired (and still not acquired: a race lost, an API error) it
+        # waits a whole retry period, never spins.
+        until_expiry = self._expires_at() - now
+        return until_expiry if 0 < until_expiry < self.timings.retry_period else self.timings.retry_period
 
     def _expires_at(self) -> float:
         with self._lock:

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from syncd.app.leadership.elector import Callback, ElectionClock, ElectionTimings, LeaderElector
 from syncd.app.leadership.kube_api import LeaseApi, TokenFile, build_http_client, in_cluster_url
 from syncd.app.leadership.metrics import LeaderMetrics
+from syncd.app.leadership.sole import Leadership, SoleWriter
 from syncd.config.leader import LeaderElectionSettings
 
 
@@ -56,4 +57,28 @@ def build_elector(
         on_started_leading=on_started_leading,
         on_stopped_leading=on_stopped_leading,
         metrics=LeaderMetrics(registry) if registry is not None else None,
+    )
+
+
+def build_leadership(
+    settings: LeaderElectionSettings,
+    *,
+    registry: CollectorRegistry | None = None,
+    on_started_leading: Callback | None = None,
+    on_stopped_leading: Callback | None = None,
+    env: Mapping[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+    clock: ElectionClock | None = None,
+) -> Leadership:
+    """A ``LeaderElector`` when ``settings.enabled``, else a ``SoleWriter`` (no metrics, no API)."""
+    if not settings.enabled:
+        return SoleWriter(settings.identity or default_identity(env))
+    return build_elector(
+        settings,
+        registry=registry,
+        on_started_leading=on_started_leading,
+        on_stopped_leading=on_stopped_leading,
+        env=env,
+        transport=transport,
+        clock=clock,
     )

@@ -11,8 +11,9 @@
   slice of the secrets plus the mappings that failed last time (``syncd.app.service.sweep``);
 - ``vault-token``: ``VaultTokenManager.maintain()`` says when it wants to run again;
 - ``drift``: every few seconds, the drift checks that are due (``drift_checks.DriftChecker``, its
-  own schedule and rate-budget share); skipped while a cycle runs, so syncd's own writes in flight
-  never look like someone else's. A drifted mapping is reconciled through ``request_cycle``;
+  own schedule and rate-budget share), on the leader only; a check never overlaps a cycle (it waits
+  briefly for one), so syncd's own writes in flight never look like someone else's. A drifted
+  mapping is reconciled through ``request_cycle``;
 - ``manual``: on-demand cycles: operator triggers from ``POST /trigger``, Vault write
   notifications, and the full sweep at every change of sweep mode. The first request starts a
   cycle at once (leading edge); requests that arrive while one is queued or running merge into one
@@ -65,6 +66,8 @@ TOKEN_JOB = "vault-token"
 MANUAL_JOB = "manual"
 DRIFT_JOB = "drift"
 DRIFT_WAIT_SECONDS = 2.0  # how long a drift check waits for a running cycle before deferring
+TAKEOVER_JOB = "takeover"
+EXIT_LEADERSHIP_LOST = 1  # Kubernetes restarts the pod, which rejoins as a follower
 TOKEN_RETRY_SECONDS = 30.0
 
 
@@ -131,6 +134,10 @@ class Service:
 
         self._lock = threading.Lock()  # guards the fields below
         self._cycle_lock = threading.Lock()  # one cycle starter at a time
+        # Reporting a finished cycle (metrics, last report) happens outside the cycle lock, so the
+        # next cycle (say, a notification's) need not wait for it; taken before the cycle lock is
+        # released, it keeps the reports in cycle order.
+        self._report_lock = threading.Lock()
         self._inflight: threading.Thread | None = None
         self._abandoned_since: float | None = None
         self._pending_all = False
@@ -146,6 +153,7 @@ class Service:
         self._last_report: CycleReport | None = None
         self._last_cycle_end: float | None = None
         self._commands: queue.Queue[str] = queue.Queue()
+        self._exit_code = 0
         # Sweep mode (guarded by _lock): replaced at start() once the sources are known.
         self._mode = SyncModeTracker({}, clock())
         self._slicer = SweepSlicer()
@@ -191,10 +199,11 @@ class Service:
                 coalesce=True,
             )
         self._scheduler.start()
+        self._start_leader_election()
         tokens = self._parts.token_manager
         with self._lock:
             self._mode = SyncModeTracker(needed_connections(self._settings, tokens is not None), self._clock())
-        self._publish_mode()
+            self._publish_mode_locked()
         self._notifications.start(
             self._settings,
             self._on_vault_write,
@@ -210,6 +219,53 @@ class Service:
             interval_seconds=sync.interval_seconds,
             config=str(self.config_path),
         )
+
+    # -- leadership -------------------------------------------------------------------------
+
+    def _start_leader_election(self) -> None:
+        """With an elector, every replica serves its endpoints and listens to notifications (a
+        Vault audit device must always find a listener), but only the leader runs cycles: the
+        startup cycle of a follower is skipped, and taking the Lease runs a ``takeover`` cycle."""
+        elector = self._parts.leadership
+        if elector is None:
+            return
+        elector.start()
+
+    def _leading(self) -> bool:
+        elector = self._parts.leadership
+        return elector is None or elector.is_leader
+
+    def on_started_leading(self) -> None:
+        """Called by the elector (its thread): the takeover runs as a job, off the renewal loop."""
+        self._scheduler.add_job(self._take_over, "date", id=TAKEOVER_JOB, replace_existing=True)
+
+    def on_stopped_leading(self) -> None:
+        """Called by the elector: the Lease was not renewed in time. Writes already stop at the
+        gate; the process exits (code 1) so Kubernetes restarts it as a follower."""
+        log.error("leadership lost; exiting so that this replica restarts as a follower")
+        self._exit_code = EXIT_LEADERSHIP_LOST
+        self._commands.put("stop")
+
+    def _take_over(self) -> None:
+        """A new leader reads the state the previous one left (never a cached copy), then reconciles."""
+        try:
+            self._parts.state.reload()
+        except SyncdError as exc:
+            log.error("takeover: cannot read the state", error_code=exc.reason, error=str(exc))
+            return
+        log.info("took over as leader; reconciling")
+        self._job_cycle("takeover")
+
+    def _leadership_status(self) -> dict[str, Any]:
+        elector = self._parts.leadership
+        if elector is None:
+            return {"enabled": False, "role": "leader"}
+        return {
+            "enabled": True,
+            "identity": elector.identity,
+            "role": "leader" if elector.is_leader else "follower",
+            "leader": elector.leader_identity,
+        }
 
     @property
     def audit_listener(self) -> AuditListener | None:
@@ -232,12 +288,16 @@ class Service:
             if self._stopping:
                 return
             change = self._mode.connections(source, count, self._clock())
+            if change is not None:
+                self._publish_mode_locked()  # under the lock: two sources never publish out of order
         if change is not None:
             self._mode_changed(change)
 
     def _on_source_failed(self, source: str) -> None:
         with self._lock:
             change = self._mode.failed(source, self._clock())
+            if change is not None:
+                self._publish_mode_locked()
         if change is not None:
             self._mode_changed(change)
 
@@ -251,15 +311,13 @@ class Service:
             previous=change.previous,
             reason=change.reason,
         )
-        self._publish_mode()
         self._queue(None, "sweep")
 
-    def _publish_mode(self) -> None:
+    def _publish_mode_locked(self) -> None:
+        """Call with ``_lock`` held (setting a gauge is quick and calls nothing back)."""
         metrics = self._parts.metrics
         if isinstance(metrics, SyncModeMetrics):  # test fakes may not be
-            with self._lock:
-                mode = self._mode.mode
-            metrics.set_sync_mode(mode)
+            metrics.set_sync_mode(self._mode.mode)
 
     def sync_mode(self) -> dict[str, Any]:
         """The sweep mode in force, why and since when, and where the backstop sweep stands."""
@@ -268,7 +326,7 @@ class Service:
             body.update(self._slicer.position(self._settings))
         sync = self._settings.sync
         body["interval_seconds"] = sync.interval_seconds
-        body["backstop_interval_seconds"] = sync.backstop_interval_seconds
+        body["backstop_interval_seconds"] = sync.backstop_seconds
         return body
 
     def _job_tick(self) -> None:
@@ -310,8 +368,9 @@ class Service:
             if inflight.is_alive():
                 log.warning("in-flight cycle did not finish within the shutdown grace", grace_seconds=grace)
         # Let the cycle's bookkeeping (metrics, last report) finish too, within what is left.
-        if self._cycle_lock.acquire(timeout=max(0.0, give_up_at - time.monotonic())):
-            self._cycle_lock.release()
+        for lock in (self._cycle_lock, self._report_lock):
+            if lock.acquire(timeout=max(0.0, give_up_at - time.monotonic())):
+                lock.release()
         try:
             self._parts.state.close()
         except SyncdError as exc:
@@ -321,6 +380,9 @@ class Service:
                 close()
             except Exception as exc:
                 log.warning("closing a client failed", error=type(exc).__name__)
+        if self._parts.leadership is not None:
+            # Last, after the state's final write: a follower may take over the moment it is released.
+            self._parts.leadership.stop()
         if self._server is not None:
             self._server.stop()
         with self._lock:
@@ -328,7 +390,8 @@ class Service:
         log.info("service stopped")
 
     def run_forever(self) -> int:
-        """Start, then handle SIGHUP (reload) and SIGTERM/SIGINT (stop) until stopped. Returns 0."""
+        """Start, then handle SIGHUP (reload) and SIGTERM/SIGINT (stop) until stopped. Returns 0, or
+        1 when leadership was lost."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             self._commands.put("reload" if signum == signal.SIGHUP else "stop")
@@ -346,7 +409,7 @@ class Service:
             self.shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return 0
+        return self._exit_code
 
     @property
     def server(self) -> ServerLike | None:
@@ -364,7 +427,11 @@ class Service:
     # -- cycles -----------------------------------------------------------------------------
 
     def run_cycle(self, trigger: str = "interval", only_mappings: Iterable[str] | None = None) -> CycleReport | None:
-        """Run one reconciliation under the hard deadline; ``None`` when none ran (or it hung)."""
+        """Run one reconciliation under the hard deadline; ``None`` when none ran (or it hung, or this
+        replica is a follower)."""
+        if not self._leading():
+            log.debug("not the leader; no cycle", trigger=trigger)
+            return None
         with self._cycle_lock:
             with self._lock:
                 if self._stopping:
@@ -399,7 +466,11 @@ class Service:
                     self._abandoned_since = self._clock()
                 log.error("cycle passed its hard deadline and was abandoned", trigger=trigger, timeout_seconds=timeout)
                 return None
+            self._report_lock.acquire()  # before the cycle lock is released: reports stay in order
+        try:
             return self._finish_cycle(trigger, box)
+        finally:
+            self._report_lock.release()
 
     def _finish_cycle(self, trigger: str, box: dict[str, Any]) -> CycleReport | None:
         if "error" in box:
@@ -444,7 +515,7 @@ class Service:
         drift = self._parts.drift
         with self._lock:
             stopping = self._stopping
-        if drift is None or stopping:
+        if drift is None or stopping or not self._leading():  # a follower neither checks nor corrects
             return
         try:
             drift.run_due(self._between_cycles)
@@ -521,6 +592,8 @@ class Service:
         known = {m.name for m in self._settings.mappings}
         if mapping is not None and mapping not in known:
             return 404, {"error": "unknown mapping", "mapping": mapping}
+        if not self._leading():
+            return 503, {"error": "not the leader", "leader": self._leadership_status().get("leader")}
         queued = self._queue(None if mapping is None else {mapping}, source)
         if queued is None:
             return 503, {"error": "shutting down"}
@@ -632,6 +705,8 @@ class Service:
             problems.append(f"no cycle finished for {age:.0f}s (limit {limit:.0f}s)")
         if stopped:
             problems.append("stopped")
+        if not self._leading():
+            problems = [p for p in problems if not p.startswith("no cycle finished")]  # followers run none
         body = {"status": "ok" if not problems else "unhealthy", "last_cycle_age_seconds": age, "problems": problems}
         return not problems, body
 
@@ -641,7 +716,7 @@ class Service:
             startup_done = self._startup_done
             stopping = self._stopping
         problems = []
-        if not startup_done:
+        if not startup_done and self._leading():  # a follower is ready to serve as soon as it runs
             problems.append("startup reconciliation has not finished")
         if stopping:
             problems.append("shutting down")
@@ -664,6 +739,7 @@ class Service:
             "scripts": self._scripts_status(),
             "last_cycle": None,
             "sync_mode": self.sync_mode(),
+            "leadership": self._leadership_status(),
         }
         if report is not None:
             body["last_cycle"] = {

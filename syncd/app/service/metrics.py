@@ -17,6 +17,7 @@ names them, so the disconnection alert fires only where notifications are config
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import platform
 import re
@@ -24,7 +25,7 @@ import threading
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from prometheus_client import (
@@ -71,6 +72,7 @@ def _error_classes() -> frozenset[str]:
     return frozenset(found)
 
 
+@functools.lru_cache(maxsize=1024)
 def failure_reason(error_code: str) -> str:
     """The error class of an ``error_code`` ("CloudflareNotDeployed(10215)" -> "CloudflareNotDeployed")."""
     name = error_code.split("(", 1)[0].strip()
@@ -230,7 +232,7 @@ class Metrics:
         self._backed_off: set[tuple[str, str]] = set()
         self._configured: frozenset[str] | None = None  # None: not configured yet, every mapping accepted
         self._script_of: dict[str, str] = {}
-        self._series: dict[str, set[tuple[Counter | Gauge, tuple[str, ...]]]] = {}
+        self._series: dict[str, dict[tuple[Counter | Gauge, tuple[str, ...]], Any]] = {}  # mapping -> children
         self._notification_sources: frozenset[str] = frozenset()
 
     # --- RequestObserver ------------------------------------------------------------------------
@@ -317,17 +319,23 @@ class Metrics:
     def _accepts(self, mapping: str) -> bool:
         return self._configured is None or mapping in self._configured
 
-    def _track(self, mapping: str, metric: Counter | Gauge, labels: tuple[str, ...]) -> None:
-        self._series.setdefault(mapping, set()).add((metric, labels))
+    def _child(self, mapping: str, metric: Counter | Gauge, labels: tuple[str, ...]) -> Any:
+        """The series of ``metric`` with ``labels``, tracked under ``mapping`` and kept at hand:
+        ``labels()`` validates its arguments on every call, which a 10,000-mapping cycle feels."""
+        series = self._series.setdefault(mapping, {})
+        child = series.get((metric, labels))
+        if child is None:
+            child = series[(metric, labels)] = metric.labels(*labels)
+        return child
 
     def _drop(self, mapping: str, which: Callable[[tuple[str, ...]], bool]) -> None:
-        kept: set[tuple[Counter | Gauge, tuple[str, ...]]] = set()
-        for metric, labels in self._series.pop(mapping, set()):
+        kept: dict[tuple[Counter | Gauge, tuple[str, ...]], Any] = {}
+        for (metric, labels), child in self._series.pop(mapping, {}).items():
             if which(labels):
                 with contextlib.suppress(KeyError):
                     metric.remove(*labels)
             else:
-                kept.add((metric, labels))
+                kept[(metric, labels)] = child
         if kept:
             self._series[mapping] = kept
 
@@ -346,8 +354,7 @@ class Metrics:
             if not self._accepts(mapping):
                 return
             metric = self.drift_corrected if corrected else self.drift_detected
-            metric.labels(mapping=mapping).inc()
-            self._track(mapping, metric, (mapping,))
+            self._child(mapping, metric, (mapping,)).inc()
 
     # --- cycles -----------------------------------------------------------------------------------
 
@@ -373,36 +380,28 @@ class Metrics:
     ) -> None:
         self._note_script(mapping, script_label(target))
         healthy = in_sync and error_code is None
-        self.mapping_in_sync.labels(mapping=mapping).set(1 if healthy else 0)
-        self._track(mapping, self.mapping_in_sync, (mapping,))
+        self._child(mapping, self.mapping_in_sync, (mapping,)).set(1 if healthy else 0)
         if healthy:
-            self.mapping_last_success.labels(mapping=mapping).set(report.finished_at)
-            self._track(mapping, self.mapping_last_success, (mapping,))
+            self._child(mapping, self.mapping_last_success, (mapping,)).set(report.finished_at)
         for drift in (self.drift_detected, self.drift_corrected):  # from 0, so increase() sees the first
-            drift.labels(mapping=mapping)
-            self._track(mapping, drift, (mapping,))
+            self._child(mapping, drift, (mapping,))
         staged = error_code is not None and error_code.startswith("Staged(")
-        self.mapping_staged.labels(mapping=mapping).set(1 if staged else 0)
-        self._track(mapping, self.mapping_staged, (mapping,))
+        self._child(mapping, self.mapping_staged, (mapping,)).set(1 if staged else 0)
         if error_code is not None and not staged:
-            reason = failure_reason(error_code)
-            self.mapping_failures.labels(mapping=mapping, reason=reason).inc()
-            self._track(mapping, self.mapping_failures, (mapping, reason))
+            self._child(mapping, self.mapping_failures, (mapping, failure_reason(error_code))).inc()
 
     def _record_push(self, report: CycleReport, push: PushRecord) -> None:
         script = script_label(push.target)
         outcome = _bounded(push.outcome, _PUSH_OUTCOMES)
         mappings = [m for m in push.mappings if self._accepts(m)]
         for mapping in mappings:
-            self.pushes.labels(mapping=mapping, script=script, outcome=outcome).inc()
-            self._track(mapping, self.pushes, (mapping, script, outcome))
+            self._child(mapping, self.pushes, (mapping, script, outcome)).inc()
         if push.outcome != "ok":
             return
         written, reasons = _written_per_mapping(report, push)
         for mapping, count in written.items():
             if self._accepts(mapping):
-                self.bindings_written.labels(mapping=mapping, script=script).inc(count)
-                self._track(mapping, self.bindings_written, (mapping, script))
+                self._child(mapping, self.bindings_written, (mapping, script)).inc(count)
         if push.confirmed_at is None:
             return
         for mapping, created in push.vault_created.items():

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from syncd.app.leadership.sole import Leadership
 from syncd.config import Settings
 from syncd.engine.backoff import ScriptHealth
 from syncd.engine.report import CycleReport
@@ -33,6 +34,8 @@ class ReconcilerLike(Protocol):
 
 class StateLike(Protocol):
     def all_mapping_status(self) -> Sequence[Any]: ...
+
+    def reload(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -111,6 +114,8 @@ class ServiceParts:
     # The reconciler's ``script_health``: the scripts in backoff, for /status and metrics.
     script_health: Callable[[], Sequence[ScriptHealth]] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # The Lease elector, or a SoleWriter without [leader_election] (syncd.app.leadership); None: tests.
+    leadership: Leadership | None = None
     # Drift checks and staged-version watching (``syncd.app.service.drift_checks.DriftChecker``).
     drift: DriftLike | None = None
 

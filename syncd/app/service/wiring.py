@@ -18,6 +18,9 @@ from typing import Any
 import httpx
 import requests
 
+import syncd
+from syncd.app.leadership import LeaderMetrics, build_leadership
+from syncd.app.leadership.gate import write_gate
 from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
 from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
 from syncd.app.service.drift_checks import DriftChecker
@@ -50,6 +53,7 @@ from syncd.config import (
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.state import StateBackend
 from syncd.engine.state.configured import open_configured_state
+from syncd.engine.state.kubernetes import KubernetesStateStore
 from syncd.model import SecretValue
 
 CLOUDFLARE_RETRY_DEADLINE = 60.0
@@ -153,6 +157,8 @@ def build_cloudflare(
     *,
     transport: httpx.BaseTransport | None = None,
     pacers: PacerRegistry | None = None,
+    write_gate: Callable[[float], float] | None = None,
+    user_agent: str = f"syncd/{syncd.__version__}",
 ) -> tuple[CloudflareClient, Pacer]:
     """``(CloudflareClient, Pacer)`` for ``settings.cloudflare``; the pacer is the credential's."""
     cloudflare = settings.cloudflare
@@ -168,6 +174,8 @@ def build_cloudflare(
         # Per call; within a cycle the time the cycle has left bounds it too (syncd.deadlines).
         retry_deadline=min(CLOUDFLARE_RETRY_DEADLINE, settings.sync.cycle_timeout_seconds),
         pool_size=cloudflare.write_concurrency,
+        write_gate=write_gate,
+        user_agent=user_agent,
     )
     return client, pacer
 
@@ -205,9 +213,15 @@ def build_clients(
     cloudflare_transport: httpx.BaseTransport | None = None,
     pacers: PacerRegistry | None = None,
     clock: Callable[[], float] = time.time,
+    write_gate: Callable[[float], float] | None = None,
+    identity: str | None = None,
 ) -> Clients:
+    """``identity``: the replica's name (leader election), added to the Cloudflare User-Agent."""
     vault, tokens, reader = build_vault(settings, observer, session=vault_session, clock=clock)
-    cloudflare, pacer = build_cloudflare(settings, observer, transport=cloudflare_transport, pacers=pacers)
+    agent = f"syncd/{syncd.__version__}" + (f" ({identity})" if identity else "")
+    cloudflare, pacer = build_cloudflare(
+        settings, observer, transport=cloudflare_transport, pacers=pacers, write_gate=write_gate, user_agent=agent
+    )
     return Clients(vault, tokens, reader, cloudflare, pacer)
 
 
@@ -265,13 +279,40 @@ def build_service(
     cloudflare_transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
     scheduler: SchedulerLike | None = None,
+    kubernetes_transport: httpx.BaseTransport | None = None,
 ) -> Service:
-    """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server."""
+    """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server, and with
+    ``[leader_election] enabled`` the Lease elector that gates every Cloudflare write."""
     metrics = Metrics()
+    service: list[Service] = []  # the elector's callbacks reach the service built below
+
+    def started_leading() -> None:
+        service[0].on_started_leading()
+
+    def stopped_leading() -> None:
+        service[0].on_stopped_leading()
+
+    leadership = build_leadership(
+        settings.leader_election,
+        registry=metrics.registry,
+        on_started_leading=started_leading,
+        on_stopped_leading=stopped_leading,
+        transport=kubernetes_transport,
+    )
+    if not settings.leader_election.enabled:
+        LeaderMetrics(metrics.registry).set_leader(True)  # one process, the only writer
     clients = build_clients(
-        settings, metrics, vault_session=vault_session, cloudflare_transport=cloudflare_transport, clock=clock
+        settings,
+        metrics,
+        vault_session=vault_session,
+        cloudflare_transport=cloudflare_transport,
+        clock=clock,
+        write_gate=write_gate(leadership),
+        identity=leadership.identity if settings.leader_election.enabled else None,
     )
     state = open_state(settings)
+    if isinstance(state, KubernetesStateStore):
+        state.on_conflict = stopped_leading  # another writer wrote the state: step down as on a lost Lease
     reconciler = build_reconciler(settings, clients, state, clock=clock)
     drift = DriftChecker(
         settings, clients.versions, state, clients.pacer, request_cycle=lambda _: None, metrics=metrics, clock=clock
@@ -285,6 +326,7 @@ def build_service(
         rate_budget=clients.pacer,
         script_health=reconciler.script_health,
         closers=[clients.close],
+        leadership=leadership,
     )
     server = settings.server
     trigger_token = (
@@ -294,13 +336,15 @@ def build_service(
     def make_server(source: Service) -> OpsServer:
         return OpsServer(source, metrics, bind=server.bind, port=server.port, trigger_token=trigger_token)
 
-    service = Service(
-        settings,
-        config_path,
-        parts,
-        clock=clock,
-        scheduler=scheduler,
-        server_factory=make_server if server.enabled else None,
+    service.append(
+        Service(
+            settings,
+            config_path,
+            parts,
+            clock=clock,
+            scheduler=scheduler,
+            server_factory=make_server if server.enabled else None,
+        )
     )
-    drift.request_cycle = service.request_cycle
-    return service
+    drift.request_cycle = service[0].request_cycle
+    return service[0]

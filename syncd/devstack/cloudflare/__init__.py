@@ -8,12 +8,19 @@ with CloudflareEmulator(scripts=["my-worker"]) as cf:
     cf.account_id, cf.api_token
 ```
 
-Modules: ``server`` (the emulator), ``api`` (real paths), ``admin`` (``/__devstack`` routes),
-``store`` (scripts, secrets, versions), ``validation``, ``auth``, ``ratelimit``, ``upload``
-(multipart script upload), ``envelope`` (envelope and error codes), ``config`` (switches).
+Modules: ``server`` (the emulator), ``api`` (real paths), ``versions_api`` (versions,
+deployments, settings, beta ``workers/workers`` routes), ``admin`` (``/__devstack`` routes),
+``store`` (scripts, secrets, the write rules), ``versions`` (version and deployment records and
+their wire shapes), ``lifecycle`` (version/deployment/settings operations, admin edits),
+``edits`` (write latency, one write per script, the concurrent-edit 429), ``validation``,
+``auth``, ``ratelimit``, ``upload`` (multipart upload and settings), ``envelope`` (envelope and
+error codes), ``config`` (switches).
 
 Sources for the behaviour (looked up with the ``search`` tool): the official ``cloudflare``
-Python SDK 5.9 in this venv (paths, bodies, ``bulk_update``, ``url_encoded``); wrangler's
+Python SDK 5.9 in this venv (paths, bodies, ``bulk_update``, ``url_encoded``, versions,
+deployments, settings, beta versions); wrangler (cloudflare/workers-sdk at f830836:
+``versions/secrets/index.ts`` for ``versions/latest`` and 10222, ``deploy-helpers`` versions-api
+for deployments, the pre-#13964 ``secret bulk`` via settings with inherited bindings); wrangler's
 ``secret`` command and tests in cloudflare/workers-sdk (10007, 10215, draft-worker upload);
 workers-sdk PR #10668 (``url_encoded``); issues quoting live answers (6003/6111, 6007, 7003 +
 7000 with status 400, 7001, 9106 with status 400, 10053, 10054, 10056, 10214, 10021).

@@ -199,7 +199,9 @@ def register_version_admin_routes(router: Router, emulator: CloudflareEmulator) 
 
     def one_version(request: Request, _: dict[str, Any]) -> Response:
         with emulator.store.lock:
-            return Response.json(200, lifecycle.version(_target(request), request.params["version"]).admin_view())
+            return Response.json(
+                200, lifecycle.version(_target(request), request.params["version"], by_number=True).admin_view()
+            )
 
     def upload_code(request: Request, body: dict[str, Any]) -> Response:
         plain_text = _plain_text(body) if "plain_text" in body else None

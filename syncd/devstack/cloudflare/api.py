@@ -21,7 +21,6 @@ write latency (``edits``): a second write to the same script meanwhile is answer
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -126,9 +125,7 @@ class CloudflareApi:
                 raise ApiError(
                     config.concurrent_edit_status, config.concurrent_edit_code, config.concurrent_edit_message
                 )
-            delay = self.emulator.write_latency.draw()
-            if delay > 0:
-                time.sleep(delay)
+            self.emulator.write_latency.sleep(self.emulator.write_latency.draw())
             return run()
 
     def _counted(self, action: Handler) -> Handler:

@@ -76,9 +76,21 @@ class WriteLatency:
         self.configure(spec or LatencySpec())
 
     def configure(self, spec: LatencySpec) -> None:
+        """Use ``spec`` from now on; writes sleeping under the old spec end their sleep at once."""
         with self._lock:
             self._spec = spec
             self._random = random.Random(spec.seed)
+            previous = getattr(self, "_changed", None)
+            self._changed = threading.Event()
+        if previous is not None:
+            previous.set()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the model is changed meanwhile (tests release held writes)."""
+        with self._lock:
+            changed = self._changed
+        if seconds > 0:
+            changed.wait(seconds)
 
     @property
     def spec(self) -> LatencySpec:

@@ -7,7 +7,10 @@ Behaviour and sources (see ``versions`` for the wire shapes):
   (``EmulatorConfig.versions_per_page`` / ``max_per_page``).
 - ``create_deployment``: strategy ``"percentage"``, one or two known versions, percentages
   summing to 100 (SDK ``DeploymentCreateParams``; wrangler ``createDeployment``). The error code
-  for a bad body is UNVERIFIED. ``force`` is accepted; rollback protection is not modelled.
+  for a bad body is UNVERIFIED. Rolling back to a version older than the one serving, whose secrets
+  differ from it, is refused with 10220 (400) naming the changed secrets unless ``?force=true``
+  (wrangler ``versions/rollback``: ``CANNOT_ROLLBACK_WITH_MODIFIED_SECERT_CODE`` and the message
+  in its ``rollback.test.ts``). The admin API's deploy is not refused.
 - ``patch_latest`` (``PATCH /accounts/{a}/workers/workers/{w}/versions/latest``): the JSON merge
   patch wrangler's ``versions secret put/bulk/delete`` send (``patchLatestWorkerVersionWithSecrets``):
   ``{"env": {NAME: {"type": "secret_text", "text"} | null}, "annotations": {...}}``. A binding given
@@ -30,6 +33,7 @@ from syncd.devstack.cloudflare.envelope import (
     INVALID_DEPLOYMENT,
     NO_VERSIONS,
     NO_VERSIONS_MESSAGE,
+    ROLLBACK_WITH_CHANGED_SECRETS,
     ApiError,
 )
 from syncd.devstack.cloudflare.store import ADMIN_AUTHOR, Script, WorkerStore
@@ -68,9 +72,9 @@ class Lifecycle:
         start = (page - 1) * per_page
         return newest_first[start : start + per_page], len(newest_first)
 
-    def version(self, target: Target, ref: str) -> Version:
+    def version(self, target: Target, ref: str, *, by_number: bool = False) -> Version:
         with self.store.lock:
-            return self.store.script(*target).version(ref)
+            return self.store.script(*target).version(ref, by_number=by_number)
 
     def deployments(self, target: Target) -> list[Deployment]:
         """Newest first: the first one is the deployment serving traffic."""
@@ -91,10 +95,12 @@ class Lifecycle:
 
     # -- API writes -----------------------------------------------------------------------------
 
-    def create_deployment(self, target: Target, body: Any, author: Author) -> Deployment:
+    def create_deployment(self, target: Target, body: Any, author: Author, *, force: bool = False) -> Deployment:
         with self.store.lock:
             script = self.store.script(*target)
             split = _split(script, body)
+            if not force:
+                _refuse_rollback_with_changed_secrets(script, split)
             annotations = clean_annotations(body.get("annotations"))
             annotations.pop("workers/tag", None)
             annotations["workers/triggered_by"] = TRIGGER_DEPLOYMENT
@@ -177,7 +183,9 @@ class Lifecycle:
             script = self.store.script(*target)
             body = {
                 "strategy": "percentage",
-                "versions": [{"version_id": script.version(ref).id, "percentage": pct} for ref, pct in split],
+                "versions": [
+                    {"version_id": script.version(ref, by_number=True).id, "percentage": pct} for ref, pct in split
+                ],
             }
             resolved = _split(script, body)
             return self.store.deploy(script, resolved, author, {"workers/triggered_by": TRIGGER_DEPLOYMENT})
@@ -217,6 +225,27 @@ def _split(script: Script, body: Any) -> list[tuple[str, float]]:
     if sum(pct for _, pct in split) != 100:
         raise ApiError(400, INVALID_DEPLOYMENT, "the percentages must sum to 100")
     return split
+
+
+def _refuse_rollback_with_changed_secrets(script: Script, split: list[tuple[str, float]]) -> None:
+    deployment = script.deployment
+    if deployment is None:
+        return
+    serving = max((script.version(version_id) for version_id, _ in deployment.split), key=lambda v: v.number)
+    changed: set[str] = set()
+    for version_id, _ in split:
+        version = script.version(version_id)
+        if version.number < serving.number:
+            names = set(version.secrets) | set(serving.secrets)
+            changed |= {name for name in names if version.secrets.get(name) != serving.secrets.get(name)}
+    if changed:
+        raise ApiError(
+            400,
+            ROLLBACK_WITH_CHANGED_SECRETS,
+            "A secret has changed since this version was active. If you are sure this is ok, add a "
+            "?force=true query parameter to allow the rollback. The following secrets have changed: "
+            + ", ".join(sorted(changed)),
+        )
 
 
 def _has_value(binding: dict[str, Any]) -> bool:

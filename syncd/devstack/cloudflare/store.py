@@ -109,10 +109,10 @@ class Script:
             return True  # nothing deployed, nothing to protect: the first edit makes version 1
         return deployment is not None and deployment.split == [(latest.id, 100)]
 
-    def version(self, ref: str) -> Version:
-        """A version by id, or by number for the admin API; 404 when unknown."""
+    def version(self, ref: str, *, by_number: bool = False) -> Version:
+        """A version by id (or, for the admin API, by number); 404 when unknown."""
         for version in self.history:
-            if version.id == ref or str(version.number) == ref:
+            if version.id == ref or (by_number and str(version.number) == ref):
                 return version
         raise ApiError(404, VERSION_NOT_FOUND, f"Version {ref} not found for this Worker.")
 

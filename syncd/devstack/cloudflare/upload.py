@@ -43,9 +43,12 @@ def _parts(content_type: str, body: bytes) -> dict[str, Message]:
         raise _bad_upload("could not parse the multipart form")
     parts: dict[str, Message] = {}
     for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str):
-            parts[name] = part
+        # Modules are referenced by file name (the SDK sends every module as a part named
+        # "files"), older clients name the part after the module: index both.
+        for key in ("filename", "name"):
+            value = part.get_param(key, header="content-disposition")
+            if isinstance(value, str):
+                parts.setdefault(value, part)
     return parts
 
 

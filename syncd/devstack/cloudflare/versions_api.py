@@ -81,7 +81,7 @@ class VersionRoutes:
 
     @property
     def lifecycle(self) -> Lifecycle:
-        return Lifecycle(self.api.emulator.store)
+        return self.api.emulator.lifecycle
 
     def _page(self, request: Request) -> tuple[int, int]:
         config = self.api.emulator.config
@@ -122,7 +122,8 @@ class VersionRoutes:
 
     def create_deployment(self, request: Request, author: Author) -> Response:
         body: Any = parse_json_body(request.body)
-        return success(self.lifecycle.create_deployment(_target(request), body, author).view())
+        force = request.query_value("force") == "true"
+        return success(self.lifecycle.create_deployment(_target(request), body, author, force=force).view())
 
     # -- settings -------------------------------------------------------------------------------
 

@@ -11,10 +11,14 @@ apiserver's filter chain does. Admin routes under ``/__devstack`` (no auth):
 - ``DELETE /__devstack/tokens`` ``{"token"}``: revoke it (401 from then on).
 - ``POST /__devstack/partitions`` ``{"token", "mode": "error"|"drop"|"hang", "status"?: 503}``: cut the
   token off; ``DELETE /__devstack/partitions`` ``{"token"?}``: heal it (all, without a token).
+- ``GET|DELETE /__devstack/audit``: the authenticated requests with their user (``{"user", "verb",
+  "method", "path", "status", "time"}``), like the API server's audit log: which replica wrote what.
 - the shared ``requests``, ``faults`` and ``clock`` routes of ``httpkit``.
 
 Not emulated (nothing in syncd uses them): watch, ``deletecollection``, server-side apply,
-``dryRun``, ``generateName``, label selectors, ``managedFields``, ``generation``.
+``dryRun`` (ignored: the write happens), ``generateName``, label selectors, ``managedFields``,
+``generation``, immutable Secrets, and the error for a ``resourceVersion`` sent on create (it is
+dropped).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from syncd.devstack.kubernetes.store import ObjectStore
 DEFAULT_NAMESPACE = "syncd"
 DEFAULT_SERVICE_ACCOUNT = "syncd"
 _NAMESPACE = r"/namespaces/(?P<ns>[a-z0-9][-a-z0-9]*)"
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 _BODY_TYPES = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"]
 
 
@@ -78,6 +83,7 @@ class KubernetesEmulator:
         self.store = ObjectStore(self.state.lock, self.state.clock, self.config.secret_max_bytes)
         self.access = AccessControl(self.state.lock)
         self.token = self.access.add_token(f"system:serviceaccount:{namespace}:{DEFAULT_SERVICE_ACCOUNT}")
+        self.audit: list[dict[str, Any]] = []
         router = Router()
         for kind, prefix in ((LEASES, "/apis/coordination\\.k8s\\.io/v1"), (SECRETS, "/api/v1")):
             collection = prefix + _NAMESPACE + "/" + kind.plural
@@ -90,6 +96,7 @@ class KubernetesEmulator:
             not_found=self._not_found,
             method_not_allowed=lambda _: status.method_not_allowed().response(),
             before=self._before,
+            after=self._audit,
             host=host,
             port=port,
         )
@@ -176,6 +183,22 @@ class KubernetesEmulator:
             return status.request_entity_too_large(self.config.max_request_bytes).response()
         return None
 
+    def _audit(self, request: Request, response: Response) -> None:
+        identity = self._identity(request)
+        if identity is None or request.path.startswith(ADMIN_PREFIX):
+            return
+        collection = request.path.rstrip("/").rsplit("/", 1)[-1] in (LEASES.plural, SECRETS.plural)
+        entry = {
+            "user": identity.user,
+            "verb": "list" if request.method == "GET" and collection else _VERBS.get(request.method, "unknown"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "time": self.state.clock.now(),
+        }
+        with self.state.lock:
+            self.audit.append(entry)
+
     def _authorize(self, request: Request, verb: str, kind: Kind, name: str) -> None:
         identity = self._identity(request)
         assert identity is not None  # _before answered 401 otherwise
@@ -205,11 +228,9 @@ class KubernetesEmulator:
         return self._answer(handle)
 
     def _object_handler(self, kind: Kind) -> Callable[[Request], Response]:
-        verbs = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-
         def handle(request: Request) -> Response:
             namespace, name = request.params["ns"], request.params["name"]
-            self._authorize(request, verbs[request.method], kind, name)
+            self._authorize(request, _VERBS[request.method], kind, name)
             if request.method == "GET":
                 return Response.json(200, self.store.get(kind, namespace, name))
             if request.method == "PUT":
@@ -259,6 +280,15 @@ class KubernetesEmulator:
             self.partition(str(body["token"]), str(body.get("mode", "error")), int(body.get("status", 503)))
             return Response.json(201, {"partitioned": True})
 
+        def list_audit(_: Request) -> Response:
+            with self.state.lock:
+                return Response.json(200, {"audit": list(self.audit)})
+
+        def clear_audit(_: Request) -> Response:
+            with self.state.lock:
+                self.audit.clear()
+            return Response.empty()
+
         def heal(body: dict[str, Any]) -> Response:
             self.heal(body.get("token"))
             return Response.empty()
@@ -267,6 +297,8 @@ class KubernetesEmulator:
         router.add(["DELETE"], ADMIN_PREFIX + "/tokens", admin(revoke_token))
         router.add(["POST"], ADMIN_PREFIX + "/partitions", admin(partition))
         router.add(["DELETE"], ADMIN_PREFIX + "/partitions", admin(heal))
+        router.add(["GET"], ADMIN_PREFIX + "/audit", list_audit)
+        router.add(["DELETE"], ADMIN_PREFIX + "/audit", clear_audit)
 
 
 def _json(request: Request) -> Any:

@@ -27,7 +27,9 @@ writer lock) and ``store`` (``StateStore``). Import from ``syncd.engine.state``.
 
 ``backend`` holds ``StateBackend``, the protocol the engine and the app use, so that the other
 backend, ``kubernetes`` (``KubernetesStateStore``: the same records in a few Secrets, for replicas
-behind a Lease), fits in without them caring.
+behind a Lease), fits in without them caring; ``chunks`` (how its records are spread and encoded),
+``secret_objects`` (its Secrets and API errors), ``configured`` (``open_configured_state``: the
+backend ``[state]`` names).
 """
 
 from syncd.engine.state.backend import StateBackend

@@ -15,11 +15,12 @@ Kubernetes answers 409 and this store raises ``StateConflict`` and refuses every
 
 Writes proportional to changes (see ``backend`` for the durability contract):
 
-- every change marks the Secret(s) of the affected mapping dirty and stays in memory;
+- a change is kept in memory and marks the Secret of its mapping dirty, unless nothing but a
+  status's attempt/success times moved (``chunks.material``); each Secret keeps the JSON row of
+  each record, so writing it re-encodes only what changed;
 - a write intent (``pending=True``) is written at once, before the Cloudflare call it guards;
 - ``record_mapping_results`` (the end of a cycle), ``remove_mapping_status`` and ``close`` write
-  the dirty Secrets whose material content changed (``chunks.material_digest``): an unchanged
-  cycle writes nothing, a rotation of one mapping writes one Secret.
+  the dirty Secrets: an unchanged cycle writes nothing, a rotation of one mapping one Secret.
 
 A record that moves between Secrets (another ``secret_count``, or a binding that changes mapping)
 is first written to its new Secret and only then removed from the old one; a reader that finds
@@ -28,26 +29,22 @@ two copies keeps the one in the Secret its mapping hashes to.
 
 from __future__ import annotations
 
-import base64
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import structlog
 
 from syncd.clients.k8s_secrets import SecretsApiError
 from syncd.engine.state.chunks import (
-    DATA_KEY,
-    Chunk,
     binding_row,
     bucket_of,
-    decode,
-    encode,
     encode_rows,
     material,
     status_row,
 )
 from syncd.engine.state.records import BindingRecord, MappingOutcome, MappingStatus
+from syncd.engine.state.secret_objects import SecretsApi, checked, records_of, state_error, with_data, without_data
 from syncd.errors import StateConflict, StateError
 from syncd.model import Target
 
@@ -57,21 +54,6 @@ _EMPTY_STATUS = MappingStatus("", None, None, None, None, None, None, None, in_s
 
 BindingKey = tuple[str, str, str, str]  # account id, dispatch namespace or "", script, name
 RecordKey = tuple[str, ...]  # ("b", *BindingKey) or ("s", mapping)
-
-
-class SecretsApi(Protocol):
-    """The Kubernetes API as this store needs it: Secret objects of one namespace, as JSON.
-
-    ``syncd.clients.k8s_secrets.SecretsClient`` implements it; tests pass fakes. Both methods raise
-    ``SecretsApiError`` (``status`` 404, 409, 403, ... or None when no answer came).
-    """
-
-    @property
-    def namespace(self) -> str: ...
-
-    def get(self, name: str) -> dict[str, Any]: ...
-
-    def replace(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 def _binding_key(target: Target, name: str) -> BindingKey:
@@ -99,6 +81,9 @@ class KubernetesStateStore:
         self._read_only = read_only
         self._max_bytes = max_secret_bytes
         self._on_close = on_close
+        # Called once, on a thread of its own, when another writer is detected (the engine logs a
+        # StateError and goes on: this is how the service learns it must step down).
+        self.on_conflict: Callable[[], None] | None = None
         self._lock = threading.RLock()
         self._fenced: str | None = None
         self._closed = False
@@ -171,7 +156,7 @@ class KubernetesStateStore:
             chunks = []
             for name in self._names:
                 body = self._call(name, self._api.get, "read")
-                chunks.append((self._decode(body, name), _without_data(body)))
+                chunks.append((records_of(body, f"secret {self._api.namespace}/{name}"), without_data(body)))
             self._reset()
             self._fenced = None
             found: dict[RecordKey, int] = {}  # where each record was read (its home copy wins)
@@ -201,18 +186,6 @@ class KubernetesStateStore:
             self._put_binding(_binding_key(record.target, record.name), record, mark=False)
         else:
             self._put_status(record, mark=False)
-
-    def _decode(self, body: Mapping[str, Any], name: str) -> Chunk:
-        where = f"secret {self._api.namespace}/{name}"
-        data = body.get("data") or {}
-        encoded = data.get(DATA_KEY) if isinstance(data, dict) else None
-        if encoded is None:
-            return decode(encode((), ()), where)  # a Secret the manifests created empty
-        try:
-            blob = base64.b64decode(encoded, validate=True)
-        except (ValueError, TypeError):
-            raise StateError(f"state {where}: {DATA_KEY} is not base64") from None
-        return decode(blob, where)
 
     # --- bindings ---------------------------------------------------------------------------------
 
@@ -407,38 +380,26 @@ class KubernetesStateStore:
         return blob
 
     def _write(self, index: int, blob: bytes) -> None:
-        name = self._names[index]
-        body = dict(self._bodies[index])
-        body["data"] = {**(body.get("data") or {}), DATA_KEY: base64.b64encode(blob).decode("ascii")}
-        self._bodies[index] = _without_data(self._call(name, lambda n: self._api.replace(n, body), "write"))
+        body = with_data(self._bodies[index], blob)
+        answer = self._call(self._names[index], lambda name: self._api.replace(name, body), "write")
+        self._bodies[index] = without_data(answer)
 
     def _call(self, name: str, call: Callable[[str], dict[str, Any]], verb: str) -> dict[str, Any]:
         where = f"{self._api.namespace}/{name}"
         try:
-            answer: dict[str, Any] = call(name)
+            return checked(call(name), where)
         except SecretsApiError as exc:
-            if exc.status == 409:
-                self._fenced = f"secret {where} was written by someone else"
-                log.error("state.conflict", secret=where)
-                raise StateConflict(
-                    f"state secret {where} was changed by another writer since this syncd read it (409 Conflict): "
-                    "another replica is writing the state; nothing was overwritten and this syncd writes no more"
-                ) from None
-            if exc.status == 404:
-                raise StateError(
-                    f"state secret {where} does not exist: the manifests create the Secrets "
-                    f"{self._names[0]}..{self._names[-1]} (syncd has no create on Secrets)"
-                ) from None
-            if exc.status == 403:
-                raise StateError(
-                    f"cannot {verb} state secret {where}: forbidden; syncd's Role needs get and update on secrets "
-                    f"with resourceNames {', '.join(self._names)}"
-                ) from None
-            raise StateError(f"cannot {verb} state secret {where}: {exc}") from None
-        metadata = answer.get("metadata")
-        if not isinstance(metadata, dict) or not isinstance(metadata.get("resourceVersion"), str):
-            raise StateError(f"state secret {where}: the API answered an object without metadata.resourceVersion")
-        return answer
+            if exc.status != 409:
+                raise state_error(exc, where, verb, self._names) from None
+        first = self._fenced is None
+        self._fenced = f"secret {where} was written by someone else"
+        log.error("state.conflict", secret=where)
+        if first and self.on_conflict is not None:  # on its own thread: never under this lock
+            threading.Thread(target=self.on_conflict, name="state-conflict", daemon=True).start()
+        raise StateConflict(
+            f"state secret {where} was changed by another writer since this syncd read it (409 Conflict): "
+            "another replica is writing the state; nothing was overwritten and this syncd writes no more"
+        )
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -476,15 +437,6 @@ class KubernetesStateStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _without_data(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The object to send back on the next write, without our (large) data key."""
-    kept = dict(body)
-    data = kept.get("data")
-    if isinstance(data, dict):
-        kept["data"] = {k: v for k, v in data.items() if k != DATA_KEY}
-    return kept
 
 
 def _check_binding(record: BindingRecord) -> None:

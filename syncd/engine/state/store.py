@@ -183,6 +183,9 @@ class StateStore:
 
     # --- lifecycle --------------------------------------------------------------------------------
 
+    def reload(self) -> None:
+        """Nothing to do: every read goes to the file, which has one writer (the lock)."""
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:

@@ -140,3 +140,38 @@ def test_a_pre_created_empty_lease_is_acquired_without_create(sim: Simulation, k
     elector.step()
     assert elector.is_leader
     assert kube.lease(LEASE)["spec"]["leaseTransitions"] == 1
+
+
+def test_a_leader_that_sees_another_holder_stops_at_once(sim: Simulation, kube: KubernetesEmulator) -> None:
+    a = sim.add("pod-a")
+    sim.run_until(sim.clock.t + 1)
+    assert a.elector.is_leader
+    taken = kube.lease(LEASE)
+    taken["spec"]["holderIdentity"] = "intruder"
+    kube.store.replace(LEASES, kube.namespace, LEASE, taken)
+    a.elector.step()
+    assert not a.elector.is_leader and a.elector.finished
+    assert a.stopped == [sim.clock.t]
+    assert a.elector.leader_identity == "intruder"
+
+
+def test_a_follower_that_cannot_write_the_expired_lease_retries_at_the_retry_period(
+    sim: Simulation, kube: KubernetesEmulator
+) -> None:
+    kube.put_object(
+        LEASES, {"metadata": {"name": LEASE}, "spec": {"holderIdentity": "gone", "leaseDurationSeconds": 15}}
+    )
+    rules = (Rule(("get",), ("leases",), ("coordination.k8s.io",), (LEASE,), kube.namespace),)
+    read_only = kube.add_token("system:serviceaccount:syncd:reader", rules)
+    directory = sim.tmp / "reader"
+    directory.mkdir()
+    elector = LeaderElector(lease_api(kube, directory, read_only), LEASE, "pod-r", TIMINGS, clock=sim.clock)
+    delays = []
+    for _ in range(12):
+        delays.append(elector.step())
+        sim.clock.t += delays[-1]
+    assert not elector.is_leader
+    assert min(delays) > 0
+    assert sum(delays) >= 15 + TIMINGS.retry_period  # waited out the lease, then kept a steady pace
+    assert delays[-3:] == [TIMINGS.retry_period] * 3
+    assert sum(1 for r in kube.state.requests if r["method"] == "PUT" and r["status"] == 403) >= 3

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from syncd.app.leadership import LeaseApi, LeaseRecord, TokenFile, build_elector, default_identity
+from syncd.app.leadership import (
+    LeaderElector,
+    Leadership,
+    LeaseApi,
+    LeaseRecord,
+    SoleWriter,
+    TokenFile,
+    build_elector,
+    build_leadership,
+    default_identity,
+)
 from syncd.app.leadership.kube_api import KubeApiError, in_cluster_url
 from syncd.app.leadership.record import format_microtime
 from syncd.config import parse_config
@@ -17,9 +28,11 @@ from syncd.devstack.kubernetes import KubernetesEmulator
 from syncd.errors import ConfigError
 from tests.core.test_config import BASE
 
+HA = '\n[state]\nbackend = "kubernetes"\n\n[sync]\nfingerprint_key = { env = "SYNCD_FINGERPRINT_KEY" }\n'
+
 
 def test_leader_election_section_loads_with_client_go_defaults() -> None:
-    settings = parse_config(BASE + '\n[leader_election]\nenabled = true\nnamespace = "syncd"\n')
+    settings = parse_config(BASE + HA + '\n[leader_election]\nenabled = true\nnamespace = "syncd"\n')
     election = settings.leader_election
     assert election.enabled and election.lease_name == "syncd-leader"
     assert (election.lease_duration_seconds, election.renew_deadline_seconds, election.retry_period_seconds) == (
@@ -28,6 +41,12 @@ def test_leader_election_section_loads_with_client_go_defaults() -> None:
         2.0,
     )
     assert not parse_config(BASE).leader_election.enabled
+
+
+def test_leader_election_on_a_sqlite_state_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE + "\n[leader_election]\nenabled = true\n", "syncd.toml")
+    assert 'leader election needs state.backend = "kubernetes"' in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -96,3 +115,20 @@ def test_microtime_always_has_six_fractional_digits() -> None:
     assert format_microtime(datetime(2026, 11, 30, 5, 0, 0, tzinfo=UTC)) == "2026-11-30T05:00:00.000000Z"
     record = LeaseRecord("a", 15, None, datetime(2026, 1, 1, tzinfo=UTC), 0)
     assert record.spec()["renewTime"] == "2026-01-01T00:00:00.000000Z"
+
+
+def test_without_leader_election_the_process_is_the_sole_writer_until_stopped() -> None:
+    sole = build_leadership(LeaderElectionSettings(), env={"POD_NAME": "syncd-0"})
+    assert isinstance(sole, SoleWriter)
+    sole.start()
+    assert sole.is_leader and sole.can_write(time.monotonic() + 3600) and sole.leader_identity == "syncd-0"
+    sole.stop()
+    assert not sole.is_leader and not sole.can_write(time.monotonic()) and sole.finished
+
+
+def test_with_leader_election_enabled_it_is_an_elector(tmp_path: Path) -> None:
+    settings = LeaderElectionSettings(
+        enabled=True, api_url="http://127.0.0.1:9", namespace="syncd", token_file=tmp_path / "token", ca_file=None
+    )
+    elector: Leadership = build_leadership(settings, env={})
+    assert isinstance(elector, LeaderElector) and not elector.is_leader

@@ -17,7 +17,8 @@ from syncd.app.leadership import ElectionTimings, LeaderElector, LeaderMetrics
 from syncd.devstack.kubernetes import KubernetesEmulator
 from tests.app.leadership.helpers import LEASE, lease_api
 
-FAST = ElectionTimings(lease_duration=3.0, renew_deadline=2.0, retry_period=0.2)
+# Generous for a loaded CI machine: a renewal has 4 s to succeed before leadership is lost.
+FAST = ElectionTimings(lease_duration=6.0, renew_deadline=4.0, retry_period=0.3)
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
@@ -43,7 +44,7 @@ class Replica:
         self.registry = CollectorRegistry()
         self.lost = threading.Event()
         self.elector = LeaderElector(
-            lease_api(kube, directory, self.token, timeout=0.5),
+            lease_api(kube, directory, self.token, timeout=1.0),
             LEASE,
             name,
             FAST,

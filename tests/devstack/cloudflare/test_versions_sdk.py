@@ -9,6 +9,7 @@ as an extra field of ``page.result``.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import cloudflare
@@ -175,3 +176,35 @@ def test_beta_versions_list_shows_annotations_and_secret_names(
     assert (one.annotations.workers_tag, one.annotations.workers_triggered_by) == ("syncd", "secret")
     assert [(b.name, b.type) for b in one.bindings or []] == [("A", "secret_text"), ("B", "secret_text")]
     assert CANARY not in one.to_json()
+
+
+def test_version_upload_through_the_sdk_inherits_secrets_and_is_not_deployed(
+    cf: CloudflareEmulator, sdk: cloudflare.Cloudflare
+) -> None:
+    _secret_writes(cf, sdk)  # leaves B
+    deployed = cf.latest_version(SCRIPT)
+    module = ("index.js", io.BytesIO(b"export default {}"), "application/javascript+module")
+    metadata: Any = {
+        "main_module": "index.js",
+        "bindings": [{"type": "inherit", "name": "B"}, {"type": "inherit", "name": "GHOST"}],
+        "annotations": {"workers/message": "code v2"},
+    }
+
+    created = sdk.workers.scripts.versions.with_raw_response.create(
+        SCRIPT, account_id=cf.account_id, metadata=metadata, files=[module]
+    )
+    with pytest.raises(cloudflare.BadRequestError) as strict:
+        sdk.workers.scripts.versions.with_raw_response.create(
+            SCRIPT, account_id=cf.account_id, metadata=metadata, files=[module], bindings_inherit="strict"
+        )
+
+    assert created.http_response.status_code == 200
+    assert CANARY not in created.http_response.text
+    latest = cf.latest_version(SCRIPT)
+    assert (latest.number, set(latest.secrets)) == (5, {"B"})  # GHOST could not be inherited: dropped
+    assert latest.secrets["B"]["text"] == CANARY + "-b"
+    assert latest.annotations == {"workers/message": "code v2", "workers/triggered_by": "upload"}
+    deployment = cf.current_deployment(SCRIPT)
+    assert deployment is not None and deployment.split == [(deployed.id, 100)]
+    assert _code(strict.value) == 10021
+    assert cf.versions_of(SCRIPT) == 5

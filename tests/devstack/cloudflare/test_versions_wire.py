@@ -242,3 +242,23 @@ def test_settings_patch_with_a_settings_part_replaces_the_binding_list(
     assert sorted(b["name"] for b in response.json()["result"]["bindings"]) == ["A", "C"]
     assert {n: s["text"] for n, s in cf.secrets_of(SCRIPT).items()} == {"A": CANARY, "C": "c"}
     assert no_part.status_code == 400
+
+
+def test_a_rollback_to_a_version_with_other_secrets_needs_force(cf: CloudflareEmulator, http: httpx.Client) -> None:
+    http.put(script_path(cf) + "/secrets", json=text_secret("A", CANARY)).raise_for_status()  # version 2
+    http.put(script_path(cf) + "/secrets", json=text_secret("A", CANARY + "-rotated")).raise_for_status()  # 3
+    old = cf.version_list(SCRIPT)[1].id
+    body = {"strategy": "percentage", "versions": [{"version_id": old, "percentage": 100}]}
+
+    refused = http.post(script_path(cf) + "/deployments", json=body)
+    forced = http.post(script_path(cf) + "/deployments", params={"force": "true"}, json=body)
+    forward = http.post(
+        script_path(cf) + "/deployments",
+        json={"strategy": "percentage", "versions": [{"version_id": cf.latest_version(SCRIPT).id, "percentage": 100}]},
+    )
+
+    assert (refused.status_code, refused.json()["errors"][0]["code"]) == (400, 10220)
+    assert refused.json()["errors"][0]["message"].endswith("The following secrets have changed: A")
+    assert CANARY not in refused.text
+    assert forced.status_code == 200
+    assert forward.status_code == 200  # deploying a newer version is never a rollback

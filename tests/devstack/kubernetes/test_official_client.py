@@ -230,3 +230,19 @@ def test_secret_over_one_mebibyte_is_invalid(core: client.CoreV1Api) -> None:
             {"reason": "FieldValueTooLong", "message": "Too long: must have at most 1048576 bytes", "field": "data"}
         ],
     }
+
+
+def test_list_and_delete_leases(leases: client.CoordinationV1Api) -> None:
+    leases.create_namespaced_lease(NAMESPACE, new_lease("a"))
+    leases.create_namespaced_lease(NAMESPACE, new_lease("b"))
+    listed = leases.list_namespaced_lease(NAMESPACE)
+    assert [meta_of(item).name for item in listed.items] == ["a", "b"]
+    assert listed.metadata is not None and listed.metadata.resource_version
+    deleted = leases.delete_namespaced_lease("a", NAMESPACE)
+    assert isinstance(deleted, dict) and deleted["details"] == {
+        "name": "a",
+        "group": "coordination.k8s.io",
+        "kind": "leases",
+        "uid": deleted["details"]["uid"],
+    }
+    assert [meta_of(item).name for item in leases.list_namespaced_lease(NAMESPACE).items] == ["b"]

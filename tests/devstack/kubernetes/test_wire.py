@@ -177,3 +177,19 @@ def test_tokens_never_appear_in_the_request_log(kube: KubernetesEmulator, http: 
     http.post(SECRETS, json={"metadata": {"name": "s"}, "stringData": {"k": "canary-value-42"}})
     log = str(httpx.get(kube.url + "/__devstack/requests", timeout=5).json())
     assert kube.token not in log and "canary-value-42" not in log
+
+
+def test_the_audit_log_names_the_user_and_verb_of_each_request(kube: KubernetesEmulator, http: httpx.Client) -> None:
+    reader = kube.add_token("system:serviceaccount:syncd:reader")
+    http.post(LEASES, json=lease())
+    http.put(f"{LEASES}/leader", json=lease(holder="b"))
+    httpx.get(f"{kube.url}{LEASES}/leader", headers={"Authorization": f"Bearer {reader}"}, timeout=5)
+    httpx.get(f"{kube.url}{LEASES}", headers={"Authorization": f"Bearer {reader}"}, timeout=5)
+    audit = httpx.get(kube.url + "/__devstack/audit", timeout=5).json()["audit"]
+    assert [(a["user"].rsplit(":", 1)[-1], a["verb"], a["status"]) for a in audit] == [
+        ("syncd", "create", 201),
+        ("syncd", "update", 200),
+        ("reader", "get", 200),
+        ("reader", "list", 200),
+    ]
+    assert kube.token not in str(audit) and reader not in str(audit)
