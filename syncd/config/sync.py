@@ -30,6 +30,16 @@ class SyncSettings(StrictModel):
     initial_sync: Literal["push", "missing-only"] = "push"
     on_delete: Literal["keep", "delete"] = "keep"
     prune: bool = False
+    # A script whose latest version is not fully deployed refuses secret writes (10214/10215):
+    # "report" fails the mapping until the rollout finishes; "stage" writes the changes into a new
+    # undeployed version (never deploying it). Overridable per mapping.
+    on_undeployed: Literal["report", "stage"] = "report"
+    # Hand edits of the bindings syncd owns (syncd.engine.drift): re-push them, only report, or do
+    # not look. Checks are spread over the interval and use at most drift_budget_share of the
+    # Cloudflare rate budget.
+    drift: Literal["correct", "report", "off"] = "correct"
+    drift_check_interval_seconds: float = Field(default=300.0, ge=1)
+    drift_budget_share: float = Field(default=0.1, gt=0, le=1)
     # The key of the value fingerprints, kept outside the state file (default: a random key that the
     # state store keeps beside the fingerprints). Read once at start; see config.example.toml.
     fingerprint_key: CredentialRef | None = None
