@@ -11,7 +11,8 @@ adapters: ~5x the cost of the HTTP itself, bench/README.md) and go through ``Poo
 ``PooledHttp`` keeps the behaviour of the hvac session it replaces for these reads: the base URL
 (with any path prefix), TLS (a CA bundle file or directory, certifi's bundle like requests when
 verification is on without one, a client certificate, or no verification), the timeout of every
-connect and read, and a pool sized like the session's. A connection Vault closed while idle is
+connect and read (clipped, like every call of a cycle, to the time the cycle has left:
+``syncd.deadlines``), and a pool sized like the session's. A connection Vault closed while idle is
 replaced once, transparently (GETs are idempotent). When a proxy applies to the Vault address
 (``HTTPS_PROXY``/``NO_PROXY``, resolved once like ``build_hvac_client`` does), ``ProxiedHttp``
 sends the reads through urllib3's ``ProxyManager`` instead.
@@ -19,10 +20,6 @@ sends the reads through urllib3's ``ProxyManager`` instead.
 A transport answers ``get(target, headers)`` with an ``HttpReply`` (any status) and raises only
 ``VaultTransportError`` (``kind`` "timeout" or "connection"), whose text names the failure's type,
 never a header (the token) or a body.
-
-Within a cycle every connect and read is also bounded by the time the cycle has left
-(``syncd.deadlines``): the timeout is clipped per request, so a hanging Vault cannot hold a cycle
-past its deadline.
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ from urllib.parse import urlsplit
 import certifi
 import urllib3
 
-from syncd.deadlines import time_left
+from syncd.deadlines import attempt_timeout
 
 TransportFailure = Literal["timeout", "connection"]
 
@@ -130,17 +127,18 @@ class PooledHttp:
         return f"PooledHttp({self.base_url!r}, pool_size={self._pool_size})"
 
     def get(self, target: str, headers: Mapping[str, str]) -> HttpReply:
+        timeout = attempt_timeout(self._timeout, f"Vault GET {target}")  # clipped to the cycle's time left
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         reused = conn is not None
         failure: VaultTransportError | None = None
-        timeout = _clipped(self._timeout)
         try:
             if conn is None:
-                conn = self._connect()
-            conn.timeout = timeout  # for a (re)connect
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
+                conn = self._connect(timeout)
+            else:
+                conn.timeout = timeout
+                if conn.sock is not None:
+                    conn.sock.settimeout(timeout)
             try:
                 reply = self._exchange(conn, self._prefix + target, headers)
             except (ConnectionError, http.client.BadStatusLine):
@@ -176,12 +174,12 @@ class PooledHttp:
         body = response.read()
         return HttpReply(response.status, response.msg, body)
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
         if not self._https:
-            return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+            return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
         if self._context is None:
             self._context = tls_context(self._verify, self._client_cert)
-        return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._context)
+        return http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._context)
 
     def _release(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -218,8 +216,8 @@ class ProxiedHttp:
 
     def get(self, target: str, headers: Mapping[str, str]) -> HttpReply:
         failure: VaultTransportError | None = None
+        timeout = attempt_timeout(self._timeout, f"Vault GET {target}")
         try:
-            timeout = _clipped(self._timeout)
             response = self._pool().request(
                 "GET",
                 self.base_url + target,
@@ -257,11 +255,6 @@ class ProxiedHttp:
                     assert_hostname=False if not context.check_hostname else None,
                 )
             return self._manager
-
-
-def _clipped(timeout: float) -> float:
-    """``timeout``, or less when the cycle has less time left (never zero: that means non-blocking)."""
-    return max(0.001, min(timeout, time_left()))
 
 
 def build_vault_http(

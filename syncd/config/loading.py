@@ -157,7 +157,9 @@ def mapping_fingerprint(mapping: MappingSettings, target: Target, *, fingerprint
     key makes the recorded value fingerprints incomparable, so the mapping must be read again. None
     (the state store's own key) leaves the digest as it always was.
     """
-    payload = mapping.model_dump_json() + "|" + str(target)
+    # on_undeployed only says how a refused write is handled, not what is desired: left out, so that
+    # setting it neither re-reads Vault nor changes existing digests.
+    payload = mapping.model_dump_json(exclude={"on_undeployed"}) + "|" + str(target)
     if fingerprint_key_id is not None:
         payload += "|fingerprint-key:" + fingerprint_key_id
     return hashlib.sha256(payload.encode()).hexdigest()[:32]

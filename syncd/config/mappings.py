@@ -234,6 +234,7 @@ class MappingSettings(StrictModel):
     target: TargetSettings
     secret_text: SecretTextBindings | None = None
     secret_key: list[SecretKeyBinding] = []  # noqa: RUF012 - a pydantic model (via StrictModel) copies defaults
+    on_undeployed: Literal["report", "stage"] | None = None  # None: [sync] on_undeployed
 
     @field_validator("name")
     @classmethod

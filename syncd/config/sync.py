@@ -14,11 +14,15 @@ from syncd.config.strict import ConfigPath, RuleProblem, StrictModel, must_not_e
 MIN_FINGERPRINT_KEY_BYTES = 32  # an external sync.fingerprint_key, as UTF-8 bytes
 
 
+DEFAULT_BACKSTOP_SECONDS = 300.0
+
+
 class SyncSettings(StrictModel):
     interval_seconds: float = Field(default=30.0, ge=1)
     # While a Vault notification source is connected, the full sweep spreads over this period
     # instead (a slice of the secrets every interval_seconds); see syncd.app.service.sweep.
-    backstop_interval_seconds: float = Field(default=300.0, gt=0)
+    # Unset: 300 s, or interval_seconds when that is longer (see ``backstop_seconds``).
+    backstop_interval_seconds: float | None = Field(default=None, gt=0)
     jitter_seconds: float = Field(default=3.0, ge=0)
     cycle_timeout_seconds: float = Field(default=120.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
@@ -26,14 +30,32 @@ class SyncSettings(StrictModel):
     initial_sync: Literal["push", "missing-only"] = "push"
     on_delete: Literal["keep", "delete"] = "keep"
     prune: bool = False
+    # A script whose latest version is not fully deployed refuses secret writes (10214/10215):
+    # "report" fails the mapping until the rollout finishes; "stage" writes the changes into a new
+    # undeployed version (never deploying it). Overridable per mapping.
+    on_undeployed: Literal["report", "stage"] = "report"
+    # Hand edits of the bindings syncd owns (syncd.engine.drift): re-push them, only report, or do
+    # not look. Checks are spread over the interval and use at most drift_budget_share of the
+    # Cloudflare rate budget.
+    drift: Literal["correct", "report", "off"] = "correct"
+    drift_check_interval_seconds: float = Field(default=300.0, ge=1)
+    drift_budget_share: float = Field(default=0.1, gt=0, le=1)
     # The key of the value fingerprints, kept outside the state file (default: a random key that the
     # state store keeps beside the fingerprints). Read once at start; see config.example.toml.
     fingerprint_key: CredentialRef | None = None
 
+    @property
+    def backstop_seconds(self) -> float:
+        """The backstop sweep's period in force (``backstop_interval_seconds`` or its default)."""
+        if self.backstop_interval_seconds is not None:
+            return self.backstop_interval_seconds
+        return max(DEFAULT_BACKSTOP_SECONDS, self.interval_seconds)
+
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
-        interval, backstop = ("interval_seconds", 30.0), ("backstop_interval_seconds", 300.0)
-        yield from must_not_exceed(data, interval, backstop, blame_larger=True)
+        if "backstop_interval_seconds" in data:  # the default follows a longer interval by itself
+            interval, backstop = ("interval_seconds", 30.0), ("backstop_interval_seconds", DEFAULT_BACKSTOP_SECONDS)
+            yield from must_not_exceed(data, interval, backstop, blame_larger=True)
 
 
 class ServerSettings(StrictModel):

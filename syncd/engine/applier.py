@@ -31,6 +31,13 @@ all; its mappings report ``ScriptBackedOff``. Writers record in the state store 
 serialises its writes itself (one SQLite connection opened with ``check_same_thread=False`` behind
 an ``RLock``), and each writer records only its own script's bindings.
 
+Staging (``on_undeployed = "stage"``): when a script refuses a write because its latest version is
+not fully deployed (10214/10215), the changes of the mappings that stage (``stage_mappings``) still
+pending for that script go into ONE ``stage_secrets`` call (a new undeployed version, annotated as
+syncd's) instead; once confirmed they are recorded as written (so the next cycle does not write them
+again) and ``ApplyResult.staged`` names the version per mapping. Mappings that report fail as before.
+Nothing is ever deployed.
+
 One structlog line per call (event ``push``): names, versions, outcome, duration, error code; never a
 value.
 """
@@ -51,12 +58,13 @@ import structlog
 
 from syncd.engine.backoff import ScriptBackoff
 from syncd.engine.planner import Delete, Plan, TargetPlan, Write
-from syncd.engine.ports import WorkerSecrets
+from syncd.engine.ports import WorkerSecrets, WorkerVersions
 from syncd.engine.report import PushRecord
 from syncd.engine.script_gate import ScriptGate
 from syncd.engine.state import StateBackend
 from syncd.errors import (
     CloudflareError,
+    CloudflareNotDeployed,
     CloudflareNotFound,
     CloudflareRateLimited,
     CloudflareTransportError,
@@ -66,6 +74,7 @@ from syncd.errors import (
     SyncdError,
 )
 from syncd.model import SecretBody, Target
+from syncd.model_versions import StagedVersion
 
 MAX_NAMES_PER_CALL = 100
 GRACE_SECONDS = 1.0  # how long past the deadline the applier waits for writes in flight
@@ -95,6 +104,7 @@ class ApplyResult:
     pushes: list[PushRecord] = field(default_factory=list)
     failures: dict[str, SyncdError] = field(default_factory=dict)  # mapping -> first error
     pushed: set[str] = field(default_factory=set)  # mappings with at least one confirmed change
+    staged: dict[str, StagedVersion] = field(default_factory=dict)  # mapping -> the undeployed version
     timed_out: bool = False
 
     def fail(self, mappings: Sequence[str], error: SyncdError) -> None:
@@ -118,6 +128,8 @@ class Applier:
         concurrency: int = 1,
         gate: ScriptGate | None = None,
         backoff: ScriptBackoff | None = None,
+        versions: WorkerVersions | None = None,
+        stage_mappings: frozenset[str] = frozenset(),
     ) -> None:
         """``gate`` and ``backoff`` should outlive the applier (the reconciler owns them): both
         matter across cycles. Without them each applier gets fresh ones."""
@@ -134,6 +146,8 @@ class Applier:
         self._concurrency = concurrency
         self._gate = gate if gate is not None else ScriptGate()
         self._backoff = backoff
+        self._versions = versions
+        self._stage_mappings = stage_mappings if versions is not None else frozenset()
 
     def apply(
         self,
@@ -155,6 +169,7 @@ class Applier:
         for part in self._run(runnable, vault_created or {}, deadline):
             result.pushes.extend(part.pushes)
             result.pushed |= part.pushed
+            result.staged.update(part.staged)
             for mapping, error in part.failures.items():
                 result.failures.setdefault(mapping, error)
             result.timed_out = result.timed_out or part.timed_out
@@ -255,10 +270,30 @@ class Applier:
                 # auth): fail every mapping with a change not yet confirmed and leave the target.
                 if isinstance(error, CycleTimeout):
                     result.timed_out = True
-                pending = sorted({s.change.mapping for chunk in calls[index:] for s in chunk})
-                result.fail(pending, error)
-                return error
+                left = [s for chunk in calls[index:] for s in chunk]
+                if isinstance(error, CloudflareNotDeployed):
+                    left, error = self._stage_refused(target_plan, left, error, result, vault_created)
+                result.fail(sorted({s.change.mapping for s in left}), error)
+                return error if left else None
         return None
+
+    def _stage_refused(
+        self,
+        target_plan: TargetPlan,
+        left: list[Step],
+        refusal: SyncdError,
+        result: ApplyResult,
+        vault_created: Mapping[str, datetime],
+    ) -> tuple[list[Step], SyncdError]:
+        """Stage the steps of staging mappings in one call; the steps still failing and their error."""
+        staging = [s for s in left if s.change.mapping in self._stage_mappings]
+        if not staging or target_plan.target.dispatch_namespace:  # versions/latest has no namespace form
+            return left, refusal
+        rest = [s for s in left if s.change.mapping not in self._stage_mappings]
+        error = self._call(target_plan, staging, result, vault_created, stage=True)
+        if error is not None:
+            return left, error
+        return rest, refusal
 
     def _call(
         self,
@@ -266,6 +301,8 @@ class Applier:
         steps: list[Step],
         result: ApplyResult,
         vault_created: Mapping[str, datetime],
+        *,
+        stage: bool = False,
     ) -> SyncdError | None:
         target = target_plan.target
         writes = [s for s in steps if isinstance(s, Write)]
@@ -279,7 +316,7 @@ class Applier:
         except StateError as exc:
             error = exc  # without the intent a crash could lose the ownership: do not call
         else:
-            error = self._send_guarded(target, writes, deletes, mappings)
+            error = self._send_guarded(target, writes, deletes, mappings, result if stage else None)
             if error is not None and intents and definitely_refused(error):
                 self._forget_intents(target, [i.name for i in intents])
         seconds = self._monotonic() - started
@@ -308,10 +345,19 @@ class Applier:
         return error
 
     def _send_guarded(
-        self, target: Target, writes: list[Write], deletes: list[Delete], mappings: Sequence[str]
+        self,
+        target: Target,
+        writes: list[Write],
+        deletes: list[Delete],
+        mappings: Sequence[str],
+        staged_into: ApplyResult | None = None,
     ) -> SyncdError | None:
+        """``staged_into``: stage the changes (one undeployed version) and note it there."""
         try:
-            self._send(target, writes, deletes)
+            if staged_into is not None:
+                self._stage(target, writes, deletes, mappings, staged_into)
+            else:
+                self._send(target, writes, deletes)
         except CloudflareNotFound as exc:
             # Deleting from a script that no longer exists: its secrets are gone with it.
             if writes or exc.code != SCRIPT_NOT_FOUND:
@@ -329,6 +375,26 @@ class Applier:
         except StateError as exc:
             # The intents stay: the next cycle rewrites those names as owned, as after a crash.
             log.error("state.record_failed", script=target.script, names=names, error_code=exc.reason, error=str(exc))
+
+    def _stage(
+        self, target: Target, writes: list[Write], deletes: list[Delete], mappings: Sequence[str], into: ApplyResult
+    ) -> None:
+        assert self._versions is not None
+        changes: dict[str, SecretBody | None] = {w.binding.name: w.binding.body for w in writes}
+        changes.update({d.record.name: None for d in deletes})
+        message = f"syncd: rotation of {', '.join(mappings)} (latest version not deployed; staged, not deployed)"
+        staged = self._versions.stage_secrets(target, changes, message)
+        for mapping in mappings:
+            into.staged[mapping] = staged
+        log.info(
+            "staged",
+            script=target.script,
+            account=target.account_id,
+            mappings=list(mappings),
+            version=staged.number,
+            version_id=staged.id,
+            names=sorted(changes),
+        )
 
     def _send(self, target: Target, writes: list[Write], deletes: list[Delete]) -> None:
         if self._write_mode == "single":

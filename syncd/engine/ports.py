@@ -18,6 +18,7 @@ from syncd.model import (
     VaultSecretRef,
     VersionInfo,
 )
+from syncd.model_versions import StagedVersion, WorkerDeployment, WorkerVersion
 
 
 class SecretSource(Protocol):
@@ -56,4 +57,24 @@ class WorkerSecrets(Protocol):
 
     def delete_secret(self, target: Target, name: str) -> None:
         """DELETE .../secrets/{name}?url_encoded=true. An absent binding (10056) counts as deleted."""
+        ...
+
+
+class WorkerVersions(Protocol):
+    """A Worker's versions and deployment (``syncd.clients.worker_versions`` implements it)."""
+
+    def list_versions(self, target: Target, *, newer_than: int | None = None) -> list[WorkerVersion]:
+        """Newest first, only those numbered above ``newer_than``; binding names where the route gives them."""
+        ...
+
+    def version(self, target: Target, version_id: str) -> WorkerVersion:
+        """One version with its binding names and types (never values)."""
+        ...
+
+    def current_deployment(self, target: Target) -> WorkerDeployment | None:
+        """The deployment serving traffic (None when the script has none)."""
+        ...
+
+    def stage_secrets(self, target: Target, changes: Mapping[str, SecretBody | None], message: str) -> StagedVersion:
+        """PATCH .../versions/latest: one new UNDEPLOYED version holding ``changes``."""
         ...

@@ -17,6 +17,12 @@ its retries and waits are bounded by the time the cycle has left. The ``ScriptGa
 flight per script) and the ``ScriptBackoff`` (failing scripts left alone for a while) belong to the
 reconciler, so they span cycles; ``script_health()`` shows the backoff to ``/status`` and metrics.
 
+Staging (``on_undeployed = "stage"``, see ``applier``): a mapping whose changes went into an
+undeployed version reports ``Staged(N)`` ("staged in version N, not deployed") and is not in sync;
+that status is carried from cycle to cycle (its bindings are recorded as written, so no change is
+planned) until the drift checker sees the version deployed (``clear_staged``) or a later write of
+the mapping succeeds normally.
+
 Every error of one mapping, secret or target is caught and reported in that mapping's result only
 (invariant 6); error texts carry paths, names and codes, never values.
 """
@@ -44,7 +50,7 @@ from syncd.engine.applier import Applier, ApplyResult, log_internal, log_interna
 from syncd.engine.backoff import ScriptBackoff, ScriptHealth
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
-from syncd.engine.ports import SecretSource, WorkerSecrets
+from syncd.engine.ports import SecretSource, WorkerSecrets, WorkerVersions
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.script_gate import ScriptGate
 from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateBackend
@@ -112,6 +118,7 @@ class Reconciler:
         concurrency: int | None = None,
         fingerprint_key: bytes | None = None,
         write_concurrency: int | None = None,
+        versions: WorkerVersions | None = None,
     ) -> None:
         """``fingerprint_key``: an external key for the value fingerprints (``sync.fingerprint_key``);
         None keys them with the state store's own. A different key makes every recorded fingerprint
@@ -124,6 +131,7 @@ class Reconciler:
         self._clock = clock
         self._concurrency = concurrency
         self._write_concurrency = write_concurrency
+        self._versions = versions
         self._gate = ScriptGate()
         cloudflare = settings.cloudflare
         self._backoff = ScriptBackoff(
@@ -203,6 +211,10 @@ class Reconciler:
             concurrency=self._write_concurrency or cloudflare.write_concurrency,
             gate=self._gate,
             backoff=self._backoff,
+            versions=self._versions,
+            stage_mappings=frozenset(
+                m.name for m in settings.mappings if (m.on_undeployed or settings.sync.on_undeployed) == "stage"
+            ),
         )
 
     # --- 1. what this cycle looks at --------------------------------------------------------------
@@ -472,6 +484,8 @@ class Reconciler:
                 code, error = work.gone.reason, str(work.gone)
             if code == "CycleTimeout":  # a call the deadline did not let start (syncd.deadlines)
                 cycle.timed_out = True
+            if code is None:
+                code, error = _staged_status(work, applied)
             pending = any(c.action is not Action.ADOPT for c in changes)
             in_sync = code is None and not (cycle.dry_run and pending)
             results.append(
@@ -537,6 +551,35 @@ class Reconciler:
                     self._state.remove_mapping_status(name)
                 except SyncdError as exc:
                     log.error("state.record_failed", mapping=name, error_code=exc.reason, error=str(exc))
+
+
+STAGED_PREFIX = "Staged("
+
+
+def staged_code(number: int) -> str:
+    return f"{STAGED_PREFIX}{number})"
+
+
+def staged_number(error_code: str | None) -> int | None:
+    """N of a ``Staged(N)`` status code, else None."""
+    if error_code is None or not error_code.startswith(STAGED_PREFIX) or not error_code.endswith(")"):
+        return None
+    digits = error_code[len(STAGED_PREFIX) : -1]
+    return int(digits) if digits.isdigit() else None
+
+
+def _staged_status(work: _Work, applied: ApplyResult) -> tuple[str | None, str | None]:
+    """``Staged(N)`` for a mapping staged now, or staged before and not written since; else no code."""
+    staged = applied.staged.get(work.name)
+    if staged is not None:
+        return staged_code(staged.number), (
+            f"staged in version {staged.number}, not deployed (version {staged.id} of {work.target.script}: its "
+            "latest version was not fully deployed; the rollout is left to the team's deployment process)"
+        )
+    status = work.status
+    if status is not None and work.name not in applied.pushed and staged_number(status.last_error_code) is not None:
+        return status.last_error_code, status.last_error
+    return None, None
 
 
 def _needs_read(work: _Work, info: VersionInfo) -> bool:

@@ -29,6 +29,9 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
     assert "4 bindings arrived by polling" in text
     assert "4 bindings arrived by Vault notification" in text  # round 2 runs with the socket audit device
     assert re.search(r"metrics: http://127\.0\.0\.1:\d+/metrics", text)
+    assert "hand edit  payments-worker.WEBHOOK_SECRET overwritten" in text
+    corrected = r"^drift      payments-worker\.WEBHOOK_SECRET detected and Vault's value put back ✓ \d+\.\d\ds"
+    assert re.search(corrected, text, re.M)
     leaked = [i for i, value in enumerate(written) if value in text]
     assert not leaked, f"{len(leaked)} demo values appear in the output"
 

@@ -322,3 +322,14 @@ def test_a_reloaded_backstop_interval_changes_the_slices_at_the_next_tick(harnes
         assert set(seen) == set(NAMES) and set(seen.values()) == {1}
     finally:
         harness.drop(conn)
+
+
+def test_an_interval_longer_than_the_default_backstop_needs_no_backstop_setting() -> None:
+    text = BASE_CONFIG.replace("interval_seconds = 30", "interval_seconds = 3600")
+    settings = parse_config(
+        text + "\n[[mapping]]\nname='a'\nvault={mount='secret', path='a'}\ntarget={script='w'}\n"
+        "secret_text={keys={k='K'}}\n",
+        "syncd.toml",
+    )
+    assert settings.sync.backstop_seconds == 3600
+    assert parse_config(BASE_CONFIG).sync.backstop_seconds == 300

@@ -278,3 +278,26 @@ def test_concurrent_record_bindings_from_16_threads_lose_nothing(store: StateBac
     store.close()
     with opener() as reopened:
         assert {r.name for r in reopened.bindings()} == wanted
+
+
+def test_a_staged_mapping_applies_its_version_and_keeps_the_staged_status_across_a_restart(
+    store: StateBackend, opener: Opener
+) -> None:
+    success(store, 100.0)
+    store.record_mapping_result(
+        "edge",
+        at=200.0,
+        config_fingerprint="cfg2",
+        version=8,
+        in_sync=False,
+        pushed=True,
+        error_code="Staged(12)",
+        error="staged in version 12, not deployed",
+    )
+    status = store.mapping_status("edge")
+    assert status is not None
+    assert (status.config_fingerprint, status.last_version, status.in_sync) == ("cfg2", 8, False)
+    assert (status.last_error_code, status.last_pushed_at) == ("Staged(12)", 200.0)
+    store.close()
+    with opener() as reopened:
+        assert reopened.mapping_status("edge") == status

@@ -22,6 +22,7 @@ import requests
 
 from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.config import Settings
+from syncd.engine.reconciler import staged_number
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.state import MEMORY, MappingStatus, StateBackend, StateStore
 from syncd.errors import UsageError
@@ -44,6 +45,8 @@ def _heading(result: MappingResult) -> str:
 
 
 def _failure_line(result: MappingResult) -> str:
+    if staged_number(result.error_code) is not None:  # written, only not deployed yet: not a failure
+        return f"STAGED {_heading(result)}: {result.error or result.error_code}"
     return f"FAIL {_heading(result)}: {result.error_code}: {result.error or ''}".rstrip(": ")
 
 
@@ -271,6 +274,8 @@ def run_status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int
             print(f"no state yet at {path}", file=out)
         for r in rows:
             mark = "ok  " if r["in_sync"] else "FAIL" if r["last_error_code"] else "----"
+            if staged_number(r["last_error_code"]) is not None:
+                mark = "STAGED"
             line = f"{mark} {r['mapping']}: {_pushed(r)}, {_checked(r)}"
             if r["last_error_code"]:
                 line += f"; last error {r['last_error_code']}: {r['last_error'] or ''}".rstrip(": ")

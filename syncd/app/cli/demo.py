@@ -3,7 +3,9 @@
 Starts both emulators, seeds Vault and the Workers, writes a config for them, starts the real
 service (scheduler, HTTP endpoints, state store) in this process, then rotates Vault secrets and
 shows each rotation arriving in the emulated Workers with its propagation delay: the first round
-by polling, the next ones by Vault's socket audit device, which the demo enables in between. Values are never
+by polling, the next ones by Vault's socket audit device, which the demo enables in between. Then someone
+edits a binding syncd owns by hand (the emulator's admin API, as the dashboard would): the drift check
+finds it and syncd puts Vault's value back, shown with its delay. Values are never
 printed: arrival is proven by comparing with what was written. Ctrl-C stops everything cleanly.
 
 Only the command line imports this module; the daemon never does (it needs the devstack).
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
 import hvac
 
 from syncd.app.service.daemon import Service
@@ -81,6 +84,9 @@ api_token = {{ value = "{info["cloudflare_api_token"]}" }}
 interval_seconds = {interval}
 jitter_seconds = 0
 state_path = "{workdir / "state.sqlite3"}"
+drift = "correct"                   # hand edits of the bindings syncd owns are put back
+drift_check_interval_seconds = {interval}
+drift_budget_share = 0.5            # the demo checks every few seconds; production keeps 0.1
 
 [server]
 bind = "127.0.0.1"
@@ -186,6 +192,36 @@ class _DemoRun:
         self.view.line()
         self.view.line("Vault now tells syncd about writes (socket audit device): no waiting for the next poll")
 
+    def hand_edit(self, interval: float) -> float | None:
+        """Someone overwrites a binding syncd owns; syncd's drift check puts Vault's value back."""
+        script, binding = "payments-worker", "WEBHOOK_SECRET"
+        current = self.vault.secrets.kv.v2.read_secret_version(path="demo/payments", raise_on_deleted_version=True)
+        expected = current["data"]["data"]["webhook_secret"]
+        cf = self.stack.cloudflare
+        edit = {
+            "set": {binding: {"name": binding, "type": "secret_text", "text": f"hand-{secrets.token_hex(8)}"}},
+            "author_email": "someone.else@example.com",
+            "source": "dash",
+        }
+        url = f"{cf.url}/__devstack/accounts/{cf.account_id}/workers/scripts/{script}/hand-edit"
+        httpx.post(url, json=edit, timeout=10).raise_for_status()
+        started = time.monotonic()
+        self.view.line()
+        self.view.line(
+            f"hand edit  {script}.{binding} overwritten in the dashboard by someone.else@example.com"
+            f" (drift checks every {interval:g}s)"
+        )
+        deadline = started + ARRIVAL_TIMEOUT_SECONDS + interval
+        if not self.wait_arrival(script, binding, expected, deadline):
+            self.view.line(f"drift      {script}.{binding} {self.view.bad('✗ not corrected yet')}")
+            return None
+        delay = time.monotonic() - started
+        self.view.line(
+            f"drift      {script}.{binding} detected and Vault's value put back {self.view.ok('✓')} {delay:.2f}s"
+            f" (Worker version v{cf.versions_of(script)})"
+        )
+        return delay
+
     def rotate(self, secret: DemoSecret, number: int) -> list[float]:
         view = self.view
         values = secret.fresh_values()
@@ -239,6 +275,7 @@ def run_demo(out: TextIO, *, rotations: int = 3, interval: float = 5.0, wait: bo
                     run.enable_notifications(service)
                 for secret in DEMO_SECRETS:
                     (polled if number == 1 else notified).extend(run.rotate(secret, number))
+            run.hand_edit(interval)
             view.line()
             for label, delays in (("by polling", polled), ("by Vault notification", notified)):
                 if delays:

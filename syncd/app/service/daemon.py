@@ -10,6 +10,10 @@
   tick reconciles everything; in backstop mode (a Vault notification source is connected) the next
   slice of the secrets plus the mappings that failed last time (``syncd.app.service.sweep``);
 - ``vault-token``: ``VaultTokenManager.maintain()`` says when it wants to run again;
+- ``drift``: every few seconds, the drift checks that are due (``drift_checks.DriftChecker``, its
+  own schedule and rate-budget share), on the leader only; a check never overlaps a cycle (it waits
+  briefly for one), so syncd's own writes in flight never look like someone else's. A drifted
+  mapping is reconciled through ``request_cycle``;
 - ``manual``: on-demand cycles: operator triggers from ``POST /trigger``, Vault write
   notifications, and the full sweep at every change of sweep mode. The first request starts a
   cycle at once (leading edge); requests that arrive while one is queued or running merge into one
@@ -30,12 +34,13 @@ that installs signal handlers and blocks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -49,6 +54,7 @@ from syncd.app.notify.vault_events import VaultEventsSubscriber
 from syncd.app.service.parts import BackoffMetrics, SchedulerLike, ServerLike, ServiceParts
 from syncd.app.service.sweep import BACKSTOP, ModeChange, SweepSlicer, SyncModeMetrics, SyncModeTracker
 from syncd.config import Settings, load_config
+from syncd.engine.reconciler import staged_number
 from syncd.engine.report import CycleReport
 from syncd.errors import ConfigError, SyncdError
 
@@ -58,12 +64,19 @@ RECONCILE_JOB = "reconcile"
 STARTUP_JOB = "startup"
 TOKEN_JOB = "vault-token"
 MANUAL_JOB = "manual"
+DRIFT_JOB = "drift"
+DRIFT_WAIT_SECONDS = 2.0  # how long a drift check waits for a running cycle before deferring
 TAKEOVER_JOB = "takeover"
 EXIT_LEADERSHIP_LOST = 1  # Kubernetes restarts the pod, which rejoins as a follower
 TOKEN_RETRY_SECONDS = 30.0
 
 
 ServerFactory = Callable[["Service"], ServerLike]
+
+
+def drift_tick(interval: float) -> float:
+    """How often the drift job looks for due checks: a tenth of the interval, 1 to 30 seconds."""
+    return max(1.0, min(30.0, interval / 10))
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -82,6 +95,8 @@ def _label(sources: set[str]) -> str:
         return "manual"
     if "sweep" in sources:
         return "interval"  # the full sweep of a change of sweep mode
+    if sources == {"drift"}:
+        return "drift"
     return "notification"
 
 
@@ -174,6 +189,15 @@ class Service:
             coalesce=True,
             misfire_grace_time=max(1, int(sync.interval_seconds)),
         )
+        if self._parts.drift is not None:
+            self._scheduler.add_job(
+                self._job_drift,
+                "interval",
+                id=DRIFT_JOB,
+                seconds=drift_tick(sync.drift_check_interval_seconds),
+                max_instances=1,
+                coalesce=True,
+            )
         self._scheduler.start()
         self._start_leader_election()
         tokens = self._parts.token_manager
@@ -302,7 +326,7 @@ class Service:
             body.update(self._slicer.position(self._settings))
         sync = self._settings.sync
         body["interval_seconds"] = sync.interval_seconds
-        body["backstop_interval_seconds"] = sync.backstop_interval_seconds
+        body["backstop_interval_seconds"] = sync.backstop_seconds
         return body
 
     def _job_tick(self) -> None:
@@ -467,6 +491,8 @@ class Service:
             if trigger == "startup":
                 self._startup_done = True
         self._parts.metrics.record_cycle(report)
+        if self._parts.drift is not None:
+            self._parts.drift.note_cycle(report)
         self._update_gauges()
         failed = [r.mapping for r in report.results if r.failed]
         log.info(
@@ -480,6 +506,34 @@ class Service:
             seconds=round(report.finished_at - report.started_at, 3),
         )
         return report
+
+    def request_cycle(self, mappings: set[str]) -> None:
+        """Reconcile these mappings soon (drift corrections); merges with other queued requests."""
+        self._queue(mappings, "drift")
+
+    def _job_drift(self) -> None:
+        drift = self._parts.drift
+        with self._lock:
+            stopping = self._stopping
+        if drift is None or stopping or not self._leading():  # a follower neither checks nor corrects
+            return
+        try:
+            drift.run_due(self._between_cycles)
+        except Exception as exc:  # a bug in a check must not end the schedule; never the text (values)
+            log.error("drift job crashed", error_code=type(exc).__name__)
+
+    @contextlib.contextmanager
+    def _between_cycles(self) -> Iterator[bool]:
+        """True (and no cycle starts meanwhile) once no cycle runs or is being accounted for. Waits a
+        little: the drift job and the reconcile tick may fire in phase, and the check must not
+        lose to the cycle every time."""
+        if not self._cycle_lock.acquire(timeout=DRIFT_WAIT_SECONDS):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._cycle_lock.release()
 
     def _job_cycle(self, trigger: str) -> None:
         try:
@@ -613,6 +667,8 @@ class Service:
         if restart_needed:
             log.warning("configuration sections changed that apply only after a restart", sections=restart_needed)
         self._parts.reconciler.update_settings(new)
+        if self._parts.drift is not None:
+            self._parts.drift.update_settings(new)
         self._parts.metrics.configure_mappings([m.name for m in new.mappings])
         with self._lock:
             self._settings = new
@@ -674,6 +730,8 @@ class Service:
             report = self._last_report
             started = self._started_at
         mappings = [_plain(s) for s in self._parts.state.all_mapping_status()]
+        for mapping in mappings:  # "staged in version N, not deployed" (on_undeployed = "stage")
+            mapping["staged_version"] = staged_number(mapping.get("last_error_code"))
         body: dict[str, Any] = {
             "started_at": started,
             "mappings_configured": [m.name for m in self._settings.mappings],

@@ -54,7 +54,7 @@ CYCLE_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 1
 PROPAGATION_BUCKETS: Final = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 REQUEST_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-_TRIGGERS: Final = frozenset({"interval", "backstop", "startup", "manual", "notification", "once", "plan"})
+_TRIGGERS: Final = frozenset({"interval", "backstop", "startup", "manual", "notification", "once", "plan", "drift"})
 _REQUEST_OUTCOMES: Final = frozenset({"ok", "error", "retry"})
 _PUSH_OUTCOMES: Final = frozenset({"ok", "error"})
 _OPERATION: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -156,6 +156,18 @@ class Metrics:
             "When the mapping last finished a cycle in sync",
             ["mapping"],
             registry=r,
+        )
+        self.mapping_staged = Gauge(
+            "syncd_mapping_staged",
+            "1 while the mapping's latest rotation is staged in an undeployed Worker version",
+            ["mapping"],
+            registry=r,
+        )
+        self.drift_detected = Counter(
+            "syncd_drift_detected", "Hand edits of bindings syncd owns, found by drift checks", ["mapping"], registry=r
+        )
+        self.drift_corrected = Counter(
+            "syncd_drift_corrected", "Drifted bindings re-pushed and confirmed by Cloudflare", ["mapping"], registry=r
         )
         self.mapping_failures = Counter(
             "syncd_mapping_failures", "Failed mapping reconciliations by error class", ["mapping", "reason"], registry=r
@@ -334,6 +346,16 @@ class Metrics:
             self._drop(mapping, lambda labels: len(labels) > 1 and labels[1] == previous)
         self._script_of[mapping] = script
 
+    # --- drift ------------------------------------------------------------------------------------
+
+    def count_drift(self, mapping: str, *, corrected: bool) -> None:
+        """One drift found (``corrected=False``) or one correction confirmed, for a configured mapping."""
+        with self._lock:
+            if not self._accepts(mapping):
+                return
+            metric = self.drift_corrected if corrected else self.drift_detected
+            self._child(mapping, metric, (mapping,)).inc()
+
     # --- cycles -----------------------------------------------------------------------------------
 
     def record_cycle(self, report: CycleReport) -> None:
@@ -361,7 +383,11 @@ class Metrics:
         self._child(mapping, self.mapping_in_sync, (mapping,)).set(1 if healthy else 0)
         if healthy:
             self._child(mapping, self.mapping_last_success, (mapping,)).set(report.finished_at)
-        if error_code is not None:
+        for drift in (self.drift_detected, self.drift_corrected):  # from 0, so increase() sees the first
+            self._child(mapping, drift, (mapping,))
+        staged = error_code is not None and error_code.startswith("Staged(")
+        self._child(mapping, self.mapping_staged, (mapping,)).set(1 if staged else 0)
+        if error_code is not None and not staged:
             self._child(mapping, self.mapping_failures, (mapping, failure_reason(error_code))).inc()
 
     def _record_push(self, report: CycleReport, push: PushRecord) -> None:

@@ -8,6 +8,7 @@ service calls on them.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -56,6 +57,14 @@ class BackoffMetrics(Protocol):
     """Metrics that export the scripts in backoff (``syncd.app.service.metrics.Metrics``)."""
 
     def set_script_backoff(self, scripts: Iterable[ScriptHealth]) -> None: ...
+
+
+class DriftLike(Protocol):
+    def run_due(self, exclusive: Callable[[], AbstractContextManager[bool]] | None = None) -> int: ...
+
+    def note_cycle(self, report: CycleReport) -> None: ...
+
+    def update_settings(self, settings: Settings) -> None: ...
 
 
 class TokenKeeperLike(Protocol):
@@ -107,10 +116,13 @@ class ServiceParts:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # The Lease elector, or a SoleWriter without [leader_election] (syncd.app.leadership); None: tests.
     leadership: Leadership | None = None
+    # Drift checks and staged-version watching (``syncd.app.service.drift_checks.DriftChecker``).
+    drift: DriftLike | None = None
 
 
 __all__ = [
     "BackoffMetrics",
+    "DriftLike",
     "MetricsLike",
     "RateBudgetLike",
     "ReconcilerLike",

@@ -126,7 +126,7 @@ class SyncModeTracker:
 def slice_count(settings: Settings) -> int:
     """How many ticks of the interval job one backstop sweep spreads over (at least 1)."""
     sync = settings.sync
-    return max(1, math.floor(sync.backstop_interval_seconds / sync.interval_seconds + 1e-9))
+    return max(1, math.floor(sync.backstop_seconds / sync.interval_seconds + 1e-9))
 
 
 def secrets_in_order(settings: Settings) -> list[tuple[VaultSecretRef, list[str]]]:

@@ -23,6 +23,7 @@ from syncd.app.leadership import LeaderMetrics, build_leadership
 from syncd.app.leadership.gate import write_gate
 from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
 from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
+from syncd.app.service.drift_checks import DriftChecker
 from syncd.app.service.http_server import OpsServer
 from syncd.app.service.metrics import Metrics
 from syncd.app.service.vault_tls import vault_client_cert, vault_verify
@@ -38,6 +39,7 @@ from syncd.clients.vault_auth import (
     TokenLogin,
     VaultTokenManager,
 )
+from syncd.clients.worker_versions import WorkerVersionsClient
 from syncd.config import (
     MIN_FINGERPRINT_KEY_BYTES,
     AppRoleAuth,
@@ -191,6 +193,11 @@ class Clients:
     cloudflare: CloudflareClient
     pacer: Pacer
 
+    @property
+    def versions(self) -> WorkerVersionsClient:
+        """Versions, deployments and staging, over the same client (same pacer)."""
+        return WorkerVersionsClient(self.cloudflare)
+
     def close(self) -> None:
         self.cloudflare.close()
         adapter = getattr(self.vault, "adapter", None)
@@ -253,6 +260,7 @@ def build_reconciler(
         clock=clock,
         concurrency=settings.vault.concurrency,
         fingerprint_key=fingerprint_key(settings),
+        versions=clients.versions,
     )
 
 
@@ -306,7 +314,11 @@ def build_service(
     if isinstance(state, KubernetesStateStore):
         state.on_conflict = stopped_leading  # another writer wrote the state: step down as on a lost Lease
     reconciler = build_reconciler(settings, clients, state, clock=clock)
+    drift = DriftChecker(
+        settings, clients.versions, state, clients.pacer, request_cycle=lambda _: None, metrics=metrics, clock=clock
+    )
     parts = ServiceParts(
+        drift=drift,
         reconciler=reconciler,
         state=state,
         metrics=metrics,
@@ -334,4 +346,5 @@ def build_service(
             server_factory=make_server if server.enabled else None,
         )
     )
+    drift.request_cycle = service[0].request_cycle
     return service[0]

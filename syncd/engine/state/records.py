@@ -55,7 +55,10 @@ class MappingOutcome:
     error: str | None
 
     def applied_to(self, previous: MappingStatus) -> MappingStatus:
-        failed = self.error_code is not None or self.error is not None
+        # A staged mapping ("Staged(N)": written into an undeployed version) has its version and
+        # configuration applied; it is only not in sync until that version is deployed.
+        staged = self.error_code is not None and self.error_code.startswith("Staged(")
+        failed = (self.error_code is not None or self.error is not None) and not staged
         return MappingStatus(
             mapping=self.mapping,
             config_fingerprint=previous.config_fingerprint if failed else self.config_fingerprint,
