@@ -7,10 +7,11 @@ python bench/write_path.py [fanout] [isolation] [initial-sync] [--scripts 1000] 
                            [--paths 10000]
 ```
 
-Every scenario starts the devstack in a subprocess (``bench._stack``); write latency and faults come
-from the Cloudflare emulator's fault injection (``/__devstack/faults``: ``latency`` on
-``PATCH .../secrets-bulk``). Each prints its figures beside the floor it is compared to, measured in
-the same run. Exit status 1 when a target below was missed.
+Every scenario starts the devstack in a subprocess (``bench._stack``); write latency comes from the
+Cloudflare emulator's latency model (``/__devstack/latency``, which also refuses overlapping writes
+to one script with a 429), hangs and 5xx from its fault injection (``/__devstack/faults``). Each
+prints its figures beside the floor it is compared to, measured in the same run. Exit status 1
+when a target below was missed.
 
 - **fanout**: one secret mapped to ``--scripts`` scripts, rotated once, every write answering after
   ``--latency`` seconds, the account limit scaled to ``--rate-limit`` requests per
@@ -26,7 +27,7 @@ the same run. Exit status 1 when a target below was missed.
 - **initial-sync**: ``syncd run`` (a subprocess, default settings) over ``--paths`` distinct secrets
   on 100 scripts, from an empty state: wall time to the end of the start-up cycle, the start-up
   cycle's own duration and the time after its last write, Vault metadata reads (exactly one per
-  secret), and RSS after convergence. Targets: < 30 s, == paths, < 100 MiB.
+  secret), and RSS after convergence. Targets: < 30 s, <= 10 % of the cycle, == paths, < 100 MiB.
 """
 
 from __future__ import annotations
@@ -184,7 +185,10 @@ def fanout(args: argparse.Namespace, workdir: Path) -> list[str]:
         syncd = Syncd(parse_config(config, "fan"))
         try:
             admin.write_secrets({"bench/fan": new_value("fan")})
-            _fault(admin, "fan-*", latency=latency, count=n)
+            # The emulator's write latency model (every secret write takes ``latency``; two writes
+            # overlapping on one script get the concurrent-edit 429, counted in /__devstack/edits).
+            admin.cloudflare.ok("POST", "/__devstack/latency", {"kind": "fixed", "a": latency})
+            admin.cloudflare.ok("DELETE", "/__devstack/edits")
             admin.clear_requests()
             started = time.time()
             report = syncd.cycle()
@@ -192,6 +196,7 @@ def fanout(args: argparse.Namespace, workdir: Path) -> list[str]:
         finally:
             syncd.close()
         statuses = _statuses(admin)
+        concurrent_edits = int(admin.cloudflare.ok("GET", "/__devstack/edits")["concurrent_edit_429s"])
     budget = max(1, math.floor(args.rate_limit * PACER_HEADROOM))
     latency_floor = math.ceil(n / conc) * latency
     rate_floor = ((n - 1) // budget) * args.rate_window + latency
@@ -206,6 +211,7 @@ def fanout(args: argparse.Namespace, workdir: Path) -> list[str]:
     print(f"  rate floor:                      {rate_floor:8.2f} s")
     print(f"  both at once (the floor):        {floor:8.2f} s")
     print(f"  ratio to floor: {ratio:.3f}x (target <= 1.1x)   writes: {statuses.count(200)} ok, 429s: {too_many}")
+    print(f"  concurrent edits of one script refused by the emulator: {concurrent_edits}")
     print(f"  serial (before): ~{n * latency:.0f} s")
     problems = []
     if not report.ok:
@@ -214,6 +220,8 @@ def fanout(args: argparse.Namespace, workdir: Path) -> list[str]:
         problems.append(f"fanout: {ratio:.2f}x the floor")
     if too_many:
         problems.append(f"fanout: {too_many} x 429")
+    if concurrent_edits:
+        problems.append(f"fanout: {concurrent_edits} concurrent edits of one script (x 429)")
     return problems
 
 
@@ -388,7 +396,7 @@ def initial_sync(args: argparse.Namespace, workdir: Path) -> list[str]:
         problems.append(f"initial-sync: RSS {rss:.0f} MiB")
     if not last["ok"]:
         problems.append("initial-sync: the start-up cycle failed")
-    if after > 0.05 * cycle:
+    if after > 0.1 * cycle:  # "a small fraction of the cycle"
         problems.append(f"initial-sync: {after:.1f} s after the last write")
     return problems
 
