@@ -327,7 +327,9 @@ def initial_sync(args: argparse.Namespace, workdir: Path) -> list[str]:
         port = _free_port()
         text = config_toml(workload, admin.endpoints, concurrency=8, state_path=workdir / "initial.sqlite3")
         # Defaults, except an interval long enough that no second cycle runs while we measure the first.
-        text = text.replace("cycle_timeout_seconds = 1800", "interval_seconds = 3600").replace(
+        text = text.replace(
+            "cycle_timeout_seconds = 1800", "interval_seconds = 3600\nbackstop_interval_seconds = 3600"
+        ).replace(
             "[server]\nenabled = false", f'[server]\nenabled = true\nbind = "127.0.0.1"\nport = {port}'
         )
         config = workdir / "initial.toml"
@@ -335,19 +337,20 @@ def initial_sync(args: argparse.Namespace, workdir: Path) -> list[str]:
         admin.clear_requests()
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         started = time.time()
+        errors = (workdir / "initial.stderr").open("w")
         command = [sys.executable, "-m", "syncd", "run", "--config", str(config)]
         if args.profile:  # collapsed stacks of the whole run (py-spy from PyPI, not a dependency)
             command = ["py-spy", "record", "--format", "raw", "--rate", "50", "-o", args.profile, "--", *command]
         process = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=errors,
             env=env,
             cwd=REPO_ROOT,
         )
         try:
             last: Any = None
-            while time.time() - started < 600:
+            while time.time() - started < 600 and process.poll() is None:
                 # /readyz (cheap) turns 200 once the start-up cycle has finished; /status (10,000
                 # mappings of JSON) is asked once, after.
                 if _ready(f"http://127.0.0.1:{port}/readyz"):
@@ -362,8 +365,10 @@ def initial_sync(args: argparse.Namespace, workdir: Path) -> list[str]:
             process.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)  # py-spy saves on SIGINT
             process.wait(timeout=60)
         last_patch = max((t for m, _, _, t in admin.timed_requests("cloudflare") if m == "PATCH"), default=math.nan)
+    errors.close()
     if last is None:
-        return ["initial-sync: the start-up cycle did not finish"]
+        tail = (workdir / "initial.stderr").read_text()[-2000:]
+        return [f"initial-sync: the start-up cycle did not finish (syncd run stderr: {tail!r})"]
     metadata = sum(1 for method, path, _ in vault if method == "GET" and path.startswith("/v1/secret/metadata/"))
     patches = sum(1 for method, _, _ in cloudflare if method == "PATCH")
     cycle = last["finished_at"] - last["started_at"]

@@ -14,6 +14,7 @@ import hvac
 import pytest
 
 from syncd.app.notify.audit import AuditListener, Debouncer, LineReader, parse_entry, paths_to_mappings, written_path
+from syncd.app.notify.dispatch import WriteDispatcher
 from syncd.config import Settings, parse_config
 from syncd.devstack.vault import VaultEmulator
 
@@ -205,6 +206,33 @@ def test_a_key_written_non_stop_is_delivered_once_per_spacing() -> None:
     assert deliveries[0] == 0.0
     assert all(later - earlier >= 0.25 for earlier, later in itertools.pairwise(deliveries))
     assert len(deliveries) == 20  # nothing starves, nothing more often than the spacing
+
+
+class FrozenClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_dispatcher_delivers_the_first_write_at_once_and_holds_later_ones_for_the_spacing(
+    recorder: Recorder,
+) -> None:
+    clock = FrozenClock()  # time stands still: only a leading edge can deliver anything
+    dispatcher = WriteDispatcher(recorder, debounce_seconds=10.0, clock=clock, thread_name="test-dispatch").start()
+    try:
+        dispatcher.add("secret/data/first")
+        assert recorder.wait_for("secret/data/first")
+        dispatcher.add("secret/data/second")
+        dispatcher.add("secret/data/first")
+        assert not recorder.wait_for("secret/data/second", timeout=0.05)  # within the spacing: held
+        clock.now += 10.0
+        assert recorder.wait_for("secret/data/second")
+        assert recorder.paths == ["secret/data/first", "secret/data/second", "secret/data/first"]
+    finally:
+        dispatcher.stop()
+        dispatcher.join(DEADLINE)
 
 
 # -- the listener over TCP -------------------------------------------------------------------------------

@@ -16,8 +16,6 @@ from tests.monitoring.prom_tools import DASHBOARD
 
 PENDING_METRICS: Final = frozenset(
     {
-        "syncd_drift_detected_total",
-        "syncd_drift_corrected_total",
         "syncd_mapping_staged",
     }
 )
