@@ -108,3 +108,12 @@ def test_a_follower_runs_no_drift_check(tmp_path: Path) -> None:
     svc.start()
     scheduler.run(DRIFT_JOB)
     assert drift.runs == []
+
+
+def test_a_reload_with_another_check_interval_reschedules_the_drift_job(tmp_path: Path) -> None:
+    drift = FakeDrift()
+    svc, scheduler, _ = service(tmp_path, drift)
+    svc.start()
+    svc.config_path.write_text(config_with("alpha", extra="drift_check_interval_seconds = 60\n"))
+    assert svc.reload()
+    assert (DRIFT_JOB, "interval", {"seconds": drift_tick(60.0)}) in scheduler.rescheduled
