@@ -32,10 +32,12 @@ JOB = "syncd"
 PAYMENTS_SCRIPT = "payments-worker"
 EDGE_SCRIPT = "edge-router"
 FLAKY_SCRIPT = "flaky-worker"
+STAGED_SCRIPT = "staged-worker"
 CANARY_PAYMENTS = ("canary-e2e-payments-1-5b0e", "canary-e2e-payments-2-7d1a")
 CANARY_EDGE = ("canary-e2e-edge-1-c3f9", "canary-e2e-edge-2-0a4e")
 CANARY_FLAKY = ("canary-e2e-flaky-1-91d4", "canary-e2e-flaky-2-e6b8")
-CANARIES = CANARY_PAYMENTS + CANARY_EDGE + CANARY_FLAKY
+CANARY_STAGED = ("canary-e2e-staged-1-4a7c", "canary-e2e-staged-2-d90b")
+CANARIES = CANARY_PAYMENTS + CANARY_EDGE + CANARY_FLAKY + CANARY_STAGED
 ARRIVAL_TIMEOUT_SECONDS = 120.0
 
 MAPPINGS = f"""
@@ -56,6 +58,13 @@ name = "flaky"
 vault = {{ mount = "secret", path = "e2e/flaky" }}
 target = {{ script = "{FLAKY_SCRIPT}" }}
 secret_text = {{ keys = {{ token = "FLAKY_TOKEN" }} }}
+
+[[mapping]]
+name = "staged"
+vault = {{ mount = "secret", path = "e2e/staged" }}
+target = {{ script = "{STAGED_SCRIPT}" }}
+secret_text = {{ keys = {{ token = "STAGED_TOKEN" }} }}
+on_undeployed = "stage"
 """
 
 pytestmark = pytest.mark.timeout(600)  # a real Prometheus and syncd on a loaded 2-core machine
@@ -63,7 +72,7 @@ pytestmark = pytest.mark.timeout(600)  # a real Prometheus and syncd on a loaded
 
 @pytest.fixture
 def stack() -> Iterator[Devstack]:
-    devstack = Devstack(scripts=[PAYMENTS_SCRIPT, EDGE_SCRIPT, FLAKY_SCRIPT])
+    devstack = Devstack(scripts=[PAYMENTS_SCRIPT, EDGE_SCRIPT, FLAKY_SCRIPT, STAGED_SCRIPT])
     try:
         devstack.wait_until_ready()
         yield devstack
@@ -95,6 +104,7 @@ def test_prometheus_scrapes_syncd_through_a_rotation_and_a_refused_script(stack:
     vault.secrets.kv.v2.create_or_update_secret(path="e2e/payments", secret={"api_key": CANARY_PAYMENTS[0]})
     vault.secrets.kv.v2.create_or_update_secret(path="e2e/edge", secret={"token": CANARY_EDGE[0]})
     vault.secrets.kv.v2.create_or_update_secret(path="e2e/flaky", secret={"token": CANARY_FLAKY[0]})
+    vault.secrets.kv.v2.create_or_update_secret(path="e2e/staged", secret={"token": CANARY_STAGED[0]})
     (tmp_path / "syncd").mkdir()
     (tmp_path / "prometheus").mkdir()
     syncd = SyncdProcess(stack, tmp_path / "syncd", MAPPINGS).start()
@@ -111,7 +121,7 @@ def test_prometheus_scrapes_syncd_through_a_rotation_and_a_refused_script(stack:
 def _scenario(stack: Devstack, vault: hvac.Client, syncd: SyncdProcess, prometheus: PrometheusServer) -> None:
     prometheus.wait_for(f'up{{job="{JOB}"}} == 1', any_series, "Prometheus scraping syncd")
     prometheus.wait_for(
-        f'syncd_mapping_in_sync{{job="{JOB}"}} == 1', lambda s: len(s) == 3, "every mapping in sync after startup"
+        f'syncd_mapping_in_sync{{job="{JOB}"}} == 1', lambda s: len(s) == 4, "every mapping in sync after startup"
     )
 
     # Vault's socket audit device dials syncd's listener: notification health goes to 1 connection.
@@ -170,6 +180,12 @@ def _scenario(stack: Devstack, vault: hvac.Client, syncd: SyncdProcess, promethe
         any_series,
         "the failing script backed off",
     )
+    # A gradual rollout on a Worker whose mapping stages: the rotation goes into an undeployed version.
+    stack.cloudflare.set_undeployed(STAGED_SCRIPT, True)
+    vault.secrets.kv.v2.create_or_update_secret(path="e2e/staged", secret={"token": CANARY_STAGED[1]})
+    prometheus.wait_for(
+        f'syncd_mapping_staged{{job="{JOB}", mapping="staged"}} == 1', any_series, "the rotation staged, not deployed"
+    )
     budget = prometheus.wait_for(
         f'syncd_cloudflare_rate_budget_remaining{{job="{JOB}"}}', all_finite, "a rate budget reading"
     )
@@ -191,11 +207,12 @@ def _scenario(stack: Devstack, vault: hvac.Client, syncd: SyncdProcess, promethe
 
 # What some panels must show in this scenario, beyond returning a series.
 _EXPECTED: dict[str, Callable[[list[Sample]], bool]] = {
-    "Mappings out of sync": lambda s: s[0].value == 2,
+    "Mappings out of sync": lambda s: s[0].value == 3,
     "Mappings in sync": lambda s: s[0].value == 1,
     "In sync, per mapping": lambda s: (
         _value(s, mapping="edge") == 0 and _value(s, mapping="flaky") == 0 and _value(s, mapping="payments") == 1
     ),
+    "Rotations staged in undeployed versions": lambda s: _value(s, mapping="staged") == 1,
     "Propagation delay": all_finite,
     "Cloudflare failures by code": _not_deployed_code,
     "Mapping failures by reason": lambda s: _value(s, mapping="edge", reason="CloudflareNotDeployed") > 0,
