@@ -679,6 +679,9 @@ class Service:
                 seconds=new.sync.interval_seconds,
                 jitter=new.sync.jitter_seconds or None,
             )
+        new_tick = drift_tick(new.sync.drift_check_interval_seconds)
+        if self._parts.drift is not None and new_tick != drift_tick(old.sync.drift_check_interval_seconds):
+            self._scheduler.reschedule_job(DRIFT_JOB, trigger="interval", seconds=new_tick)
         log.info("configuration reloaded", config=str(self.config_path), mappings=len(new.mappings))
         return True
 
