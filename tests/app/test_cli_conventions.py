@@ -63,6 +63,14 @@ def test_every_command_help_has_a_description_examples_and_exit_codes(
     assert "exit codes:" in out and "2  bad configuration or usage" in out
 
 
+def test_run_and_status_help_give_their_own_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    # run does not exit "all mappings in sync", and status only reads: no lock can refuse it.
+    _, run_help, _ = run(capsys, "run", "--help")
+    assert "0  stopped by SIGTERM or SIGINT" in run_help and "all mappings in sync" not in run_help
+    _, status_help, _ = run(capsys, "status", "--help")
+    assert "held by another syncd process" not in status_help and "(check:" not in status_help
+
+
 def test_once_and_plan_can_be_limited_to_one_mapping(
     stack: Stack, config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from syncd.app.cli import demo
 from syncd.app.cli.main import main
 
 
-def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     written: list[str] = []
     original = demo.DemoSecret.fresh_values
 
@@ -22,13 +23,17 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
 
     monkeypatch.setattr(demo.DemoSecret, "fresh_values", remember)
     out = io.StringIO()
-    assert demo.run_demo(out, rotations=2, interval=1.0, wait=False) == 0
+    assert demo.run_demo(out, rotations=2, interval=1.0, wait=False, workdir=tmp_path) == 0
     text = out.getvalue()
     assert text.count("initial ") == 4 and "✗" not in text
     assert len(re.findall(r"^rotation ", text, flags=re.MULTILINE)) == 4
     assert "4 bindings arrived by polling" in text
     assert "4 bindings arrived by Vault notification" in text  # round 2 runs with the socket audit device
-    assert re.search(r"metrics: http://127\.0\.0\.1:\d+/metrics", text)
+    assert "metrics: " not in text  # --no-wait: the service has stopped, its URLs would be dead (issue 11)
+    assert f"stopped; config and log kept in {tmp_path}" in text
+    log = (tmp_path / "syncd.log").read_text(encoding="utf-8")
+    assert (tmp_path / "syncd.toml").is_file() and '"cycle finished"' in log
+    assert not [i for i, value in enumerate(written) if value in log], "a demo value appears in the kept log"
     assert "hand edit  payments-worker.WEBHOOK_SECRET overwritten" in text
     corrected = r"^drift      payments-worker\.WEBHOOK_SECRET detected and Vault's value put back ✓ \d+\.\d\ds"
     assert re.search(corrected, text, re.M)

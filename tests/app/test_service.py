@@ -643,6 +643,8 @@ def test_ops_endpoints_over_http_with_the_real_wiring(
         assert status_code == 200
         mappings = {m["mapping"]: m for m in json.loads(status_body)["mappings"]}
         assert mappings["app-api"]["in_sync"] is True and mappings["app-api"]["last_version"] == 1
+        leadership = json.loads(status_body)["leadership"]  # no [leader_election]: the sole writer
+        assert leadership["enabled"] is False and leadership["role"] == "leader", leadership
         metrics_code, metrics_body = _get(url + "/metrics")
         assert metrics_code == 200 and "syncd_ready 1.0" in metrics_body
         request = urllib.request.Request(

@@ -243,60 +243,64 @@ class _DemoRun:
         return delays
 
 
-def run_demo(out: TextIO, *, rotations: int = 3, interval: float = 5.0, wait: bool = True) -> int:
+def run_demo(
+    out: TextIO, *, rotations: int = 3, interval: float = 5.0, wait: bool = True, workdir: Path | None = None
+) -> int:
+    """The config and log stay in ``workdir`` (a new temporary directory by default) after the demo,
+    for the operator to read; the config's tokens are the devstack's and die with it."""
     view = LiveView(out)
     stop = threading.Event()
-    with tempfile.TemporaryDirectory(prefix="syncd-demo-") as tmp:
-        workdir = Path(tmp)
-        log_path = workdir / "syncd.log"
-        log_stream = log_path.open("w", encoding="utf-8")
-        configure_logging(format="json", level="info", stream=log_stream)
-        stack = Devstack(scripts=SCRIPTS)
-        service: Service | None = None
-        try:
-            stack.wait_until_ready()
-            vault = hvac.Client(url=stack.vault.url, token=stack.vault.root_token, timeout=10)
-            run = _DemoRun(view, stack, vault, stop)
-            run.seed()
-            config_path = workdir / "syncd.toml"
-            config_path.write_text(demo_config(stack, workdir, interval), encoding="utf-8")
-            service = build_service(load_config(config_path), config_path)
-            service.start()
-            server = service.server
-            base = getattr(server, "url", "(no server)")
-            view.line(f"syncd demo · Vault {stack.vault.url} · Cloudflare {stack.cloudflare.api_base}")
-            view.line(view.dim(f"config {config_path} · logs {log_path} · polling every {interval:g}s"))
-            view.line()
-            run.initial_sync()
-            polled: list[float] = []
-            notified: list[float] = []
-            for number in range(1, rotations + 1):
-                if number == 2:
-                    run.enable_notifications(service)
-                for secret in DEMO_SECRETS:
-                    (polled if number == 1 else notified).extend(run.rotate(secret, number))
-            run.hand_edit(interval)
-            view.line()
-            for label, delays in (("by polling", polled), ("by Vault notification", notified)):
-                if delays:
-                    view.line(
-                        f"{len(delays)} bindings arrived {label} · median {statistics.median(delays):.2f}s"
-                        f" · max {max(delays):.2f}s (from the Vault write to the Worker holding the value)"
-                    )
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="syncd-demo-"))
+    log_path = workdir / "syncd.log"
+    log_stream = log_path.open("w", encoding="utf-8")
+    configure_logging(format="json", level="info", stream=log_stream)
+    stack = Devstack(scripts=SCRIPTS)
+    service: Service | None = None
+    try:
+        stack.wait_until_ready()
+        vault = hvac.Client(url=stack.vault.url, token=stack.vault.root_token, timeout=10)
+        run = _DemoRun(view, stack, vault, stop)
+        run.seed()
+        config_path = workdir / "syncd.toml"
+        config_path.write_text(demo_config(stack, workdir, interval), encoding="utf-8")
+        service = build_service(load_config(config_path), config_path)
+        service.start()
+        server = service.server
+        base = getattr(server, "url", "(no server)")
+        view.line(f"syncd demo · Vault {stack.vault.url} · Cloudflare {stack.cloudflare.api_base}")
+        view.line(view.dim(f"config {config_path} · logs {log_path} · polling every {interval:g}s"))
+        view.line()
+        run.initial_sync()
+        polled: list[float] = []
+        notified: list[float] = []
+        for number in range(1, rotations + 1):
+            if number == 2:
+                run.enable_notifications(service)
+            for secret in DEMO_SECRETS:
+                (polled if number == 1 else notified).extend(run.rotate(secret, number))
+        run.hand_edit(interval)
+        view.line()
+        for label, delays in (("by polling", polled), ("by Vault notification", notified)):
+            if delays:
+                view.line(
+                    f"{len(delays)} bindings arrived {label} · median {statistics.median(delays):.2f}s"
+                    f" · max {max(delays):.2f}s (from the Vault write to the Worker holding the value)"
+                )
+        if wait:  # with --no-wait the service stops right below: its URLs would be dead
             view.line(f"metrics: {base}/metrics   status: {base}/status")
-            if wait:
-                view.line(view.dim("running; press Ctrl-C to stop"))
-                while not stop.wait(3600):
-                    pass
-        except KeyboardInterrupt:
-            view.line()
-            view.line("stopping")
-        finally:
-            stop.set()
-            if service is not None:
-                service.shutdown()
-            stack.stop()
-            log_stream.close()
+            view.line(view.dim("running; press Ctrl-C to stop"))
+            while not stop.wait(3600):
+                pass
+    except KeyboardInterrupt:
+        view.line()
+        view.line("stopping")
+    finally:
+        stop.set()
+        if service is not None:
+            service.shutdown()
+        stack.stop()
+        log_stream.close()
+    view.line(view.dim(f"stopped; config and log kept in {workdir}"))
     return 0
 
 

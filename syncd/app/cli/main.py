@@ -86,6 +86,19 @@ _PLAN_EXIT = """exit codes:
   2  bad configuration or usage
   3  with --detailed-exitcode: changes are pending (without it, pending changes exit 0)"""
 
+_RUN_EXIT = """exit codes:
+  0  stopped by SIGTERM or SIGINT
+  1  could not start (the ops port is taken, ...), or lost the leader Lease (Kubernetes restarts it)
+  2  bad configuration or usage, or the state file is held by another syncd process"""
+
+_STATUS_EXIT = """exit codes:
+  0  every configured mapping in sync
+  1  some mappings failed or were never pushed
+  2  bad configuration or usage"""
+
+# Commands whose exit codes differ from the shared _EXIT_CODES (once, check).
+_COMMAND_EXIT = {"plan": _PLAN_EXIT, "run": _RUN_EXIT, "status": _STATUS_EXIT}
+
 
 def _common_options(parser: argparse.ArgumentParser, *, default: object) -> None:
     """The options every command takes, before or after the command name (``default`` is
@@ -133,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, argparse.ArgumentParser] = {}
     for name, (help_line, description, examples) in _HELP.items():
-        epilog = f"examples:\n  {examples}\n\n" + (_PLAN_EXIT if name == "plan" else _EXIT_CODES)
+        epilog = f"examples:\n  {examples}\n\n" + _COMMAND_EXIT.get(name, _EXIT_CODES)
         command = sub.add_parser(
             name,
             help=help_line,

@@ -48,6 +48,7 @@ from typing import Any
 
 import structlog
 
+from syncd.app.leadership.sole import SoleWriter
 from syncd.app.notify.audit import AuditListener, paths_to_mappings
 from syncd.app.notify.sources import NotificationMetrics, NotificationSources, needed_connections
 from syncd.app.notify.vault_events import VaultEventsSubscriber
@@ -261,7 +262,7 @@ class Service:
         if elector is None:
             return {"enabled": False, "role": "leader"}
         return {
-            "enabled": True,
+            "enabled": not isinstance(elector, SoleWriter),  # a SoleWriter: no [leader_election]
             "identity": elector.identity,
             "role": "leader" if elector.is_leader else "follower",
             "leader": elector.leader_identity,
