@@ -200,6 +200,7 @@ class Clients:
 
     def close(self) -> None:
         self.cloudflare.close()
+        self.reader.close()  # the lean per-secret reads' keep-alive connections
         adapter = getattr(self.vault, "adapter", None)
         if adapter is not None:
             adapter.close()
