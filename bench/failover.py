@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.ha_stack import API_PATH, HaStack, Replica, wait_for
+from tests.ha_stack import API_PATH, HaStack, Replica
+from tests.waiting import wait_until as wait_for
 
 DEADLINE = 120.0
 

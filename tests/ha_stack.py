@@ -16,8 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,14 +215,3 @@ secret_text = {{ keys = {{ value = "QUIET_KEY" }} }}
         for replica in self.replicas:
             replica.stop()
         threading.Thread(target=self.stack.stop, daemon=True).start()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; its last answer."""
-    tick = threading.Event()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        tick.wait(interval)
-    return condition()

@@ -7,7 +7,6 @@ file holds no secret. The canaries must reach Cloudflare and appear nowhere else
 from __future__ import annotations
 
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -136,19 +135,6 @@ def write_config(tmp_path: Path, stack: Stack, **kwargs: Any) -> Path:
     path = tmp_path / "syncd.toml"
     path.write_text(config_text(stack, tmp_path / "state" / "syncd.sqlite3", **kwargs))
     return path
-
-
-_TICK = threading.Event()  # never set: wait() is the poll interval
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; its last answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        _TICK.wait(interval)
-    return condition()
 
 
 def holds_api_key(stack: Stack, value: str) -> bool:

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ha_stack import API_PATH, QUIET_SCRIPT, HaStack, wait_for
+from tests.ha_stack import API_PATH, QUIET_SCRIPT, HaStack
+from tests.waiting import wait_until as wait_for
 
 ROTATED = "canary-ha-rotated-3f7a"
 AFTER_PARTITION = "canary-ha-after-cut-8c21"

@@ -37,8 +37,8 @@ from tests.app.service_conftest_helpers import (
     metrics_text,
     running_stack,
     swept_after_backstop,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 WAIT = 30.0
 WITH_AUDIT = '[server]\nenabled = true\nbind = "127.0.0.1"\nport = 0\n\n[notifications]\naudit_listen = "127.0.0.1:0"'

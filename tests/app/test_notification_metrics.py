@@ -20,7 +20,7 @@ from syncd.config import Settings, load_config
 from syncd.devstack.vault import VaultEmulator
 from syncd.engine.report import CycleReport
 from syncd.model import SecretValue
-from tests.app.service_conftest_helpers import wait_until
+from tests.waiting import wait_until
 
 WAIT = 10.0
 

@@ -21,8 +21,8 @@ from tests.app.service_conftest_helpers import (
     holds_api_key,
     running_stack,
     swept_after_backstop,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 WAIT = 30.0  # generous: CI runs on a loaded 2-core machine
 

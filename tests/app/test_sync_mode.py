@@ -21,7 +21,6 @@ from syncd.app.service.metrics import Metrics
 from syncd.app.service.sweep import BACKSTOP, INTERVAL, SweepSlicer, SyncModeTracker, secrets_in_order, slice_count
 from syncd.config import Settings, load_config, parse_config
 from syncd.errors import ConfigError
-from tests.app.service_conftest_helpers import wait_until
 from tests.app.test_service import (
     BASE_CONFIG,
     FakeClock,
@@ -32,6 +31,7 @@ from tests.app.test_service import (
     config_with,
     report_for,
 )
+from tests.waiting import wait_until
 
 WAIT = 10.0
 NAMES = [f"m{n:02d}" for n in range(23)]

@@ -25,10 +25,10 @@ from syncd.errors import (
     SyncdError,
 )
 from syncd.model import RemoteSecret, SecretBody, Target
-from tests.app.service_conftest_helpers import wait_until
 from tests.engine.conftest import CANARY, leaks
 from tests.engine.fakes import FakeWorkers, keys_mapping, make_settings, target
 from tests.engine.test_reconciler import World, result
+from tests.waiting import wait_until
 
 WAIT = 10.0
 

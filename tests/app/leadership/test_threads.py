@@ -16,17 +16,14 @@ from prometheus_client import CollectorRegistry
 from syncd.app.leadership import ElectionTimings, LeaderElector, LeaderMetrics
 from syncd.devstack.kubernetes import KubernetesEmulator
 from tests.app.leadership.helpers import LEASE, lease_api
+from tests.waiting import wait_until
 
 # Generous for a loaded CI machine: a renewal has 4 s to succeed before leadership is lost.
 FAST = ElectionTimings(lease_duration=6.0, renew_deadline=4.0, retry_period=0.3)
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        time.sleep(0.01)
+    assert wait_until(condition, seconds), "condition not reached before the deadline"
 
 
 @pytest.fixture

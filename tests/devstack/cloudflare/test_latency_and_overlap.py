@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -18,17 +17,14 @@ import pytest
 from syncd.devstack.cloudflare import CloudflareEmulator
 from syncd.devstack.cloudflare.edits import LatencySpec, WriteLatency
 from tests.devstack.cloudflare.helpers import SCRIPT, script_path, text_secret
+from tests.waiting import wait_until
 
 DEADLINE_SECONDS = 10.0
 HELD = "30"  # a write sleeps this long unless the test changes the latency, which ends the sleep at once
 
 
 def wait_for(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        time.sleep(0.005)
+    assert wait_until(condition, DEADLINE_SECONDS, interval=0.005), "condition not reached before the deadline"
 
 
 class Background:
