@@ -21,8 +21,9 @@ from typing import Final
 
 from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
 
-__all__ = ["Family", "MappingSeries"]
+__all__ = ["Family", "LazySamples", "MappingSeries"]
 
 Key = str | tuple[str, ...]  # the mapping name alone, or the label values in order (mapping first)
 ZERO: Final = 0.0  # one shared object for every series at 0
@@ -71,17 +72,59 @@ class Family:
             self.pop(key)
 
     def metric(self, values: dict[Key, float], created: dict[Key, float] | None) -> Metric:
-        labelnames = list(self.labelnames)
+        """The family as of ``values``; its samples are made one at a time while the exposition is written."""
         if self.counter:
-            counter = CounterMetricFamily(self.name, self.doc, labels=labelnames)
-            for key, value in values.items():
-                stamp = created.get(key) if created is not None else None
-                counter.add_metric((key,) if isinstance(key, str) else key, value, created=stamp)
-            return counter
-        gauge = GaugeMetricFamily(self.name, self.doc, labels=labelnames)
-        for key, value in values.items():
-            gauge.add_metric((key,) if isinstance(key, str) else key, value)
-        return gauge
+            family: Metric = CounterMetricFamily(self.name, self.doc, labels=list(self.labelnames))
+        else:
+            family = GaugeMetricFamily(self.name, self.doc, labels=list(self.labelnames))
+        family.samples = LazySamples(family.name, self.labelnames, values, created, counter=self.counter)
+        return family
+
+
+class LazySamples(list[Sample]):
+    """A family's samples, made on iteration from a copy of its values.
+
+    ``generate_latest`` only iterates ``Metric.samples``; building 100,000 ``Sample`` objects and
+    label dicts up front for a scrape of 10,000 mappings would add tens of MiB to every scrape.
+    The same samples as ``add_metric`` would have appended, in the same order.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        labelnames: tuple[str, ...],
+        values: dict[Key, float],
+        created: dict[Key, float] | None,
+        *,
+        counter: bool,
+    ) -> None:
+        super().__init__()
+        self._name = name
+        self._labelnames = labelnames
+        self._values = values
+        self._created = created if counter else None
+        self._counter = counter
+
+    def __iter__(self) -> Iterator[Sample]:
+        value_name = self._name + "_total" if self._counter else self._name
+        for key, value in self._values.items():
+            labels = dict(zip(self._labelnames, (key,) if isinstance(key, str) else key, strict=True))
+            yield Sample(value_name, labels, value, None, None)
+            if self._created is not None:
+                stamp = self._created.get(key)
+                if stamp is not None:
+                    yield Sample(self._name + "_created", dict(labels), stamp, None, None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, list) and list(iter(self)) == list(iter(other))
+
+    __hash__ = None
 
 
 class MappingSeries:
