@@ -52,6 +52,7 @@ from syncd.app.leadership.sole import SoleWriter
 from syncd.app.notify.audit import AuditListener, paths_to_mappings
 from syncd.app.notify.sources import NotificationMetrics, NotificationSources, needed_connections
 from syncd.app.notify.vault_events import VaultEventsSubscriber
+from syncd.app.service.heap import release_free_memory
 from syncd.app.service.parts import BackoffMetrics, SchedulerLike, ServerLike, ServiceParts
 from syncd.app.service.sweep import BACKSTOP, ModeChange, SweepSlicer, SyncModeMetrics, SyncModeTracker
 from syncd.config import Settings, load_config
@@ -492,6 +493,7 @@ class Service:
             if trigger == "startup":
                 self._startup_done = True
         self._parts.metrics.record_cycle(report)
+        release_free_memory()  # the cycle's transient objects are gone: give their pages back
         if self._parts.drift is not None:
             self._parts.drift.note_cycle(report)
         self._update_gauges()

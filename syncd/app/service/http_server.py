@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
+from syncd.app.service.heap import release_free_memory
 from syncd.app.service.metrics import Metrics
 from syncd.model import SecretValue
 
@@ -205,6 +206,8 @@ class _OpsHandler(BaseHTTPRequestHandler):
         if path == "/metrics":
             body, content_type = self.ops.metrics.render()
             self._send(200, body, content_type)
+            del body
+            release_free_memory()  # an exposition of 10,000 mappings is MiBs of short-lived strings
         elif path == "/healthz":
             self._probe(source.healthz)
         elif path == "/readyz":

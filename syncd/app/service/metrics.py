@@ -22,10 +22,11 @@ import math
 import platform
 import re
 import threading
+import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 import structlog
 from prometheus_client import (
@@ -41,8 +42,9 @@ from prometheus_client import (
 
 import syncd
 from syncd import errors
+from syncd.app.service.mapping_series import MappingSeries
 from syncd.engine.backoff import ScriptHealth
-from syncd.engine.report import CycleReport, PushRecord, Reason
+from syncd.engine.report import CycleReport, MappingResult, PushRecord, Reason
 from syncd.model import Target
 
 __all__ = ["Metrics"]
@@ -50,6 +52,8 @@ __all__ = ["Metrics"]
 log = structlog.get_logger(__name__)
 
 OTHER: Final = "other"
+_ONE: Final = 1.0  # shared objects: a gauge set to them allocates nothing
+_ZERO: Final = 0.0
 CYCLE_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 PROPAGATION_BUCKETS: Final = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 REQUEST_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -142,36 +146,9 @@ class Metrics:
             registry=r,
         )
 
-        self.pushes = Counter(
-            "syncd_pushes", "Cloudflare writes per mapping and script", ["mapping", "script", "outcome"], registry=r
-        )
-        self.bindings_written = Counter(
-            "syncd_bindings_written", "Secret bindings written to Cloudflare", ["mapping", "script"], registry=r
-        )
-        self.mapping_in_sync = Gauge(
-            "syncd_mapping_in_sync", "1 when the mapping's Worker bindings equal Vault", ["mapping"], registry=r
-        )
-        self.mapping_last_success = Gauge(
-            "syncd_mapping_last_success_timestamp_seconds",
-            "When the mapping last finished a cycle in sync",
-            ["mapping"],
-            registry=r,
-        )
-        self.mapping_staged = Gauge(
-            "syncd_mapping_staged",
-            "1 while the mapping's latest rotation is staged in an undeployed Worker version",
-            ["mapping"],
-            registry=r,
-        )
-        self.drift_detected = Counter(
-            "syncd_drift_detected", "Hand edits of bindings syncd owns, found by drift checks", ["mapping"], registry=r
-        )
-        self.drift_corrected = Counter(
-            "syncd_drift_corrected", "Drifted bindings re-pushed and confirmed by Cloudflare", ["mapping"], registry=r
-        )
-        self.mapping_failures = Counter(
-            "syncd_mapping_failures", "Failed mapping reconciliations by error class", ["mapping", "reason"], registry=r
-        )
+        self._lock = threading.Lock()
+        self._per_mapping = MappingSeries(self._lock)  # plain values, exposed at scrape time
+        r.register(self._per_mapping)
         self.propagation_delay = Histogram(
             "syncd_propagation_delay_seconds",
             "From a Vault version's creation to Cloudflare's confirmation of the write",
@@ -228,11 +205,9 @@ class Metrics:
             registry=r,
         )
 
-        self._lock = threading.Lock()
         self._backed_off: set[tuple[str, str]] = set()
         self._configured: frozenset[str] | None = None  # None: not configured yet, every mapping accepted
         self._script_of: dict[str, str] = {}
-        self._series: dict[str, dict[tuple[Counter | Gauge, tuple[str, ...]], Any]] = {}  # mapping -> children
         self._notification_sources: frozenset[str] = frozenset()
 
     # --- RequestObserver ------------------------------------------------------------------------
@@ -311,40 +286,21 @@ class Metrics:
     def configure_mappings(self, names: Iterable[str]) -> None:
         """Accept only these mapping names from now on and drop every series of any other mapping."""
         with self._lock:
-            self._configured = frozenset(names)
-            for mapping in [m for m in self._series if m not in self._configured]:
-                self._drop(mapping, lambda labels: True)
-                self._script_of.pop(mapping, None)
+            configured = self._configured = frozenset(names)
+            self._per_mapping.keep_only(configured)
+            for mapping in [m for m in self._script_of if m not in configured]:
+                del self._script_of[mapping]
 
     def _accepts(self, mapping: str) -> bool:
         return self._configured is None or mapping in self._configured
 
-    def _child(self, mapping: str, metric: Counter | Gauge, labels: tuple[str, ...]) -> Any:
-        """The series of ``metric`` with ``labels``, tracked under ``mapping`` and kept at hand:
-        ``labels()`` validates its arguments on every call, which a 10,000-mapping cycle feels."""
-        series = self._series.setdefault(mapping, {})
-        child = series.get((metric, labels))
-        if child is None:
-            child = series[(metric, labels)] = metric.labels(*labels)
-        return child
-
-    def _drop(self, mapping: str, which: Callable[[tuple[str, ...]], bool]) -> None:
-        kept: dict[tuple[Counter | Gauge, tuple[str, ...]], Any] = {}
-        for (metric, labels), child in self._series.pop(mapping, {}).items():
-            if which(labels):
-                with contextlib.suppress(KeyError):
-                    metric.remove(*labels)
-            else:
-                kept[(metric, labels)] = child
-        if kept:
-            self._series[mapping] = kept
-
     def _note_script(self, mapping: str, script: str) -> None:
         """A mapping moved to another script: its series with the old script label go."""
         previous = self._script_of.get(mapping)
-        if previous is not None and previous != script:
-            self._drop(mapping, lambda labels: len(labels) > 1 and labels[1] == previous)
-        self._script_of[mapping] = script
+        if previous != script:
+            if previous is not None:
+                self._per_mapping.drop_script(mapping, previous)
+            self._script_of[mapping] = script
 
     # --- drift ------------------------------------------------------------------------------------
 
@@ -353,8 +309,8 @@ class Metrics:
         with self._lock:
             if not self._accepts(mapping):
                 return
-            metric = self.drift_corrected if corrected else self.drift_detected
-            self._child(mapping, metric, (mapping,)).inc()
+            series = self._per_mapping
+            (series.drift_corrected if corrected else series.drift_detected).inc(mapping, time.time())
 
     # --- cycles -----------------------------------------------------------------------------------
 
@@ -368,40 +324,42 @@ class Metrics:
         self.last_cycle.set(report.finished_at)
         if outcome == "ok":
             self.last_successful_cycle.set(report.finished_at)
+        now = time.time()  # the creation time of the counters this cycle brings
         with self._lock:
             for result in report.results:
                 if self._accepts(result.mapping):
-                    self._record_result(report, result.mapping, result.target, result.in_sync, result.error_code)
+                    self._record_result(report, result, now)
             for push in report.pushes:
-                self._record_push(report, push)
+                self._record_push(report, push, now)
 
-    def _record_result(
-        self, report: CycleReport, mapping: str, target: Target, in_sync: bool, error_code: str | None
-    ) -> None:
-        self._note_script(mapping, script_label(target))
-        healthy = in_sync and error_code is None
-        self._child(mapping, self.mapping_in_sync, (mapping,)).set(1 if healthy else 0)
+    def _record_result(self, report: CycleReport, result: MappingResult, now: float) -> None:
+        mapping, error_code = result.mapping, result.error_code
+        self._note_script(mapping, script_label(result.target))
+        series = self._per_mapping
+        healthy = result.in_sync and error_code is None
+        series.in_sync.set(mapping, _ONE if healthy else _ZERO)
         if healthy:
-            self._child(mapping, self.mapping_last_success, (mapping,)).set(report.finished_at)
-        for drift in (self.drift_detected, self.drift_corrected):  # from 0, so increase() sees the first
-            self._child(mapping, drift, (mapping,))
+            series.last_success.set(mapping, report.finished_at)
+        series.drift_detected.touch(mapping, now)  # from 0, so increase() sees the first
+        series.drift_corrected.touch(mapping, now)
         staged = error_code is not None and error_code.startswith("Staged(")
-        self._child(mapping, self.mapping_staged, (mapping,)).set(1 if staged else 0)
+        series.staged.set(mapping, _ONE if staged else _ZERO)
         if error_code is not None and not staged:
-            self._child(mapping, self.mapping_failures, (mapping, failure_reason(error_code))).inc()
+            series.failures.inc((mapping, failure_reason(error_code)), now)
 
-    def _record_push(self, report: CycleReport, push: PushRecord) -> None:
+    def _record_push(self, report: CycleReport, push: PushRecord, now: float) -> None:
         script = script_label(push.target)
         outcome = _bounded(push.outcome, _PUSH_OUTCOMES)
+        series = self._per_mapping
         mappings = [m for m in push.mappings if self._accepts(m)]
         for mapping in mappings:
-            self._child(mapping, self.pushes, (mapping, script, outcome)).inc()
+            series.pushes.inc((mapping, script, outcome), now)
         if push.outcome != "ok":
             return
         written, reasons = _written_per_mapping(report, push)
         for mapping, count in written.items():
             if self._accepts(mapping):
-                self._child(mapping, self.bindings_written, (mapping, script)).inc(count)
+                series.bindings_written.inc((mapping, script), now, count)
         if push.confirmed_at is None:
             return
         for mapping, created in push.vault_created.items():
