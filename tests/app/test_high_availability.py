@@ -2,7 +2,7 @@
 
 The Cloudflare emulator's request log names the writing replica (syncd's User-Agent), so "exactly
 one writes" and "two writers never overlap" are read off what Cloudflare received. Timings: a
-6 s Lease (renew deadline 4 s, retry 1 s), generous deadlines for a loaded machine.
+9 s Lease (renew deadline 6 s, retry 1.2 s), generous deadlines for a loaded machine.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ WAIT = 90.0
 
 @pytest.fixture
 def ha(tmp_path: Path) -> Iterator[HaStack]:
-    stack = HaStack(tmp_path, lease_seconds=6.0, interval_seconds=2.0)
+    stack = HaStack(tmp_path, lease_seconds=9.0, interval_seconds=2.0)
     try:
         yield stack
     finally:
@@ -90,7 +90,7 @@ def test_a_leader_cut_off_from_the_api_stops_writing_before_another_can_lead(ha:
 
 @pytest.mark.timeout(300)
 def test_a_follower_serves_metrics_health_and_status_naming_the_leader(tmp_path: Path) -> None:
-    ha = HaStack(tmp_path, lease_seconds=6.0, interval_seconds=2.0, server=True)
+    ha = HaStack(tmp_path, lease_seconds=9.0, interval_seconds=2.0, server=True)
     try:
         replicas = {"a": ha.start("a"), "b": ha.start("b")}
         leader, follower = _leader_and_follower(ha)
