@@ -7,8 +7,9 @@ values are refused unless ``cloudflare.allow_inline_credentials`` / ``vault.allo
 says otherwise.
 
 One module per part of the file: ``vault``, ``cloudflare``, ``sync`` (sync, server, notifications,
-logging), ``mappings``; ``credentials`` for credential references, ``loading`` for ``Settings``,
-``parse_config``/``load_config`` and ``mapping_fingerprint``; ``state`` for ``[state]`` (the state
+logging), ``mappings`` (the schema of ``[[mapping]]``; ``compact`` for the form the daemon keeps);
+``credentials`` for credential references, ``loading`` for ``Settings``, ``parse_config``/``load_config``
+and ``mapping_fingerprint``; ``state`` for ``[state]`` (the state
 backend), ``leader`` for ``[leader_election]``; ``strict`` for the base model and its one-pass rules,
 ``messages`` for the wording of problems. Import from ``syncd.config``.
 """
@@ -21,18 +22,10 @@ from syncd.config.cloudflare import (
     CloudflareGlobalKey,
     CloudflareSettings,
 )
+from syncd.config.compact import MappingSettings, SecretKeyBinding, SecretTextBindings, TargetSettings, VaultSource
 from syncd.config.credentials import CredentialRef
 from syncd.config.loading import Settings, load_config, mapping_fingerprint, parse_config
-from syncd.config.mappings import (
-    KeyFormat,
-    KeyUsage,
-    MappingSettings,
-    SecretKeyBinding,
-    SecretTextBindings,
-    TargetSettings,
-    VaultSource,
-    is_binding_name,
-)
+from syncd.config.mappings import KeyFormat, KeyUsage, is_binding_name
 from syncd.config.state import KubernetesStateSettings, StateSettings
 from syncd.config.sync import (
     MIN_FINGERPRINT_KEY_BYTES,

@@ -12,22 +12,63 @@ import hashlib
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import PlainSerializer, PlainValidator, PrivateAttr, ValidationError, ValidationInfo
+from pydantic_core import InitErrorDetails
 
 from syncd.config.cloudflare import DEFAULT_CLOUDFLARE_TOKEN_ENV, MAX_BULK_SECRETS, CloudflareSettings
+from syncd.config.compact import MAPPING_TABLES, MappingSettings, TargetSettings, compact_mappings
 from syncd.config.leader import LeaderElectionSettings
-from syncd.config.mappings import MappingSettings, raw_binding_names
+from syncd.config.mappings import MappingTable, raw_binding_names
 from syncd.config.messages import problems_from_validation
 from syncd.config.state import KUBERNETES_NEEDS_KEY, StateSettings
-from syncd.config.strict import INLINE_ALLOWED, RuleProblem, StrictModel
+from syncd.config.strict import INLINE_ALLOWED, RuleProblem, StrictModel, carried_error
 from syncd.config.sync import LoggingSettings, NotificationSettings, ServerSettings, SyncSettings
 from syncd.config.vault import DEFAULT_VAULT_TOKEN_ENV, VaultSettings
 from syncd.errors import ConfigError, ConfigProblem, shorten
 from syncd.model import Target
 
 CONFIG_SOURCES = "give the file with --config PATH or $SYNCD_CONFIG (default /etc/syncd/config.toml)"
+
+
+class ValidatedAs:
+    """Field metadata: the value is validated as ``model`` (its TOML schema), then kept in another form.
+
+    ``syncd.config.messages`` follows it to suggest the closest key for a typo inside such a table.
+    """
+
+    def __init__(self, model: type[StrictModel]) -> None:
+        self.model = model
+
+
+def _compact_mapping_tables(value: Any, info: ValidationInfo) -> tuple[MappingSettings, ...]:
+    """Each table validated and made compact in turn, so that the models of 10,000 tables never
+    exist at once; every table's problems are still reported, under ``mapping[i]``."""
+    if not isinstance(value, list):
+        return compact_mappings(MAPPING_TABLES.validate_python(value, context=info.context))
+    errors: list[InitErrorDetails] = []
+
+    def tables() -> Iterator[MappingTable]:
+        for index, table in enumerate(value):
+            try:
+                yield MappingTable.model_validate(table, context=info.context)
+            except ValidationError as exc:
+                errors.extend(carried_error(e, (index,)) for e in exc.errors(include_url=False))
+
+    compact = compact_mappings(tables())
+    if errors:
+        raise ValidationError.from_exception_data(MappingTable.__name__, errors)
+    return compact
+
+
+# ``[[mapping]]``: validated as ``MappingTable`` models (every problem named), kept compact.
+MappingList = Annotated[
+    tuple[MappingSettings, ...],
+    PlainValidator(_compact_mapping_tables),
+    PlainSerializer(lambda mappings: [m.as_table() for m in mappings]),
+    ValidatedAs(MappingTable),
+]
 
 
 class Settings(StrictModel):
@@ -39,16 +80,22 @@ class Settings(StrictModel):
     logging: LoggingSettings = LoggingSettings()
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
     state: StateSettings = StateSettings()
-    mapping: list[MappingSettings] = Field(default_factory=list)
+    mapping: MappingList = ()
+    _targets: dict[TargetSettings, Target] = PrivateAttr(default_factory=dict)
 
     @property
-    def mappings(self) -> list[MappingSettings]:
+    def mappings(self) -> tuple[MappingSettings, ...]:
         return self.mapping
 
     def target_of(self, mapping: MappingSettings) -> Target:
-        account = mapping.target.account_id or self.cloudflare.account_id
-        assert account is not None  # guaranteed by validation
-        return Target(account, mapping.target.script, mapping.target.dispatch_namespace)
+        """The mapping's Worker, one shared object per distinct target (not one per call)."""
+        target = self._targets.get(mapping.target)
+        if target is None:
+            account = mapping.target.account_id or self.cloudflare.account_id
+            assert account is not None  # guaranteed by validation
+            target = Target(account, mapping.target.script, mapping.target.dispatch_namespace)
+            target = self._targets.setdefault(mapping.target, target)
+        return target
 
     def credential_defaults(self) -> dict[str, str]:
         """Credentials in force by default (no auth section in the file): config key -> why, for ``check``."""
@@ -159,7 +206,7 @@ def mapping_fingerprint(mapping: MappingSettings, target: Target, *, fingerprint
     """
     # on_undeployed only says how a refused write is handled, not what is desired: left out, so that
     # setting it neither re-reads Vault nor changes existing digests.
-    payload = mapping.model_dump_json(exclude={"on_undeployed"}) + "|" + str(target)
+    payload = mapping.canonical_json() + "|" + str(target)
     if fingerprint_key_id is not None:
         payload += "|fingerprint-key:" + fingerprint_key_id
     return hashlib.sha256(payload.encode()).hexdigest()[:32]

@@ -1,4 +1,10 @@
-"""``[[mapping]]``: which Vault secret feeds which Worker, as which bindings."""
+"""``[[mapping]]``: which Vault secret feeds which Worker, as which bindings: the schema of the tables.
+
+These pydantic models validate a ``[[mapping]]`` table (types, values, the one-pass rules) and name
+every problem; they are not what the daemon keeps. Once valid, each table becomes the compact,
+immutable form in ``syncd.config.compact`` (``MappingSettings`` and its parts), which costs a tenth
+of the memory: at 10,000 mappings the validated models alone held ~21 MiB.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,6 @@ from pydantic import Field, field_validator
 
 from syncd.config.cloudflare import check_account_id
 from syncd.config.strict import RuleProblem, StrictModel
-from syncd.model import KvVersion, VaultSecretRef
 
 _JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _JS_RESERVED = frozenset(
@@ -72,7 +77,7 @@ def is_binding_name(name: str) -> bool:
     return bool(_JS_IDENTIFIER.match(name)) and name not in _JS_RESERVED
 
 
-class VaultSource(StrictModel):
+class VaultSourceTable(StrictModel):
     mount: str = Field(min_length=1)
     path: str = Field(min_length=1)
     kv_version: Literal["auto", 1, 2] = "auto"
@@ -85,16 +90,8 @@ class VaultSource(StrictModel):
             raise ValueError("must not be empty")
         return stripped
 
-    @property
-    def ref(self) -> VaultSecretRef:
-        return VaultSecretRef(self.mount, self.path)
 
-    @property
-    def stated_kv_version(self) -> KvVersion | None:
-        return None if self.kv_version == "auto" else KvVersion(self.kv_version)
-
-
-class TargetSettings(StrictModel):
+class TargetTable(StrictModel):
     script: str
     account_id: str | None = None
     dispatch_namespace: str | None = None
@@ -133,7 +130,7 @@ def _binding_name_rules(data: dict[str, Any], *fields: str) -> Iterator[RuleProb
             yield (field,), why
 
 
-class SecretTextBindings(StrictModel):
+class SecretTextTable(StrictModel):
     """secret_text bindings: exactly one of ``keys``, ``all_keys`` or ``json_binding``."""
 
     keys: dict[str, str] | None = None
@@ -180,7 +177,7 @@ class SecretTextBindings(StrictModel):
 
 KeyFormat = Literal["raw", "pkcs8", "spki", "jwk"]
 KeyUsage = Literal["encrypt", "decrypt", "sign", "verify", "deriveKey", "deriveBits", "wrapKey", "unwrapKey"]
-_ENCODINGS_BY_FORMAT: dict[str, tuple[str, ...]] = {
+ENCODINGS_BY_FORMAT: dict[str, tuple[str, ...]] = {
     "raw": ("base64", "hex"),
     "pkcs8": ("pem", "base64", "hex"),
     "spki": ("pem", "base64", "hex"),
@@ -188,7 +185,7 @@ _ENCODINGS_BY_FORMAT: dict[str, tuple[str, ...]] = {
 }
 
 
-class SecretKeyBinding(StrictModel):
+class SecretKeyTable(StrictModel):
     """A WebCrypto key binding (``secret_key``) built from one Vault key."""
 
     vault_key: str = Field(min_length=1)
@@ -208,7 +205,7 @@ class SecretKeyBinding(StrictModel):
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
         yield from _binding_name_rules(data, "binding")
-        allowed = _ENCODINGS_BY_FORMAT.get(data.get("format"))  # type: ignore[arg-type]
+        allowed = ENCODINGS_BY_FORMAT.get(data.get("format"))  # type: ignore[arg-type]
         encoding = data.get("encoding")
         if allowed is not None and isinstance(encoding, str) and encoding not in allowed:
             yield (
@@ -222,18 +219,13 @@ class SecretKeyBinding(StrictModel):
         if isinstance(usages, list) and all(isinstance(u, str) for u in usages) and len(set(usages)) != len(usages):
             yield ("usages",), "usages repeat"
 
-    @property
-    def value_encoding(self) -> str:
-        """The encoding in force: the stated one or the format's default."""
-        return self.encoding or _ENCODINGS_BY_FORMAT[self.format][0]
 
-
-class MappingSettings(StrictModel):
+class MappingTable(StrictModel):
     name: str
-    vault: VaultSource
-    target: TargetSettings
-    secret_text: SecretTextBindings | None = None
-    secret_key: list[SecretKeyBinding] = []  # noqa: RUF012 - a pydantic model (via StrictModel) copies defaults
+    vault: VaultSourceTable
+    target: TargetTable
+    secret_text: SecretTextTable | None = None
+    secret_key: list[SecretKeyTable] = []  # noqa: RUF012 - a pydantic model (via StrictModel) copies defaults
     on_undeployed: Literal["report", "stage"] | None = None  # None: [sync] on_undeployed
 
     @field_validator("name")
@@ -259,16 +251,6 @@ class MappingSettings(StrictModel):
                 yield where, f"binding name {name[:80]!r} is already used in this mapping (at {first[name]})"
             else:
                 first[name] = ".".join(str(p) for p in where)
-
-    def static_binding_names(self) -> list[str]:
-        """Binding names known from the config alone (``all_keys`` names depend on Vault's keys)."""
-        names = [k.binding for k in self.secret_key]
-        if self.secret_text is not None:
-            if self.secret_text.keys:
-                names.extend(self.secret_text.keys.values())
-            if self.secret_text.json_binding:
-                names.append(self.secret_text.json_binding)
-        return names
 
 
 def raw_binding_names(mapping: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from syncd.errors import ConfigProblem, shorten
 
@@ -183,12 +184,19 @@ def _close_key(root: type[BaseModel], loc: Sequence[str | int]) -> str | None:
             candidates = tagged or candidates
             continue
         fields = [m.model_fields[part] for m in candidates if part in m.model_fields]
-        candidates = [model for field in fields for model in _models_in(field.annotation)]
+        candidates = [model for field in fields for model in _models_of(field)]
         if not candidates:
             return None
     names = sorted({name for model in candidates for name in model.model_fields})
     close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+def _models_of(field: FieldInfo) -> list[type[BaseModel]]:
+    """The models a field's tables are validated as: its annotation's, or the one its metadata names
+    (a field kept in another form than the model that validates it, e.g. ``[[mapping]]``)."""
+    named = [m.model for m in field.metadata if isinstance(getattr(m, "model", None), type)]
+    return named or _models_in(field.annotation)
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

@@ -83,7 +83,7 @@ class StrictModel(BaseModel):
             try:
                 result = handler(data)
             except ValidationError as exc:
-                errors = [_as_init_details(e) for e in exc.errors(include_url=False)]
+                errors = [carried_error(e) for e in exc.errors(include_url=False)]
             errors.extend(
                 InitErrorDetails(type=PydanticCustomError("config_rule", "{msg}", {"msg": msg}), loc=loc, input=None)
                 for loc, msg in cls._rules(data, context)
@@ -96,11 +96,14 @@ class StrictModel(BaseModel):
         return result
 
 
-def _as_init_details(error: Any) -> InitErrorDetails:
-    """An error of a nested validation, carried up unchanged (type, message, context, input)."""
+def carried_error(error: Any, prefix: tuple[str | int, ...] = ()) -> InitErrorDetails:
+    """An error of a nested validation, carried up unchanged (type, message, context, input), its
+    location under ``prefix``."""
     ctx = dict(error.get("ctx") or {})
     ctx = {k: v if isinstance(v, str | int | float | bool) else str(v) for k, v in ctx.items()}
     ctx["msg"] = error["msg"]
     return InitErrorDetails(
-        type=PydanticCustomError(error["type"], "{msg}", ctx), loc=tuple(error["loc"]), input=error.get("input")
+        type=PydanticCustomError(error["type"], "{msg}", ctx),
+        loc=(*prefix, *error["loc"]),
+        input=error.get("input"),
     )

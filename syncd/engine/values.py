@@ -21,6 +21,7 @@ version, so a value ``once`` would refuse (over 5 KB, undecodable key material, 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -197,8 +198,8 @@ def missing_key_bindings(mapping: MappingSettings, data: SecretData) -> set[str]
 
 def without_bindings(mapping: MappingSettings, names: set[str]) -> MappingSettings:
     """The mapping minus some explicitly mapped bindings (not re-validated: it may map no key at all)."""
-    update: dict[str, object] = {"secret_key": [b for b in mapping.secret_key if b.binding not in names]}
     text = mapping.secret_text
     if text is not None and text.keys:
-        update["secret_text"] = text.model_copy(update={"keys": {k: n for k, n in text.keys.items() if n not in names}})
-    return mapping.model_copy(update=update)
+        text = dataclasses.replace(text, keys={k: n for k, n in text.keys.items() if n not in names})
+    kept = tuple(b for b in mapping.secret_key if b.binding not in names)
+    return dataclasses.replace(mapping, secret_text=text, secret_key=kept)

@@ -43,7 +43,7 @@ def mapping(**fields: Any) -> MappingSettings:
         "target": {"script": TARGET.script, "account_id": ACCOUNT},
     }
     raw.update(fields)
-    return MappingSettings.model_validate(raw)
+    return MappingSettings.from_table(raw)
 
 
 def secret(data: dict[str, Any], version: int | None = 7) -> SecretVersion:

@@ -23,7 +23,7 @@ AES_KEY = bytes(range(100, 132))
 
 
 def binding(fmt: str, encoding: str | None = None, algorithm: dict[str, Any] | None = None) -> SecretKeyBinding:
-    return SecretKeyBinding.model_validate(
+    return SecretKeyBinding.from_table(
         {
             "vault_key": "key",
             "binding": "SIGNING_KEY",

@@ -1,0 +1,197 @@
+"""The daemon's form of the ``[[mapping]]`` tables: compact, immutable, shared where equal.
+
+A validated pydantic model costs an instance, a ``__dict__`` and a fields-set per table: about
+2 KiB per mapping with its four sub-tables, ~21 MiB at 10,000 mappings, kept for the life of the
+process. These slotted frozen dataclasses hold the same values in about a tenth of that, with one
+``TargetSettings`` per distinct target however many mappings share it, and ``VaultSource.ref`` made
+once instead of on every access.
+
+They are not validated themselves: ``compact_mappings`` builds them from tables that
+``syncd.config.mappings`` validated (``MappingSettings.from_table`` does both, for tests and tools).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+
+from syncd.config.mappings import (
+    ENCODINGS_BY_FORMAT,
+    KeyFormat,
+    KeyUsage,
+    MappingTable,
+    SecretKeyTable,
+    SecretTextTable,
+)
+from syncd.model import KvVersion, VaultSecretRef
+
+__all__ = [
+    "MappingSettings",
+    "SecretKeyBinding",
+    "SecretTextBindings",
+    "TargetSettings",
+    "VaultSource",
+    "compact_mappings",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class VaultSource:
+    mount: str
+    path: str
+    kv_version: Literal["auto", 1, 2] = "auto"
+    ref: VaultSecretRef = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ref", VaultSecretRef(self.mount, self.path))
+
+    @property
+    def stated_kv_version(self) -> KvVersion | None:
+        return None if self.kv_version == "auto" else KvVersion(self.kv_version)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSettings:
+    script: str
+    account_id: str | None = None
+    dispatch_namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretTextBindings:
+    keys: dict[str, str] | None = None
+    all_keys: bool = False
+    prefix: str = ""
+    uppercase: bool = False
+    json_binding: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretKeyBinding:
+    """A WebCrypto key binding (``secret_key``) built from one Vault key."""
+
+    vault_key: str
+    binding: str
+    format: KeyFormat
+    algorithm: dict[str, Any]
+    usages: tuple[KeyUsage, ...]
+    encoding: Literal["base64", "hex", "pem", "json"] | None = None
+
+    @classmethod
+    def from_table(cls, raw: Any) -> SecretKeyBinding:
+        """Validate one ``[[mapping.secret_key]]`` table (raises ``pydantic.ValidationError``)."""
+        return _key_binding(SecretKeyTable.model_validate(raw))
+
+    @property
+    def value_encoding(self) -> str:
+        """The encoding in force: the stated one or the format's default."""
+        return self.encoding or ENCODINGS_BY_FORMAT[self.format][0]
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSettings:
+    name: str
+    vault: VaultSource
+    target: TargetSettings
+    secret_text: SecretTextBindings | None = None
+    secret_key: tuple[SecretKeyBinding, ...] = ()
+    on_undeployed: Literal["report", "stage"] | None = None  # None: [sync] on_undeployed
+
+    @classmethod
+    def from_table(cls, raw: Any) -> MappingSettings:
+        """Validate one ``[[mapping]]`` table (raises ``pydantic.ValidationError``)."""
+        return compact_mappings([MappingTable.model_validate(raw)])[0]
+
+    def static_binding_names(self) -> list[str]:
+        """Binding names known from the config alone (``all_keys`` names depend on Vault's keys)."""
+        names = [k.binding for k in self.secret_key]
+        if self.secret_text is not None:
+            if self.secret_text.keys:
+                names.extend(self.secret_text.keys.values())
+            if self.secret_text.json_binding:
+                names.append(self.secret_text.json_binding)
+        return names
+
+    def canonical_json(self) -> str:
+        """The mapping without ``on_undeployed`` as compact JSON: byte for byte what pydantic's
+        ``model_dump_json`` of its table gives (field order, ``null``, no spaces), so the digests
+        made of it before the compact form existed stay the same."""
+        document = self.as_table()
+        del document["on_undeployed"]
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    def as_table(self) -> dict[str, Any]:
+        """The mapping as its table's ``model_dump()`` gives it (every field, defaults included)."""
+        text = self.secret_text
+        return {
+            "name": self.name,
+            "vault": {"mount": self.vault.mount, "path": self.vault.path, "kv_version": self.vault.kv_version},
+            "target": {
+                "script": self.target.script,
+                "account_id": self.target.account_id,
+                "dispatch_namespace": self.target.dispatch_namespace,
+            },
+            "secret_text": None
+            if text is None
+            else {
+                "keys": text.keys,
+                "all_keys": text.all_keys,
+                "prefix": text.prefix,
+                "uppercase": text.uppercase,
+                "json_binding": text.json_binding,
+            },
+            "secret_key": [
+                {
+                    "vault_key": k.vault_key,
+                    "binding": k.binding,
+                    "format": k.format,
+                    "algorithm": k.algorithm,
+                    "usages": list(k.usages),
+                    "encoding": k.encoding,
+                }
+                for k in self.secret_key
+            ],
+            "on_undeployed": self.on_undeployed,
+        }
+
+
+def _text_bindings(table: SecretTextTable | None) -> SecretTextBindings | None:
+    if table is None:
+        return None
+    return SecretTextBindings(table.keys, table.all_keys, table.prefix, table.uppercase, table.json_binding)
+
+
+def _key_binding(table: SecretKeyTable) -> SecretKeyBinding:
+    return SecretKeyBinding(
+        table.vault_key, table.binding, table.format, table.algorithm, tuple(table.usages), table.encoding
+    )
+
+
+def compact_mappings(tables: Iterable[MappingTable]) -> tuple[MappingSettings, ...]:
+    """The compact form of validated tables, in order; equal targets become one shared object."""
+    targets: dict[tuple[str, str | None, str | None], TargetSettings] = {}
+    compact = []
+    for table in tables:
+        t = table.target
+        key = (t.script, t.account_id, t.dispatch_namespace)
+        target = targets.get(key)
+        if target is None:
+            target = targets[key] = TargetSettings(*key)
+        compact.append(
+            MappingSettings(
+                table.name,
+                VaultSource(table.vault.mount, table.vault.path, table.vault.kv_version),
+                target,
+                _text_bindings(table.secret_text),
+                tuple(_key_binding(k) for k in table.secret_key),
+                table.on_undeployed,
+            )
+        )
+    return tuple(compact)
+
+
+MAPPING_TABLES: TypeAdapter[list[MappingTable]] = TypeAdapter(list[MappingTable])
