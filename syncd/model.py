@@ -136,7 +136,7 @@ class KvVersion(enum.IntEnum):
     V2 = 2
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class VaultSecretRef:
     """One Vault KV secret: mount (no slashes at the ends) and path inside the mount."""
 
@@ -147,7 +147,7 @@ class VaultSecretRef:
         return f"{self.mount}/{self.path}"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Target:
     """One Worker script, optionally inside a Workers for Platforms dispatch namespace."""
 
@@ -161,7 +161,7 @@ class Target:
         return f"{self.account_id}/{self.script}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VersionInfo:
     """What a KV v2 metadata read says about the current version (no values).
 
@@ -176,7 +176,7 @@ class VersionInfo:
     destroyed: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecretVersion:
     """One read version of a Vault secret, values masked."""
 
@@ -187,7 +187,7 @@ class SecretVersion:
     data: SecretData
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteSecret:
     """A secret binding as Cloudflare lists it (metadata only; values are write-only)."""
 

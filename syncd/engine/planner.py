@@ -60,7 +60,7 @@ class Policy:
         return cls(initial_sync=sync.initial_sync, on_delete=sync.on_delete, prune=sync.prune)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MappingDesire:
     """What one mapping wants on its target for one Vault version.
 
@@ -76,7 +76,7 @@ class MappingDesire:
     vanished: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Write:
     """Create or update one binding; ``record`` is stored once Cloudflare confirmed (``pushed_at`` set then).
 
@@ -89,7 +89,7 @@ class Write:
     intent: BindingRecord | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delete:
     """Delete one owned binding; its record is forgotten once Cloudflare confirmed."""
 

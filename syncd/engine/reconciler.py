@@ -61,7 +61,7 @@ from syncd.model import KvVersion, SecretVersion, Target, VaultSecretRef, Versio
 log = structlog.get_logger("syncd.engine")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Work:
     """One configured mapping through one cycle."""
 

@@ -29,7 +29,7 @@ class Reason(enum.StrEnum):
     PRUNED = "pruned"  # prune = true: the mapping left the config
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedChange:
     mapping: str
     target: Target
@@ -39,7 +39,7 @@ class PlannedChange:
     vault_version: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PushRecord:
     """One confirmed (or refused) Cloudflare call for one target."""
 
@@ -54,7 +54,7 @@ class PushRecord:
     error_code: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MappingResult:
     mapping: str
     target: Target

@@ -37,7 +37,7 @@ from syncd.model import BindingKind, SecretBody, SecretData, SecretValue, Secret
 MAX_TEXT_BYTES = 5 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredBinding:
     """One binding as it should be on one Worker. ``body`` holds the value (masked)."""
 
@@ -55,7 +55,7 @@ class DesiredBinding:
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ValueProblem:
     binding: str
     why: str

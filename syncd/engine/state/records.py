@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from syncd.model import Target, VaultSecretRef
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BindingRecord:
     target: Target
     name: str
@@ -23,7 +23,7 @@ class BindingRecord:
     pending: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MappingStatus:
     mapping: str
     config_fingerprint: str | None
@@ -36,7 +36,7 @@ class MappingStatus:
     in_sync: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MappingOutcome:
     """One attempt at a mapping, as ``record_mapping_results`` stores it.
 

@@ -161,10 +161,17 @@ def binding_to_row(record: BindingRecord) -> tuple[Any, ...]:
     )
 
 
-def binding_from_row(row: Sequence[Any]) -> BindingRecord:
+def binding_from_row(row: Sequence[Any], targets: dict[tuple[str, str, str], Target] | None = None) -> BindingRecord:
+    """The record of one row. Rows read together pass one ``targets`` dict, so that they share one
+    ``Target`` per script (a state of 10,000 bindings on 100 scripts makes 100, not 10,000)."""
     account, namespace, script, name, mapping, mount, path, version, fingerprint, shape, owned, pushed_at, pending = row
+    target = None if targets is None else targets.get((account, namespace, script))
+    if target is None:
+        target = Target(account, script, namespace or None)
+        if targets is not None:
+            targets[(account, namespace, script)] = target
     return BindingRecord(
-        target=Target(account, script, namespace or None),
+        target=target,
         name=name,
         mapping=mapping,
         ref=VaultSecretRef(mount, path),

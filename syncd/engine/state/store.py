@@ -105,9 +105,9 @@ class StateStore:
             params.append(mapping)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"{SELECT_BINDINGS}{where} ORDER BY account_id, dispatch_namespace, script, name"
-        with self._lock:
-            rows = self._connection().execute(sql, params).fetchall()
-        return [binding_from_row(row) for row in rows]
+        targets: dict[tuple[str, str, str], Target] = {}
+        with self._lock:  # one row at a time: the rows of 10,000 bindings never exist at once
+            return [binding_from_row(row, targets) for row in self._connection().execute(sql, params)]
 
     def record_bindings(self, records: Sequence[BindingRecord]) -> None:
         """Insert or replace each record (keyed by target and name), all in one transaction."""
@@ -136,8 +136,7 @@ class StateStore:
 
     def all_mapping_status(self) -> list[MappingStatus]:
         with self._lock:
-            rows = self._connection().execute(f"{SELECT_STATUS} ORDER BY mapping").fetchall()
-        return [status_from_row(row) for row in rows]
+            return [status_from_row(row) for row in self._connection().execute(f"{SELECT_STATUS} ORDER BY mapping")]
 
     def record_mapping_result(
         self,
