@@ -296,6 +296,10 @@ def _main(argv: list[str] | None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command == "run":
+        from syncd.app.service.heap import tune_allocator  # noqa: PLC0415 - only the daemon needs it
+
+        tune_allocator()  # before the config's tables are read and before any thread starts
     if args.command is None:  # bare `syncd`: the help, as git and kubectl print it
         parser.print_help(sys.stderr)
         return EXIT_USAGE
