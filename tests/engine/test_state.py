@@ -74,6 +74,22 @@ def test_bindings_filter_by_target_and_mapping(store: StateStore) -> None:
     assert [r.name for r in store.bindings(target=TARGET)] == ["A", "B"]
     assert [r.target for r in store.bindings(mapping="other")] == [TARGET, OTHER_TARGET]
     assert [(r.target, r.name) for r in store.bindings(target=OTHER_TARGET, mapping="other")] == [(OTHER_TARGET, "A")]
+
+
+def test_records_read_together_share_their_targets_and_repeated_strings(store: StateStore) -> None:
+    """A cycle reads every record: 10,000 bindings on 100 scripts must not make 10,000 targets."""
+    store.record_bindings([record(f"B{i}", target=TARGET if i % 2 else OTHER_TARGET) for i in range(6)])
+
+    records = store.bindings()
+
+    by_target: dict[Target, list[BindingRecord]] = {}
+    for r in records:
+        by_target.setdefault(r.target, []).append(r)
+    assert len(by_target) == 2
+    for group in by_target.values():
+        assert len({id(r.target) for r in group}) == 1
+    assert len({id(r.ref.mount) for r in records}) == 1
+    assert len({id(r.shape) for r in records}) == 1
     assert store.bindings(target=Target(ACCOUNT, "nowhere")) == []
 
 

@@ -30,7 +30,6 @@ from typing import Any
 from syncd.engine.state.records import BindingRecord, MappingStatus
 from syncd.engine.state.schema import binding_from_row, binding_to_row, status_from_row, status_to_row
 from syncd.errors import StateError
-from syncd.model import Target
 
 FORMAT = "syncd-state/1"
 DATA_KEY = "state.json.gz"
@@ -121,10 +120,10 @@ def decode(blob: bytes, where: str) -> Chunk:
         raise StateError(
             f"state {where} has format {document['format']!r}; this syncd understands {FORMAT!r} (upgrade syncd)"
         )
-    targets: dict[tuple[str, str, str], Target] = {}
+    shared: dict[Any, Any] = {}
     try:
         bindings = [
-            binding_from_row(_by_columns(row, document["binding_columns"], BINDING_COLUMNS), targets)
+            binding_from_row(_by_columns(row, document["binding_columns"], BINDING_COLUMNS), shared)
             for row in document["bindings"]
         ]
         statuses = [

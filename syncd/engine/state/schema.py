@@ -161,15 +161,17 @@ def binding_to_row(record: BindingRecord) -> tuple[Any, ...]:
     )
 
 
-def binding_from_row(row: Sequence[Any], targets: dict[tuple[str, str, str], Target] | None = None) -> BindingRecord:
-    """The record of one row. Rows read together pass one ``targets`` dict, so that they share one
-    ``Target`` per script (a state of 10,000 bindings on 100 scripts makes 100, not 10,000)."""
+def binding_from_row(row: Sequence[Any], shared: dict[Any, Any] | None = None) -> BindingRecord:
+    """The record of one row. Rows read together pass one ``shared`` dict, so that they share one
+    ``Target`` per script and one string per mount and per shape: a state of 10,000 bindings on 100
+    scripts makes 100 targets, not 10,000, and holds one copy of each repeated string."""
     account, namespace, script, name, mapping, mount, path, version, fingerprint, shape, owned, pushed_at, pending = row
-    target = None if targets is None else targets.get((account, namespace, script))
+    shared = {} if shared is None else shared
+    target = shared.get((account, namespace, script))
     if target is None:
-        target = Target(account, script, namespace or None)
-        if targets is not None:
-            targets[(account, namespace, script)] = target
+        target = shared[(account, namespace, script)] = Target(account, script, namespace or None)
+    mount = shared.setdefault(mount, mount)
+    shape = shared.setdefault(shape, shape)
     return BindingRecord(
         target=target,
         name=name,

@@ -105,9 +105,9 @@ class StateStore:
             params.append(mapping)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"{SELECT_BINDINGS}{where} ORDER BY account_id, dispatch_namespace, script, name"
-        targets: dict[tuple[str, str, str], Target] = {}
+        shared: dict[Any, Any] = {}
         with self._lock:  # one row at a time: the rows of 10,000 bindings never exist at once
-            return [binding_from_row(row, targets) for row in self._connection().execute(sql, params)]
+            return [binding_from_row(row, shared) for row in self._connection().execute(sql, params)]
 
     def record_bindings(self, records: Sequence[BindingRecord]) -> None:
         """Insert or replace each record (keyed by target and name), all in one transaction."""
