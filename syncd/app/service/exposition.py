@@ -30,7 +30,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from syncd.app.service.mapping_series import LazySamples, label_values
+from syncd.app.service.mapping_series import Key, LazySamples, label_values
 
 __all__ = ["BATCH_LINES", "exposition_chunks"]
 
@@ -78,7 +78,7 @@ def _family_chunks(metric: Metric, samples: LazySamples, batch: int) -> Iterator
     label_order = sorted(range(len(samples.labelnames)), key=samples.labelnames.__getitem__)
     label_names = [(openmetrics.escape_label_name(samples.labelnames[i], _ESCAPING), i) for i in label_order]
 
-    def line(name: str, key: tuple[str, ...] | str, value: float) -> str:
+    def line(name: str, key: Key, value: float) -> str:
         if not label_names:
             return f"{name} {_float_text(value)}\n"
         texts = label_values(key)
