@@ -126,6 +126,35 @@ def test_metrics_endpoint_serves_the_registry_as_prometheus_text(
     assert "syncd_ready 1.0" in response.text
 
 
+def test_metrics_of_many_mappings_arrive_whole_with_their_content_length(
+    server: OpsServer, http: httpx.Client, metrics: Metrics
+) -> None:
+    metrics.configure_mappings([f'm{i}"\\' for i in range(600)])  # several chunks, escaped labels
+    for i in range(600):
+        metrics.count_drift(f'm{i}"\\', corrected=True)
+    response = http.get(f"{server.url}/metrics")
+    expected, _ = metrics.render()
+
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert len(metrics.render_chunks()[0]) > 3
+
+    def stable(body: bytes) -> list[bytes]:  # process_* (CPU time, RSS) move between two scrapes
+        return [line for line in body.splitlines() if not line.startswith((b"process_", b"# HELP process_"))]
+
+    assert stable(response.content) == stable(expected)
+    assert b'syncd_drift_corrected_total{mapping="m599\\"\\\\"} 1.0' in response.content
+
+
+def test_head_on_metrics_has_headers_and_no_body(server: OpsServer, http: httpx.Client) -> None:
+    response = http.head(f"{server.url}/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert int(response.headers["content-length"]) > 1000
+    assert response.content == b""
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 def test_probe_answers_200_with_its_json_when_ok(server: OpsServer, http: httpx.Client, path: str) -> None:
     response = http.get(server.url + path)

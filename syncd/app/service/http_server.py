@@ -204,10 +204,10 @@ class _OpsHandler(BaseHTTPRequestHandler):
     def _get(self, path: str) -> None:
         source = self.ops.source
         if path == "/metrics":
-            body, content_type = self.ops.metrics.render()
-            self._send(200, body, content_type)
-            del body
-            release_free_memory()  # an exposition of 10,000 mappings is MiBs of short-lived strings
+            chunks, content_type = self.ops.metrics.render_chunks()
+            self._send(200, chunks, content_type)
+            del chunks
+            release_free_memory()  # an exposition of 10,000 mappings is MiBs of short-lived chunks
         elif path == "/healthz":
             self._probe(source.healthz)
         elif path == "/readyz":
@@ -259,16 +259,21 @@ class _OpsHandler(BaseHTTPRequestHandler):
         payload = json.dumps(body, default=str, sort_keys=True).encode()
         self._send(status, payload, _JSON, headers)
 
-    def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, payload: bytes | list[bytes], content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """One response with a Content-Length; ``payload`` may be the body's chunks (written one by one)."""
+        chunks = [payload] if isinstance(payload, bytes) else payload
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", str(sum(len(chunk) for chunk in chunks)))
         self.send_header("Cache-Control", "no-store")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(payload)
+            for chunk in chunks:
+                self.wfile.write(chunk)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("ops request", method=self.command, path=urlsplit(self.path).path, status=code)

@@ -23,7 +23,7 @@ from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
-__all__ = ["Family", "LazySamples", "MappingSeries"]
+__all__ = ["Family", "LazySamples", "MappingSeries", "label_values"]
 
 Key = str | tuple[str, ...]  # the mapping name alone, or the label values in order (mapping first)
 ZERO: Final = 0.0  # one shared object for every series at 0
@@ -32,6 +32,11 @@ PUSH_OUTCOMES: Final = ("ok", "error", "other")
 
 def mapping_of(key: Key) -> str:
     return key if isinstance(key, str) else key[0]
+
+
+def label_values(key: Key) -> tuple[str, ...]:
+    """The series' label values, in the order of its family's ``labelnames``."""
+    return (key,) if isinstance(key, str) else key
 
 
 class Family:
@@ -87,6 +92,8 @@ class LazySamples(list[Sample]):
     ``generate_latest`` only iterates ``Metric.samples``; building 100,000 ``Sample`` objects and
     label dicts up front for a scrape of 10,000 mappings would add tens of MiB to every scrape.
     The same samples as ``add_metric`` would have appended, in the same order.
+    syncd's own exposition writer (:mod:`syncd.app.service.exposition`) does not iterate them: it
+    reads ``values`` and ``created`` (``None`` for a gauge or with created series disabled).
     """
 
     def __init__(
@@ -99,27 +106,27 @@ class LazySamples(list[Sample]):
         counter: bool,
     ) -> None:
         super().__init__()
-        self._name = name
-        self._labelnames = labelnames
-        self._values = values
-        self._created = created if counter else None
-        self._counter = counter
+        self.name = name
+        self.labelnames = labelnames
+        self.values = values
+        self.created = created if counter else None
+        self.counter = counter
 
     def __iter__(self) -> Iterator[Sample]:
-        value_name = self._name + "_total" if self._counter else self._name
-        for key, value in self._values.items():
-            labels = dict(zip(self._labelnames, (key,) if isinstance(key, str) else key, strict=True))
+        value_name = self.name + "_total" if self.counter else self.name
+        for key, value in self.values.items():
+            labels = dict(zip(self.labelnames, label_values(key), strict=True))
             yield Sample(value_name, labels, value, None, None)
-            if self._created is not None:
-                stamp = self._created.get(key)
+            if self.created is not None:
+                stamp = self.created.get(key)
                 if stamp is not None:
-                    yield Sample(self._name + "_created", dict(labels), stamp, None, None)
+                    yield Sample(self.name + "_created", dict(labels), stamp, None, None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
     def __bool__(self) -> bool:
-        return bool(self._values)
+        return bool(self.values)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, list) and list(iter(self)) == list(iter(other))

@@ -37,11 +37,11 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
-    generate_latest,
 )
 
 import syncd
 from syncd import errors
+from syncd.app.service.exposition import exposition_chunks
 from syncd.app.service.mapping_series import MappingSeries
 from syncd.engine.backoff import ScriptHealth
 from syncd.engine.report import CycleReport, MappingResult, PushRecord, Reason
@@ -369,7 +369,13 @@ class Metrics:
     # --- exposition -------------------------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The exposition, as ``generate_latest(self.registry)`` writes it, and its content type."""
+        chunks, content_type = self.render_chunks()
+        return b"".join(chunks), content_type
+
+    def render_chunks(self) -> tuple[list[bytes], str]:
+        """The same exposition in chunks of a few hundred lines (see :mod:`syncd.app.service.exposition`)."""
+        return list(exposition_chunks(self.registry)), CONTENT_TYPE_LATEST
 
 
 def _written_per_mapping(report: CycleReport, push: PushRecord) -> tuple[Tally[str], dict[str, set[Reason]]]:
