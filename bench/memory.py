@@ -9,13 +9,15 @@ Seeds N KV v2 secrets and ceil(N / 100) Worker scripts in a devstack subprocess 
 ``interval_seconds = --interval`` and no jitter, and starts ``python -m syncd run`` in its own
 process. It reads that process's RSS (``VmRSS`` in ``/proc/<pid>/status``; ``VmHWM`` is the peak)
 once the first cycle has synced everything (convergence), then after every further cycle until
-``--cycles`` more have run (counted from ``syncd_cycles_total`` on ``/metrics``). Flat means the
+``--cycles`` more have run (counted from ``syncd_cycles_total`` on ``/metrics``, scraped every
+0.2 s with ``Accept-Encoding: gzip`` as Prometheus scrapes). Flat means the
 last RSS is within a few MiB of the one at convergence. Exit status 1 when a cycle failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import socket
@@ -67,8 +69,13 @@ def _proc_kib(pid: int, key: str) -> int:
 
 def _cycles(port: int) -> tuple[int, int]:
     """(ok, not ok) cycles so far, from ``syncd_cycles_total`` on /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    # Asked for as Prometheus asks for it (gzip): what a scrape costs in production.
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+    text = body.decode()
     ok = failed = 0
     for line in text.splitlines():
         if line.startswith("syncd_cycles_total{"):

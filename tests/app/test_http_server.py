@@ -126,24 +126,43 @@ def test_metrics_endpoint_serves_the_registry_as_prometheus_text(
     assert "syncd_ready 1.0" in response.text
 
 
+@pytest.mark.parametrize("encoding", ["identity", "gzip", "deflate, gzip;q=0.5"])
 def test_metrics_of_many_mappings_arrive_whole_with_their_content_length(
-    server: OpsServer, http: httpx.Client, metrics: Metrics
+    server: OpsServer, http: httpx.Client, metrics: Metrics, encoding: str
 ) -> None:
     metrics.configure_mappings([f'm{i}"\\' for i in range(600)])  # several chunks, escaped labels
     for i in range(600):
         metrics.count_drift(f'm{i}"\\', corrected=True)
-    response = http.get(f"{server.url}/metrics")
+    response = http.get(f"{server.url}/metrics", headers={"Accept-Encoding": encoding})
     expected, _ = metrics.render()
 
     assert response.status_code == 200
-    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["vary"] == "Accept-Encoding"
+    assert int(response.headers["content-length"]) == response.num_bytes_downloaded
     assert len(metrics.render_chunks()[0]) > 3
+    if encoding == "identity":
+        assert "content-encoding" not in response.headers
+    else:  # gzip, as Prometheus asks for it: compressed while the exposition is written
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.num_bytes_downloaded * 4 < len(response.content)
 
     def stable(body: bytes) -> list[bytes]:  # process_* (CPU time, RSS) move between two scrapes
         return [line for line in body.splitlines() if not line.startswith((b"process_", b"# HELP process_"))]
 
     assert stable(response.content) == stable(expected)
     assert b'syncd_drift_corrected_total{mapping="m599\\"\\\\"} 1.0' in response.content
+
+
+@pytest.mark.parametrize("header", ["gzip;q=0", "gzip; q=0.000", "br", ""])
+def test_metrics_are_not_compressed_for_a_client_that_does_not_take_gzip(
+    server: OpsServer, http: httpx.Client, header: str
+) -> None:
+    response = http.get(f"{server.url}/metrics", headers={"Accept-Encoding": header})
+
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert int(response.headers["content-length"]) == len(response.content)
 
 
 def test_head_on_metrics_has_headers_and_no_body(server: OpsServer, http: httpx.Client) -> None:

@@ -24,12 +24,14 @@ import hmac
 import json
 import socket
 import threading
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from syncd.app.service.heap import release_free_memory
 from syncd.app.service.metrics import Metrics
@@ -204,9 +206,14 @@ class _OpsHandler(BaseHTTPRequestHandler):
     def _get(self, path: str) -> None:
         source = self.ops.source
         if path == "/metrics":
-            chunks, content_type = self.ops.metrics.render_chunks()
-            self._send(200, chunks, content_type)
-            del chunks
+            if _accepts_gzip(self.headers.get("Accept-Encoding")):
+                # What Prometheus asks for: the body is gathered compressed (~1/10 of the text)
+                body = _gzipped(self.ops.metrics.exposition())
+                self._send(200, body, CONTENT_TYPE_LATEST, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+            else:
+                body, content_type = self.ops.metrics.render_chunks()
+                self._send(200, body, content_type, {"Vary": "Accept-Encoding"})
+            del body
             release_free_memory()  # an exposition of 10,000 mappings is MiBs of short-lived chunks
         elif path == "/healthz":
             self._probe(source.healthz)
@@ -280,6 +287,34 @@ class _OpsHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("ops server", detail=format % args)
+
+
+def _accepts_gzip(header: str | None) -> bool:
+    """Whether ``Accept-Encoding`` lists gzip without ``q=0`` (RFC 9110 12.5.3)."""
+    for item in (header or "").split(","):
+        coding, *params = (part.strip().lower() for part in item.split(";"))
+        if coding == "gzip":
+            return all(_weight(param) != 0 for param in params)
+    return False
+
+
+def _weight(param: str) -> float | None:
+    """The value of a ``q=`` parameter (None for any other parameter or a malformed weight)."""
+    name, _, value = param.partition("=")
+    if name.strip() != "q":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _gzipped(chunks: Iterable[bytes]) -> list[bytes]:
+    """``chunks`` as one gzip stream, compressed as they come (the text is never whole in memory)."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip header and trailer
+    body = [piece for piece in map(compressor.compress, chunks) if piece]
+    body.append(compressor.flush())
+    return body
 
 
 def _bearer_matches(header: str | None, expected: SecretValue) -> bool:

@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Final
 
@@ -375,7 +375,11 @@ class Metrics:
 
     def render_chunks(self) -> tuple[list[bytes], str]:
         """The same exposition in chunks of a few hundred lines (see :mod:`syncd.app.service.exposition`)."""
-        return list(exposition_chunks(self.registry)), CONTENT_TYPE_LATEST
+        return list(self.exposition()), CONTENT_TYPE_LATEST
+
+    def exposition(self) -> Iterator[bytes]:
+        """The exposition's chunks, made one at a time as they are consumed."""
+        return exposition_chunks(self.registry)
 
 
 def _written_per_mapping(report: CycleReport, push: PushRecord) -> tuple[Tally[str], dict[str, set[Reason]]]:
