@@ -159,10 +159,11 @@ class MappingSettings:
         }
 
 
-def _text_bindings(table: SecretTextTable | None) -> SecretTextBindings | None:
+def _text_bindings(table: SecretTextTable | None, strings: dict[str, str]) -> SecretTextBindings | None:
     if table is None:
         return None
-    return SecretTextBindings(table.keys, table.all_keys, table.prefix, table.uppercase, table.json_binding)
+    keys = None if table.keys is None else {strings.setdefault(k, k): name for k, name in table.keys.items()}
+    return SecretTextBindings(keys, table.all_keys, table.prefix, table.uppercase, table.json_binding)
 
 
 def _key_binding(table: SecretKeyTable) -> SecretKeyBinding:
@@ -172,8 +173,10 @@ def _key_binding(table: SecretKeyTable) -> SecretKeyBinding:
 
 
 def compact_mappings(tables: Iterable[MappingTable]) -> tuple[MappingSettings, ...]:
-    """The compact form of validated tables, in order; equal targets become one shared object."""
+    """The compact form of validated tables, in order; equal targets become one shared object, and
+    so do equal mounts and equal Vault key names (10,000 mappings of one mount hold one string)."""
     targets: dict[tuple[str, str | None, str | None], TargetSettings] = {}
+    strings: dict[str, str] = {}
     compact = []
     for table in tables:
         t = table.target
@@ -181,12 +184,13 @@ def compact_mappings(tables: Iterable[MappingTable]) -> tuple[MappingSettings, .
         target = targets.get(key)
         if target is None:
             target = targets[key] = TargetSettings(*key)
+        mount = strings.setdefault(table.vault.mount, table.vault.mount)
         compact.append(
             MappingSettings(
                 table.name,
-                VaultSource(table.vault.mount, table.vault.path, table.vault.kv_version),
+                VaultSource(mount, table.vault.path, table.vault.kv_version),
                 target,
-                _text_bindings(table.secret_text),
+                _text_bindings(table.secret_text, strings),
                 tuple(_key_binding(k) for k in table.secret_key),
                 table.on_undeployed,
             )

@@ -8,6 +8,7 @@ import tracemalloc
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from syncd.app.service.mapping_series import MappingSeries
 from syncd.app.service.metrics import Metrics
 from tests.app.test_metrics import cycle, push, result, scrape, value
 
@@ -83,3 +84,16 @@ def test_series_of_many_mappings_stay_compact_between_scrapes() -> None:
 
     # 7 series per mapping here; prometheus_client children took ~5.7 KiB per mapping for them
     assert (grown - start) / len(names) < 1536
+
+
+def test_counters_at_equal_small_counts_share_one_value_object() -> None:
+    series = MappingSeries(threading.Lock())
+    for name in ("a", "b"):
+        series.pushes.inc((name, "edge", "ok"), 1.0)
+        series.pushes.inc((name, "edge", "ok"), 1.0)
+    series.pushes.inc(("c", "edge", "ok"), 1.0, amount=0.5)
+
+    values = series.pushes.values
+    assert values[("a", "edge", "ok")] == 2.0
+    assert values[("a", "edge", "ok")] is values[("b", "edge", "ok")]
+    assert values[("c", "edge", "ok")] == 0.5  # other values are kept as they are

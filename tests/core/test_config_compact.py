@@ -91,6 +91,9 @@ secret_text = {{ keys = {{ v = "V{i}" }} }}
     assert targets[0] is targets[1] is settings.target_of(mappings[2])
     assert str(targets[3]) == f"{ACCOUNT}/two"
     assert mappings[1].vault.ref is mappings[1].vault.ref  # made once, not per access
+    assert mappings[0].vault.mount is mappings[4].vault.mount  # one string per distinct mount
+    keys = [next(iter(m.secret_text.keys)) for m in mappings if m.secret_text and m.secret_text.keys]
+    assert len(keys) == 5 and all(k is keys[0] for k in keys)  # and per distinct Vault key name
     assert settings.model_dump()["mapping"][4]["vault"]["path"] == "p4"
 
 

@@ -27,6 +27,9 @@ __all__ = ["Family", "LazySamples", "MappingSeries", "label_values"]
 
 Key = str | tuple[str, ...]  # the mapping name alone, or the label values in order (mapping first)
 ZERO: Final = 0.0  # one shared object for every series at 0
+# Counters hold small whole numbers: one shared float per value instead of one per series (a 10,000
+# mapping series set would otherwise hold tens of thousands of equal floats).
+_SHARED_COUNTS: Final = {float(n): float(n) for n in range(1024)}
 PUSH_OUTCOMES: Final = ("ok", "error", "other")
 
 
@@ -66,7 +69,8 @@ class Family:
         if previous is None:
             self.created[key] = now
             previous = ZERO
-        self.values[key] = previous + amount
+        total = previous + amount
+        self.values[key] = _SHARED_COUNTS.get(total, total)
 
     def pop(self, key: Key) -> None:
         self.values.pop(key, None)
