@@ -160,11 +160,13 @@ class StateStore:
         if not outcomes:
             return
         with self._write() as conn:
-            rows = []
-            for outcome in outcomes:
-                old = conn.execute(f"{SELECT_STATUS} WHERE mapping = ?", (outcome.mapping,)).fetchone()
-                rows.append(status_to_row(outcome.applied_to(status_from_row(old) if old else _EMPTY_STATUS)))
-            conn.executemany(UPSERT_STATUS, rows)
+
+            def rows() -> Iterator[tuple[Any, ...]]:  # one at a time: 10,000 rows never exist at once
+                for outcome in outcomes:
+                    old = conn.execute(f"{SELECT_STATUS} WHERE mapping = ?", (outcome.mapping,)).fetchone()
+                    yield status_to_row(outcome.applied_to(status_from_row(old) if old else _EMPTY_STATUS))
+
+            conn.executemany(UPSERT_STATUS, rows())
 
     def remove_mapping_status(self, mapping: str) -> None:
         with self._write() as conn:
