@@ -498,9 +498,13 @@ class Reconciler:
 
     @staticmethod
     def _removed_results(cycle: _Cycle, the_plan: Plan, applied: ApplyResult) -> list[MappingResult]:
+        if not cycle.removed:
+            return []
+        removed = set(cycle.removed)
         by_mapping: dict[str, list[BindingRecord]] = defaultdict(list)
         for record in cycle.records:
-            by_mapping[record.mapping].append(record)
+            if record.mapping in removed:
+                by_mapping[record.mapping].append(record)
         results = []
         for name in cycle.removed:
             changes = the_plan.changes_for(name)
