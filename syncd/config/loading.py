@@ -81,7 +81,8 @@ class Settings(StrictModel):
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
     state: StateSettings = StateSettings()
     mapping: MappingList = ()
-    _targets: dict[TargetSettings, Target] = PrivateAttr(default_factory=dict)
+    # keyed by the default account too: a model_copy shares this dict but may change the default
+    _targets: dict[tuple[TargetSettings, str | None], Target] = PrivateAttr(default_factory=dict)
 
     @property
     def mappings(self) -> tuple[MappingSettings, ...]:
@@ -89,12 +90,13 @@ class Settings(StrictModel):
 
     def target_of(self, mapping: MappingSettings) -> Target:
         """The mapping's Worker, one shared object per distinct target (not one per call)."""
-        target = self._targets.get(mapping.target)
+        key = (mapping.target, self.cloudflare.account_id)
+        target = self._targets.get(key)
         if target is None:
             account = mapping.target.account_id or self.cloudflare.account_id
             assert account is not None  # guaranteed by validation
             target = Target(account, mapping.target.script, mapping.target.dispatch_namespace)
-            target = self._targets.setdefault(mapping.target, target)
+            target = self._targets.setdefault(key, target)
         return target
 
     def credential_defaults(self) -> dict[str, str]:

@@ -95,6 +95,9 @@ secret_text = {{ keys = {{ v = "V{i}" }} }}
     keys = [next(iter(m.secret_text.keys)) for m in mappings if m.secret_text and m.secret_text.keys]
     assert len(keys) == 5 and all(k is keys[0] for k in keys)  # and per distinct Vault key name
     assert settings.model_dump()["mapping"][4]["vault"]["path"] == "p4"
+    moved = settings.model_copy(update={"cloudflare": settings.cloudflare.model_copy(update={"account_id": "c" * 32})})
+    assert str(moved.target_of(mappings[3])) == f"{'c' * 32}/two"  # not the first settings' cached target
+    assert str(settings.target_of(mappings[3])) == f"{ACCOUNT}/two"
 
 
 def test_every_table_s_problems_are_reported_in_one_pass() -> None:
