@@ -90,3 +90,27 @@ class StateBackend(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
+
+
+class RecordsOneOutcome:
+    """``record_mapping_result`` for a backend class: one outcome, through its ``record_mapping_results``."""
+
+    def record_mapping_results(self, outcomes: Sequence[MappingOutcome]) -> None:
+        raise NotImplementedError
+
+    def record_mapping_result(
+        self,
+        mapping: str,
+        *,
+        at: float,
+        config_fingerprint: str | None,
+        version: int | None,
+        in_sync: bool,
+        pushed: bool,
+        error_code: str | None,
+        error: str | None,
+    ) -> None:
+        """Record one attempt at ``mapping`` (see ``MappingOutcome`` for the rules)."""
+        self.record_mapping_results(
+            [MappingOutcome(mapping, at, config_fingerprint, version, in_sync, pushed, error_code, error)]
+        )

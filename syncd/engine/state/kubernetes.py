@@ -36,6 +36,7 @@ from typing import Any
 import structlog
 
 from syncd.clients.k8s_secrets import SecretsApiError
+from syncd.engine.state.backend import RecordsOneOutcome
 from syncd.engine.state.chunks import (
     binding_row,
     bucket_of,
@@ -60,7 +61,7 @@ def _binding_key(target: Target, name: str) -> BindingKey:
     return (target.account_id, target.dispatch_namespace or "", target.script, name)
 
 
-class KubernetesStateStore:
+class KubernetesStateStore(RecordsOneOutcome):
     """Use ``KubernetesStateStore.open(api, names, hmac_key=...)``; thread-safe; ``close()`` when done."""
 
     def __init__(
@@ -283,22 +284,6 @@ class KubernetesStateStore:
         with self._lock:
             self._check_open()
             return [self._statuses[name] for name in sorted(self._statuses)]
-
-    def record_mapping_result(
-        self,
-        mapping: str,
-        *,
-        at: float,
-        config_fingerprint: str | None,
-        version: int | None,
-        in_sync: bool,
-        pushed: bool,
-        error_code: str | None,
-        error: str | None,
-    ) -> None:
-        self.record_mapping_results(
-            [MappingOutcome(mapping, at, config_fingerprint, version, in_sync, pushed, error_code, error)]
-        )
 
     def record_mapping_results(self, outcomes: Sequence[MappingOutcome]) -> None:
         """Apply a cycle's outcomes and write every Secret whose content changed (often none)."""

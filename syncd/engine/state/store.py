@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from syncd.engine.state.backend import RecordsOneOutcome
 from syncd.engine.state.files import acquire_writer_lock, prepare_file, read_only_uri
 from syncd.engine.state.records import BindingRecord, MappingOutcome, MappingStatus
 from syncd.engine.state.schema import (
@@ -34,7 +35,7 @@ MEMORY = ":memory:"
 _EMPTY_STATUS = MappingStatus("", None, None, None, None, None, None, None, in_sync=False)
 
 
-class StateStore:
+class StateStore(RecordsOneOutcome):
     """Use ``StateStore.open(path)``; safe to share between threads; ``close()`` when done."""
 
     def __init__(
@@ -137,23 +138,6 @@ class StateStore:
     def all_mapping_status(self) -> list[MappingStatus]:
         with self._lock:
             return [status_from_row(row) for row in self._connection().execute(f"{SELECT_STATUS} ORDER BY mapping")]
-
-    def record_mapping_result(
-        self,
-        mapping: str,
-        *,
-        at: float,
-        config_fingerprint: str | None,
-        version: int | None,
-        in_sync: bool,
-        pushed: bool,
-        error_code: str | None,
-        error: str | None,
-    ) -> None:
-        """Record one attempt at ``mapping`` (see ``MappingOutcome`` for the rules)."""
-        self.record_mapping_results(
-            [MappingOutcome(mapping, at, config_fingerprint, version, in_sync, pushed, error_code, error)]
-        )
 
     def record_mapping_results(self, outcomes: Sequence[MappingOutcome]) -> None:
         """Record a cycle's attempts in one transaction (one fsync per cycle, not one per mapping)."""
