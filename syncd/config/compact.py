@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import TypeAdapter
-
 from syncd.config.mappings import (
     ENCODINGS_BY_FORMAT,
     KeyFormat,
@@ -197,5 +195,3 @@ def compact_mappings(tables: Iterable[MappingTable]) -> tuple[MappingSettings, .
         )
     return tuple(compact)
 
-
-MAPPING_TABLES: TypeAdapter[list[MappingTable]] = TypeAdapter(list[MappingTable])

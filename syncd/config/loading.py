@@ -18,12 +18,12 @@ from pydantic import PlainSerializer, PlainValidator, PrivateAttr, ValidationErr
 from pydantic_core import InitErrorDetails
 
 from syncd.config.cloudflare import DEFAULT_CLOUDFLARE_TOKEN_ENV, MAX_BULK_SECRETS, CloudflareSettings
-from syncd.config.compact import MAPPING_TABLES, MappingSettings, TargetSettings, compact_mappings
+from syncd.config.compact import MappingSettings, TargetSettings, compact_mappings
 from syncd.config.leader import LeaderElectionSettings
 from syncd.config.mappings import MappingTable, raw_binding_names
 from syncd.config.messages import problems_from_validation
 from syncd.config.state import KUBERNETES_NEEDS_KEY, StateSettings
-from syncd.config.strict import INLINE_ALLOWED, RuleProblem, StrictModel, carried_error
+from syncd.config.strict import INLINE_ALLOWED, RuleProblem, StrictModel, ValidatedAs, carried_error
 from syncd.config.sync import LoggingSettings, NotificationSettings, ServerSettings, SyncSettings
 from syncd.config.vault import DEFAULT_VAULT_TOKEN_ENV, VaultSettings
 from syncd.errors import ConfigError, ConfigProblem, shorten
@@ -32,21 +32,11 @@ from syncd.model import Target
 CONFIG_SOURCES = "give the file with --config PATH or $SYNCD_CONFIG (default /etc/syncd/config.toml)"
 
 
-class ValidatedAs:
-    """Field metadata: the value is validated as ``model`` (its TOML schema), then kept in another form.
-
-    ``syncd.config.messages`` follows it to suggest the closest key for a typo inside such a table.
-    """
-
-    def __init__(self, model: type[StrictModel]) -> None:
-        self.model = model
-
-
 def _compact_mapping_tables(value: Any, info: ValidationInfo) -> tuple[MappingSettings, ...]:
     """Each table validated and made compact in turn, so that the models of 10,000 tables never
     exist at once; every table's problems are still reported, under ``mapping[i]``."""
     if not isinstance(value, list):
-        return compact_mappings(MAPPING_TABLES.validate_python(value, context=info.context))
+        raise ValidationError.from_exception_data("list", [InitErrorDetails(type="list_type", loc=(), input=value)])
     errors: list[InitErrorDetails] = []
 
     def tables() -> Iterator[MappingTable]:

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from syncd.config.strict import ValidatedAs
 from syncd.errors import ConfigProblem, shorten
 
 # Discriminated unions put the member's tag into the location ("vault.auth.approle.secret_id"):
@@ -195,7 +196,7 @@ def _close_key(root: type[BaseModel], loc: Sequence[str | int]) -> str | None:
 def _models_of(field: FieldInfo) -> list[type[BaseModel]]:
     """The models a field's tables are validated as: its annotation's, or the one its metadata names
     (a field kept in another form than the model that validates it, e.g. ``[[mapping]]``)."""
-    named = [m.model for m in field.metadata if isinstance(getattr(m, "model", None), type)]
+    named: list[type[BaseModel]] = [m.model for m in field.metadata if isinstance(m, ValidatedAs)]
     return named or _models_in(field.annotation)
 
 

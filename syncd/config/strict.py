@@ -96,6 +96,16 @@ class StrictModel(BaseModel):
         return result
 
 
+class ValidatedAs:
+    """Field metadata: the value is validated as ``model`` (its TOML schema), then kept in another form.
+
+    ``syncd.config.messages`` follows it to suggest the closest key for a typo inside such a table.
+    """
+
+    def __init__(self, model: type[StrictModel]) -> None:
+        self.model = model
+
+
 def carried_error(error: Any, prefix: tuple[str | int, ...] = ()) -> InitErrorDetails:
     """An error of a nested validation, carried up unchanged (type, message, context, input), its
     location under ``prefix``."""

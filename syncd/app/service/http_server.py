@@ -206,13 +206,13 @@ class _OpsHandler(BaseHTTPRequestHandler):
     def _get(self, path: str) -> None:
         source = self.ops.source
         if path == "/metrics":
+            chunks, headers = self.ops.metrics.exposition(), {"Vary": "Accept-Encoding"}
             if _accepts_gzip(self.headers.get("Accept-Encoding")):
                 # What Prometheus asks for: the body is gathered compressed (~1/10 of the text)
-                body = _gzipped(self.ops.metrics.exposition())
-                self._send(200, body, CONTENT_TYPE_LATEST, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+                body, headers["Content-Encoding"] = _gzipped(chunks), "gzip"
             else:
-                body, content_type = self.ops.metrics.render_chunks()
-                self._send(200, body, content_type, {"Vary": "Accept-Encoding"})
+                body = list(chunks)
+            self._send(200, body, CONTENT_TYPE_LATEST, headers)
             del body
             release_free_memory()  # an exposition of 10,000 mappings is MiBs of short-lived chunks
         elif path == "/healthz":
