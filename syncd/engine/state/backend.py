@@ -68,7 +68,12 @@ class StateBackend(Protocol):
         pushed: bool,
         error_code: str | None,
         error: str | None,
-    ) -> None: ...
+    ) -> None:
+        """Record one attempt at ``mapping`` (see ``MappingOutcome`` for the rules); a backend that
+        subclasses ``StateBackend`` gets it from its ``record_mapping_results``."""
+        self.record_mapping_results(
+            [MappingOutcome(mapping, at, config_fingerprint, version, in_sync, pushed, error_code, error)]
+        )
 
     def record_mapping_results(self, outcomes: Sequence[MappingOutcome]) -> None:
         """Record a cycle's attempts (``MappingOutcome`` has the rules); ends the cycle's batch."""
@@ -91,26 +96,3 @@ class StateBackend(Protocol):
 
     def __exit__(self, *exc_info: object) -> None: ...
 
-
-class RecordsOneOutcome:
-    """``record_mapping_result`` for a backend class: one outcome, through its ``record_mapping_results``."""
-
-    def record_mapping_results(self, outcomes: Sequence[MappingOutcome]) -> None:
-        raise NotImplementedError
-
-    def record_mapping_result(
-        self,
-        mapping: str,
-        *,
-        at: float,
-        config_fingerprint: str | None,
-        version: int | None,
-        in_sync: bool,
-        pushed: bool,
-        error_code: str | None,
-        error: str | None,
-    ) -> None:
-        """Record one attempt at ``mapping`` (see ``MappingOutcome`` for the rules)."""
-        self.record_mapping_results(
-            [MappingOutcome(mapping, at, config_fingerprint, version, in_sync, pushed, error_code, error)]
-        )

@@ -36,7 +36,7 @@ from typing import Any
 import structlog
 
 from syncd.clients.k8s_secrets import SecretsApiError
-from syncd.engine.state.backend import RecordsOneOutcome
+from syncd.engine.state.backend import StateBackend
 from syncd.engine.state.chunks import (
     binding_row,
     bucket_of,
@@ -61,7 +61,7 @@ def _binding_key(target: Target, name: str) -> BindingKey:
     return (target.account_id, target.dispatch_namespace or "", target.script, name)
 
 
-class KubernetesStateStore(RecordsOneOutcome):
+class KubernetesStateStore(StateBackend):
     """Use ``KubernetesStateStore.open(api, names, hmac_key=...)``; thread-safe; ``close()`` when done."""
 
     def __init__(

@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from syncd.engine.state.backend import RecordsOneOutcome
+from syncd.engine.state.backend import StateBackend
 from syncd.engine.state.files import acquire_writer_lock, prepare_file, read_only_uri
 from syncd.engine.state.records import BindingRecord, MappingOutcome, MappingStatus
 from syncd.engine.state.schema import (
@@ -35,7 +35,7 @@ MEMORY = ":memory:"
 _EMPTY_STATUS = MappingStatus("", None, None, None, None, None, None, None, in_sync=False)
 
 
-class StateStore(RecordsOneOutcome):
+class StateStore(StateBackend):
     """Use ``StateStore.open(path)``; safe to share between threads; ``close()`` when done."""
 
     def __init__(
