@@ -18,7 +18,8 @@ flight per script) and the ``ScriptBackoff`` (failing scripts left alone for a w
 reconciler, so they span cycles; ``script_health()`` shows the backoff to ``/status`` and metrics.
 
 Staging (``on_undeployed = "stage"``, see ``applier``): a mapping whose changes went into an
-undeployed version reports ``Staged(N)`` ("staged in version N, not deployed") and is not in sync;
+undeployed version reports ``Staged`` with ``staged_version = N`` ("staged in version N, not deployed")
+and is not in sync;
 that status is carried from cycle to cycle (its bindings are recorded as written, so no change is
 planned) until the drift checker sees the version deployed (``clear_staged``) or a later write of
 the mapping succeeds normally.
@@ -53,7 +54,7 @@ from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_need
 from syncd.engine.ports import SecretSource, WorkerSecrets, WorkerVersions
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.script_gate import ScriptGate
-from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateBackend
+from syncd.engine.state import STAGED_CODE, BindingRecord, MappingOutcome, MappingStatus, StateBackend
 from syncd.engine.values import bindings_for
 from syncd.errors import CycleTimeout, InternalError, SyncdError, VaultSecretDeleted, VaultSecretNotFound
 from syncd.model import KvVersion, SecretVersion, Target, VaultSecretRef, VersionInfo
@@ -484,13 +485,22 @@ class Reconciler:
                 code, error = work.gone.reason, str(work.gone)
             if code == "CycleTimeout":  # a call the deadline did not let start (syncd.deadlines)
                 cycle.timed_out = True
+            staged_version = None
             if code is None:
-                code, error = _staged_status(work, applied)
+                code, error, staged_version = _staged_status(work, applied)
             pending = any(c.action is not Action.ADOPT for c in changes)
             in_sync = code is None and not (cycle.dry_run and pending)
             results.append(
                 MappingResult(
-                    work.name, work.target, work.mapping.vault.ref, in_sync, work.version, changes, code, error
+                    work.name,
+                    work.target,
+                    work.mapping.vault.ref,
+                    in_sync,
+                    work.version,
+                    changes,
+                    code,
+                    error,
+                    staged_version,
                 )
             )
         results.extend(self._removed_results(cycle, the_plan, applied))
@@ -540,6 +550,7 @@ class Reconciler:
                 result.mapping in applied.pushed,
                 result.error_code,
                 result.error,
+                result.staged_version,
             )
             for result in results
             # a removed mapping that was pruned has no status left (below)
@@ -557,33 +568,20 @@ class Reconciler:
                     log.error("state.record_failed", mapping=name, error_code=exc.reason, error=str(exc))
 
 
-STAGED_PREFIX = "Staged("
-
-
-def staged_code(number: int) -> str:
-    return f"{STAGED_PREFIX}{number})"
-
-
-def staged_number(error_code: str | None) -> int | None:
-    """N of a ``Staged(N)`` status code, else None."""
-    if error_code is None or not error_code.startswith(STAGED_PREFIX) or not error_code.endswith(")"):
-        return None
-    digits = error_code[len(STAGED_PREFIX) : -1]
-    return int(digits) if digits.isdigit() else None
-
-
-def _staged_status(work: _Work, applied: ApplyResult) -> tuple[str | None, str | None]:
-    """``Staged(N)`` for a mapping staged now, or staged before and not written since; else no code."""
+def _staged_status(work: _Work, applied: ApplyResult) -> tuple[str | None, str | None, int | None]:
+    """Code, reason and version for a mapping staged now, or staged before and not written since."""
     staged = applied.staged.get(work.name)
     if staged is not None:
-        return staged_code(staged.number), (
+        return (
+            STAGED_CODE,
             f"staged in version {staged.number}, not deployed (version {staged.id} of {work.target.script}: its "
-            "latest version was not fully deployed; the rollout is left to the team's deployment process)"
+            "latest version was not fully deployed; the rollout is left to the team's deployment process)",
+            staged.number,
         )
     status = work.status
-    if status is not None and work.name not in applied.pushed and staged_number(status.last_error_code) is not None:
-        return status.last_error_code, status.last_error
-    return None, None
+    if status is not None and work.name not in applied.pushed and status.staged_version is not None:
+        return status.last_error_code, status.last_error, status.staged_version
+    return None, None, None
 
 
 def _needs_read(work: _Work, info: VersionInfo) -> bool:

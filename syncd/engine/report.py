@@ -62,8 +62,10 @@ class MappingResult:
     in_sync: bool
     vault_version: int | None
     changes: tuple[PlannedChange, ...] = ()
-    error_code: str | None = None  # e.g. "VaultPermissionDenied", "CloudflareNotDeployed(10215)"
+    error_code: str | None = None  # e.g. "VaultPermissionDenied", "CloudflareNotDeployed(10215)", "Staged"
     error: str | None = None  # a human reason; never a value
+    # Written into Worker version N, which is not deployed (``error_code`` is then ``STAGED``).
+    staged_version: int | None = None
 
     @property
     def failed(self) -> bool:

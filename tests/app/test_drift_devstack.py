@@ -160,7 +160,7 @@ def test_stage_writes_exactly_the_new_values_into_an_undeployed_version_and_its_
 
     (result,) = report.results
     staged = stack.devstack.cloudflare.latest_version("edge")
-    assert result.error_code == f"Staged({staged.number})"
+    assert (result.error_code, result.staged_version) == ("Staged", staged.number)
     assert (result.error or "").startswith(f"staged in version {staged.number}, not deployed")
     assert not result.in_sync
     (line,) = format_once(report)
@@ -178,15 +178,15 @@ def test_stage_writes_exactly_the_new_values_into_an_undeployed_version_and_its_
     # The next cycles keep the staged status and write nothing more.
     stack.clear_requests()
     again = r.cycle()
-    assert again.results[0].error_code == f"Staged({staged.number})"
+    assert (again.results[0].error_code, again.results[0].staged_version) == ("Staged", staged.number)
     assert [m for m, _ in stack.requests("cloudflare") if m != "GET"] == []
-    assert r.status("edge").last_error_code == f"Staged({staged.number})"
+    assert (r.status("edge").last_error_code, r.status("edge").staged_version) == ("Staged", staged.number)
 
     r.deploy("edge", staged.number)  # the team finishes the rollout
     r.checker.check_now()
 
     status = r.status("edge")
-    assert status.in_sync and status.last_error_code is None
+    assert status.in_sync and status.last_error_code is None and status.staged_version is None
     assert r.cycle().results[0].in_sync
 
 
@@ -194,11 +194,12 @@ def test_stage_a_later_rotation_stages_again_and_a_later_deployment_counts(stack
     r = rig(stack, on_undeployed="stage")
     r.gradual("edge")
     rotate(stack, 2)
-    first = r.cycle().results[0].error_code
+    first = r.cycle().results[0]
     rotate(stack, 3)
-    second = r.cycle().results[0].error_code
+    second = r.cycle().results[0]
     latest = stack.devstack.cloudflare.latest_version("edge")
-    assert (first, second) == (f"Staged({latest.number - 1})", f"Staged({latest.number})")
+    assert (first.error_code, second.error_code) == ("Staged", "Staged")
+    assert (first.staged_version, second.staged_version) == (latest.number - 1, latest.number)
     code = r.post("edge", "/versions", {"deploy": True, "message": "ship it"})  # code deploy, secrets kept
     assert code["number"] == latest.number + 1
     r.checker.check_now()
@@ -219,10 +220,12 @@ def test_per_mapping_override_stages_only_that_mapping(stack: Stack) -> None:
     stack.put("app/edge", {"k1": f"{CANARY}-1-v2"})
     stack.put("app/more", {"k": f"{CANARY}-m-v2"})
 
-    codes = {res.mapping: res.error_code for res in r.cycle().results}
+    results = {res.mapping: res for res in r.cycle().results}
+    codes = {name: res.error_code for name, res in results.items()}
 
     staged = stack.devstack.cloudflare.latest_version("edge")
-    assert codes["edge"] == f"Staged({staged.number})"
+    assert (codes["edge"], results["edge"].staged_version) == ("Staged", staged.number)
+    assert results["more"].staged_version is None
     assert codes["more"] is not None and codes["more"].startswith("CloudflareNotDeployed")
     assert r.version_secrets("edge", staged.number)["ONE"] == f"{CANARY}-1-v2"
     assert r.version_secrets("edge", staged.number)["MORE"] == f"{CANARY}-m"

@@ -57,7 +57,7 @@ def test_stage_during_a_gradual_deployment_made_with_the_sdk_then_deployed_with_
     (result,) = r.cycle().results
 
     staged = stack.devstack.cloudflare.latest_version("edge")
-    assert result.error_code == f"Staged({staged.number})"
+    assert (result.error_code, result.staged_version) == ("Staged", staged.number)
     assert r.version_secrets("edge", staged.number) == {"ONE": f"{CANARY}-1-v2", "TWO": f"{CANARY}-2-v2"}
     listed = list(sdk.workers.beta.workers.versions.list("edge", account_id=stack.devstack.cloudflare.account_id))
     assert listed[0].number == staged.number

@@ -417,5 +417,5 @@ def test_a_schema_1_file_is_migrated_keeping_its_bindings_as_not_pending(path: P
     with StateStore.open(path) as reopened:
         assert {r.name: r.pending for r in reopened.bindings()} == {"ADOPTED": False, "API_KEY": False, "NEW": True}
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION == 3
     conn.close()

@@ -291,13 +291,14 @@ def test_a_staged_mapping_applies_its_version_and_keeps_the_staged_status_across
         version=8,
         in_sync=False,
         pushed=True,
-        error_code="Staged(12)",
+        error_code="Staged",
         error="staged in version 12, not deployed",
+        staged_version=12,
     )
     status = store.mapping_status("edge")
     assert status is not None
     assert (status.config_fingerprint, status.last_version, status.in_sync) == ("cfg2", 8, False)
-    assert (status.last_error_code, status.last_pushed_at) == ("Staged(12)", 200.0)
+    assert (status.last_error_code, status.staged_version, status.last_pushed_at) == ("Staged", 12, 200.0)
     store.close()
     with opener() as reopened:
         assert reopened.mapping_status("edge") == status

@@ -22,7 +22,6 @@ import requests
 
 from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.config import Settings
-from syncd.engine.reconciler import staged_number
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.state import MEMORY, MappingStatus, StateBackend, StateStore
 from syncd.errors import UsageError
@@ -45,7 +44,7 @@ def _heading(result: MappingResult) -> str:
 
 
 def _failure_line(result: MappingResult) -> str:
-    if staged_number(result.error_code) is not None:  # written, only not deployed yet: not a failure
+    if result.staged_version is not None:  # written, only not deployed yet: not a failure
         return f"STAGED {_heading(result)}: {result.error or result.error_code}"
     return f"FAIL {_heading(result)}: {result.error_code}: {result.error or ''}".rstrip(": ")
 
@@ -242,6 +241,7 @@ def _status_rows(settings: Settings, known: dict[str, MappingStatus]) -> list[di
                 "last_attempt_at": status.last_attempt_at if status else None,
                 "last_error_code": status.last_error_code if status else None,
                 "last_error": status.last_error if status else None,
+                "staged_version": status.staged_version if status else None,
             }
         )
     return rows
@@ -274,7 +274,7 @@ def run_status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int
             print(f"no state yet at {path}", file=out)
         for r in rows:
             mark = "ok  " if r["in_sync"] else "FAIL" if r["last_error_code"] else "----"
-            if staged_number(r["last_error_code"]) is not None:
+            if r["staged_version"] is not None:
                 mark = "STAGED"
             line = f"{mark} {r['mapping']}: {_pushed(r)}, {_checked(r)}"
             if r["last_error_code"]:

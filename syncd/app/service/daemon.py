@@ -56,7 +56,6 @@ from syncd.app.service.heap import release_free_memory
 from syncd.app.service.parts import BackoffMetrics, SchedulerLike, ServerLike, ServiceParts
 from syncd.app.service.sweep import BACKSTOP, ModeChange, SweepSlicer, SyncModeMetrics, SyncModeTracker
 from syncd.config import Settings, load_config
-from syncd.engine.reconciler import staged_number
 from syncd.engine.report import CycleReport
 from syncd.errors import ConfigError, SyncdError
 
@@ -736,8 +735,6 @@ class Service:
             report = self._last_report
             started = self._started_at
         mappings = [_plain(s) for s in self._parts.state.all_mapping_status()]
-        for mapping in mappings:  # "staged in version N, not deployed" (on_undeployed = "stage")
-            mapping["staged_version"] = staged_number(mapping.get("last_error_code"))
         body: dict[str, Any] = {
             "started_at": started,
             "mappings_configured": [m.name for m in self._settings.mappings],

@@ -2,7 +2,7 @@
 to do with a finding (the decision itself is ``syncd.engine.drift.assess``).
 
 - **Which**: every script on which syncd owns a binding (from the state), plus scripts with a
-  staged mapping (``Staged(N)``), which are watched until the staged version is deployed.
+  staged mapping (``staged_version`` set), which are watched until the staged version is deployed.
 - **When**: each script once per ``sync.drift_check_interval_seconds``, spread over the interval (a
   script's first check is offset by its position in the list). ``run_due()`` is the scheduler job's
   body; ``check_now()`` checks at once (a forced check; tests, the demo).
@@ -38,7 +38,6 @@ import structlog
 from syncd.config import Settings
 from syncd.engine.drift import DriftFinding, ScriptKnowledge, assess
 from syncd.engine.ports import WorkerVersions
-from syncd.engine.reconciler import staged_number
 from syncd.engine.report import CycleReport
 from syncd.engine.state import BindingRecord, StateBackend
 from syncd.errors import SyncdError
@@ -135,7 +134,7 @@ class DriftChecker:
         staged: dict[Target, dict[str, int]] = {}
         by_name = {m.name: m for m in settings.mappings}
         for status in self._state.all_mapping_status():
-            number = staged_number(status.last_error_code)
+            number = status.staged_version
             if number is not None and status.mapping in by_name:
                 staged.setdefault(settings.target_of(by_name[status.mapping]), {})[status.mapping] = number
         knowledge = {}
@@ -248,7 +247,7 @@ class DriftChecker:
                 error_code=None,
                 error=None,
             )
-            log.info("staged.deployed", mapping=mapping, script=finding.target.script, staged=status.last_error_code)
+            log.info("staged.deployed", mapping=mapping, script=finding.target.script, staged=status.staged_version)
 
     def _handle(self, finding: DriftFinding) -> None:
         target = finding.target

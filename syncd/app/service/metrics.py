@@ -342,7 +342,7 @@ class Metrics:
             series.last_success.set(mapping, report.finished_at)
         series.drift_detected.touch(mapping, now)  # from 0, so increase() sees the first
         series.drift_corrected.touch(mapping, now)
-        staged = error_code is not None and error_code.startswith("Staged(")
+        staged = result.staged_version is not None
         series.staged.set(mapping, _ONE if staged else _ZERO)
         if error_code is not None and not staged:
             series.failures.inc((mapping, failure_reason(error_code)), now)

@@ -9,7 +9,9 @@ It holds the random HMAC key of the fingerprints (``meta.hmac_key``), one row pe
 knows on a target (``bindings``: Vault version, keyed fingerprint, shape, ownership) and one row per
 mapping (``mapping_status``). A binding row with ``pending = 1`` is a write intent: recorded before
 the first Cloudflare call for a binding syncd had no row for, so the ownership decided then survives
-a crash between Cloudflare's confirmation and the record (schema 2; see the applier).
+a crash between Cloudflare's confirmation and the record (schema 2; see the applier). A staged
+rotation keeps its Worker version number in ``mapping_status.staged_version`` (schema 3; before, it
+was inside the error code ``Staged(N)``, which the migration takes apart once).
 
 The stored key lives next to the fingerprints, so the file alone keeps values safe from anyone who
 only sees fingerprints (logs, ``/status``, a state dump) but not from someone with the whole file
@@ -33,7 +35,7 @@ backend ``[state]`` names).
 """
 
 from syncd.engine.state.backend import StateBackend
-from syncd.engine.state.records import BindingRecord, MappingOutcome, MappingStatus
+from syncd.engine.state.records import STAGED_CODE, BindingRecord, MappingOutcome, MappingStatus
 from syncd.engine.state.schema import HMAC_KEY_BYTES, MIGRATIONS, SCHEMA_VERSION
 from syncd.engine.state.store import MEMORY, StateStore
 
@@ -42,6 +44,7 @@ __all__ = [
     "MEMORY",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "STAGED_CODE",
     "BindingRecord",
     "MappingOutcome",
     "MappingStatus",

@@ -68,11 +68,16 @@ class StateBackend(Protocol):
         pushed: bool,
         error_code: str | None,
         error: str | None,
+        staged_version: int | None = None,
     ) -> None:
         """Record one attempt at ``mapping`` (see ``MappingOutcome`` for the rules); a backend that
         subclasses ``StateBackend`` gets it from its ``record_mapping_results``."""
         self.record_mapping_results(
-            [MappingOutcome(mapping, at, config_fingerprint, version, in_sync, pushed, error_code, error)]
+            [
+                MappingOutcome(
+                    mapping, at, config_fingerprint, version, in_sync, pushed, error_code, error, staged_version
+                )
+            ]
         )
 
     def record_mapping_results(self, outcomes: Sequence[MappingOutcome]) -> None:

@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.engine.state.records import BindingRecord, MappingStatus
-from syncd.engine.state.schema import binding_from_row, binding_to_row, status_from_row, status_to_row
+from syncd.engine.state.schema import (
+    binding_from_row,
+    binding_to_row,
+    legacy_staged,
+    status_from_row,
+    status_to_row,
+)
 from syncd.errors import StateError
 
 FORMAT = "syncd-state/1"
@@ -58,6 +64,7 @@ STATUS_COLUMNS = (
     "last_error_code",
     "last_error",
     "in_sync",
+    "staged_version",
 )
 _VOLATILE = (STATUS_COLUMNS.index("last_success_at"), STATUS_COLUMNS.index("last_attempt_at"))
 
@@ -127,12 +134,20 @@ def decode(blob: bytes, where: str) -> Chunk:
             for row in document["bindings"]
         ]
         statuses = [
-            status_from_row(_by_columns(row, document["status_columns"], STATUS_COLUMNS))
+            _status_of(_by_columns(row, document["status_columns"], STATUS_COLUMNS), document["status_columns"])
             for row in document["mapping_status"]
         ]
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"state {where}: {DATA_KEY} has damaged rows ({type(exc).__name__})") from None
     return Chunk(tuple(bindings), tuple(statuses))
+
+
+def _status_of(row: list[Any], columns: Sequence[str]) -> MappingStatus:
+    """A status row; one written before the ``staged_version`` column had the version in its code."""
+    if "staged_version" not in columns:
+        code_at = STATUS_COLUMNS.index("last_error_code")
+        row[code_at], row[STATUS_COLUMNS.index("staged_version")] = legacy_staged(row[code_at])
+    return status_from_row(row)
 
 
 def _by_columns(row: Sequence[Any], columns: Sequence[str], wanted: Sequence[str]) -> list[Any]:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from syncd.model import Target, VaultSecretRef
 
+STAGED_CODE = "Staged"  # the status code of a staged mapping; its version is in ``staged_version``
+
 
 @dataclass(frozen=True, slots=True)
 class BindingRecord:
@@ -34,6 +36,9 @@ class MappingStatus:
     last_error_code: str | None
     last_error: str | None
     in_sync: bool
+    # Written into a Worker version that is not deployed yet (``on_undeployed = "stage"``): that
+    # version's number. The mapping is not in sync until the drift checker sees it deployed.
+    staged_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,8 @@ class MappingOutcome:
     Success (no error): config fingerprint, version and ``last_success_at`` move to this attempt.
     Failure: they keep their previous values (so the next cycle still sees the change it failed
     to apply) and the error is recorded. ``pushed`` moves ``last_pushed_at`` either way.
+    Staged (``staged_version`` set): the changes were written into an undeployed version, so the
+    version and configuration are applied as on success; the mapping is only not in sync.
     """
 
     mapping: str
@@ -53,11 +60,10 @@ class MappingOutcome:
     pushed: bool
     error_code: str | None
     error: str | None
+    staged_version: int | None = None
 
     def applied_to(self, previous: MappingStatus) -> MappingStatus:
-        # A staged mapping ("Staged(N)": written into an undeployed version) has its version and
-        # configuration applied; it is only not in sync until that version is deployed.
-        staged = self.error_code is not None and self.error_code.startswith("Staged(")
+        staged = self.staged_version is not None
         failed = (self.error_code is not None or self.error is not None) and not staged
         return MappingStatus(
             mapping=self.mapping,
@@ -69,4 +75,5 @@ class MappingOutcome:
             last_error_code=self.error_code,
             last_error=self.error,
             in_sync=self.in_sync,
+            staged_version=self.staged_version,
         )

@@ -5,16 +5,17 @@ statements of the store and the conversion between records and rows.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from syncd.engine.state.records import BindingRecord, MappingStatus
+from syncd.engine.state.records import STAGED_CODE, BindingRecord, MappingStatus
 from syncd.errors import StateError
 from syncd.model import Target, VaultSecretRef
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HMAC_KEY_BYTES = 32
 
 
@@ -57,8 +58,34 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE bindings ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
 
 
+_LEGACY_STAGED = re.compile(r"^Staged\((\d+)\)$")
+
+
+def legacy_staged(error_code: str | None) -> tuple[str | None, int | None]:
+    """Up to schema 2 (and chunk rows without a ``staged_version`` column) a staged mapping was
+    recorded as the error code ``Staged(N)``. Returns the code and staged version of today's form:
+    ``("Staged", N)`` for such a code, the code unchanged and None otherwise. Used by migrations only."""
+    match = _LEGACY_STAGED.match(error_code or "")
+    if match is None:
+        return error_code, None
+    return STAGED_CODE, int(match.group(1))
+
+
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """A staged rotation's version as a field, not inside the error code."""
+    conn.execute("ALTER TABLE mapping_status ADD COLUMN staged_version INTEGER")
+    rows = conn.execute("SELECT mapping, last_error_code FROM mapping_status WHERE last_error_code LIKE 'Staged(%'")
+    for mapping, code in rows.fetchall():
+        new_code, version = legacy_staged(code)
+        if version is not None:
+            conn.execute(
+                "UPDATE mapping_status SET last_error_code = ?, staged_version = ? WHERE mapping = ?",
+                (new_code, version, mapping),
+            )
+
+
 # MIGRATIONS[n] takes a schema at version n to version n + 1 (0 is an empty file).
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2, _migrate_to_3)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _BINDING_COLUMNS = (
@@ -67,13 +94,13 @@ _BINDING_COLUMNS = (
 )
 _STATUS_COLUMNS = (
     "mapping, config_fingerprint, last_version, last_success_at, last_attempt_at, last_pushed_at, last_error_code, "
-    "last_error, in_sync"
+    "last_error, in_sync, staged_version"
 )
 # Fixed column lists only; every value goes through a placeholder.
 SELECT_BINDINGS = f"SELECT {_BINDING_COLUMNS} FROM bindings"  # noqa: S608
 UPSERT_BINDING = f"INSERT OR REPLACE INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
 SELECT_STATUS = f"SELECT {_STATUS_COLUMNS} FROM mapping_status"  # noqa: S608
-UPSERT_STATUS = f"INSERT OR REPLACE INTO mapping_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * 9)})"  # noqa: S608
+UPSERT_STATUS = f"INSERT OR REPLACE INTO mapping_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * 10)})"  # noqa: S608
 
 
 @contextlib.contextmanager
@@ -197,11 +224,12 @@ def status_to_row(status: MappingStatus) -> tuple[Any, ...]:
         status.last_error_code,
         status.last_error,
         int(status.in_sync),
+        status.staged_version,
     )
 
 
 def status_from_row(row: Sequence[Any]) -> MappingStatus:
-    mapping, config_fp, version, success_at, attempt_at, pushed_at, error_code, error, in_sync = row
+    mapping, config_fp, version, success_at, attempt_at, pushed_at, error_code, error, in_sync, staged = row
     return MappingStatus(
         mapping=mapping,
         config_fingerprint=config_fp,
@@ -212,4 +240,5 @@ def status_from_row(row: Sequence[Any]) -> MappingStatus:
         last_error_code=error_code,
         last_error=error,
         in_sync=bool(in_sync),
+        staged_version=staged,
     )
