@@ -41,6 +41,21 @@ from syncd.model_versions import WorkerDeployment, WorkerVersion
 
 NON_SECRET_TRIGGERS = frozenset({"upload", "deployment", "rollback"})
 
+
+@dataclass(frozen=True, slots=True)
+class DriftCorrection:
+    """Bindings on one destination that someone else changed or removed, to be written again.
+
+    An input of ``Reconciler.reconcile``: the reconciler re-reads Vault for the mappings that own
+    these bindings and the planner writes them whatever their recorded fingerprint (``Reason.DRIFT``).
+    Nothing is planted in the state: a correction lives until a cycle confirmed its write.
+    """
+
+    target: Target
+    names: frozenset[str]
+    why: str  # e.g. "missing", "changed by someone else": for logs and /status, never a value
+    found_at: float  # epoch seconds
+
 DriftKind = Literal["none", "missing", "overwritten"]
 
 

@@ -15,6 +15,7 @@ Rules for a desired binding (its record is looked up by target and name):
   Worker's names are not asked again (they would now show syncd's own write as pre-existing);
 - the shape (type, format, algorithm, usages) differs: WRITE/CONFIG_CHANGED;
 - recorded fingerprint None (adopted) and the Vault version is newer: WRITE/CHANGED;
+- someone else changed or removed it (a drift correction): WRITE/DRIFT;
 - the keyed fingerprint differs: WRITE/CHANGED; otherwise nothing.
 
 A KV v1 secret has no versions, so adopting one of its bindings records the fingerprint of the
@@ -184,13 +185,15 @@ def plan(
     remote_names: Mapping[Target, Collection[str]] | None = None,
     removed_mappings: Collection[str] = (),
     claimed: Mapping[BindingKey, str] | None = None,
+    corrections: Collection[BindingKey] = (),
 ) -> Plan:
     """The changes that bring the recorded world to the desired one.
 
     ``remote_names`` must hold every target that ``targets_needing_names`` returns. ``removed_mappings``
     are mappings gone from the configuration (pruned only with ``policy.prune``); ``claimed`` maps the
     (target, name) pairs that configured mappings name to the mapping naming each: another mapping
-    never deletes or prunes them.
+    never deletes or prunes them. ``corrections``: recorded bindings that someone else changed or
+    removed (drift): written again whatever their recorded fingerprint.
     """
     all_records = list(records)
     index: dict[BindingKey, BindingRecord] = {(r.target, r.name): r for r in all_records}
@@ -209,7 +212,16 @@ def plan(
     for desire in desires:
         for binding in desire.bindings:
             known = index.get((binding.target, binding.name))
-            _plan_binding(out, desire, binding, known, fingerprinter=fingerprinter, policy=policy, remote=remote_names)
+            _plan_binding(
+                out,
+                desire,
+                binding,
+                known,
+                fingerprinter=fingerprinter,
+                policy=policy,
+                remote=remote_names,
+                drifted=(binding.target, binding.name) in corrections,
+            )
         for record in by_mapping.get(desire.mapping, ()):
             if protected(record):
                 continue
@@ -236,6 +248,7 @@ def _plan_binding(
     fingerprinter: Fingerprinter,
     policy: Policy,
     remote: Mapping[Target, Collection[str]] | None,
+    drifted: bool = False,
 ) -> None:
     fingerprint = fingerprinter.of(binding.body)
     shape = binding.shape()
@@ -275,6 +288,8 @@ def _plan_binding(
             write(Reason.NEW, owned=not present, first=True)
     elif record.pending:
         write(Reason.CHANGED, record.owned)
+    elif drifted:
+        write(Reason.DRIFT, record.owned)
     elif record.shape != shape:
         write(Reason.CONFIG_CHANGED, record.owned)
     elif record.fingerprint is None:

@@ -49,6 +49,7 @@ from syncd.config import MappingSettings, Settings, mapping_fingerprint
 from syncd.deadlines import deadline_scope
 from syncd.engine.applier import Applier, ApplyResult, log_internal, log_internal_for_target
 from syncd.engine.backoff import ScriptBackoff, ScriptHealth
+from syncd.engine.drift import DriftCorrection
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import SecretSource, WorkerSecrets, WorkerVersions
@@ -103,6 +104,7 @@ class _Cycle:
     dry_run: bool
     works: list[_Work]
     records: list[BindingRecord]
+    corrections: frozenset[tuple[Target, str]] = frozenset()
     timed_out: bool = False
     removed: list[str] = field(default_factory=list)
 
@@ -164,13 +166,17 @@ class Reconciler:
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,
+        corrections: Collection[DriftCorrection] = (),
     ) -> CycleReport:
+        """``corrections``: bindings someone else changed or removed (drift) to write again; their
+        mappings are re-read from Vault (only those in ``only_mappings`` when it is given)."""
         cycle_id = uuid.uuid4().hex[:12]
         with self._lock, structlog.contextvars.bound_contextvars(cycle_id=cycle_id, trigger=trigger):
             settings = self._settings
             started_at = self._clock()
             with deadline_scope(None if deadline is None else deadline - started_at):
                 cycle = self._start(settings, only_mappings, deadline, dry_run)
+                cycle.corrections = frozenset((c.target, name) for c in corrections for name in c.names)
                 self._inspect_secrets(cycle)
                 remote = self._remote_names(cycle)
                 the_plan = self._plan(cycle, remote, full=only_mappings is None)
@@ -347,7 +353,7 @@ class Reconciler:
             gone = VaultSecretDeleted(f"the current version {info.version} of {ref} is {state}", path=str(ref))
             self._secret_gone(cycle, works, info.version, gone)
             return
-        stale = [w for w in works if _needs_read(w, info)]
+        stale = [w for w in works if _needs_read(w, info) or _corrected(w, cycle.corrections)]
         if not stale:
             return
         try:
@@ -465,6 +471,7 @@ class Reconciler:
             remote_names=remote,
             removed_mappings=cycle.removed if full else (),
             claimed=claimed,
+            corrections=cycle.corrections,
         )
 
     # --- 4. results -------------------------------------------------------------------------------
@@ -582,6 +589,10 @@ def _staged_status(work: _Work, applied: ApplyResult) -> tuple[str | None, str |
     if status is not None and work.name not in applied.pushed and status.staged_version is not None:
         return status.last_error_code, status.last_error, status.staged_version
     return None, None, None
+
+
+def _corrected(work: _Work, corrections: frozenset[tuple[Target, str]]) -> bool:
+    return bool(corrections) and any((r.target, r.name) in corrections for r in work.records)
 
 
 def _needs_read(work: _Work, info: VersionInfo) -> bool:

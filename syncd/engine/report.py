@@ -27,6 +27,7 @@ class Reason(enum.StrEnum):
     PRESENT = "present"  # missing-only: the Worker has it already (adopted)
     VAULT_DELETED = "vault-deleted"  # on_delete = "delete": the secret or key disappeared
     PRUNED = "pruned"  # prune = true: the mapping left the config
+    DRIFT = "drift"  # someone else changed or removed the binding: written again (a DriftCorrection)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,9 @@ class Rig:
         )
 
     def cycle(self, only: set[str] | None = None) -> Any:
-        report = self.reconciler.reconcile(trigger="drift" if only else "interval", only_mappings=only)
+        report = self.reconciler.reconcile(
+            trigger="drift" if only else "interval", only_mappings=only, corrections=self.checker.corrections()
+        )
         self.checker.note_cycle(report)
         return report
 

@@ -12,6 +12,7 @@ from syncd.app.leadership.sole import Leadership
 from syncd.app.service.daemon import DRIFT_JOB, STARTUP_JOB, Service, drift_tick
 from syncd.app.service.parts import ServiceParts
 from syncd.config import Settings, load_config
+from syncd.engine.drift import DriftCorrection
 from syncd.engine.report import CycleReport
 from tests.app.test_service import (
     FakeClock,
@@ -36,6 +37,9 @@ class FakeDrift:
 
     def note_cycle(self, report: CycleReport) -> None:
         self.noted.append(report)
+
+    def corrections(self) -> tuple[DriftCorrection, ...]:
+        return ()
 
     def update_settings(self, settings: Settings) -> None:
         pass

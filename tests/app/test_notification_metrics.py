@@ -18,6 +18,7 @@ from syncd.app.service.daemon import Service, ServiceParts
 from syncd.app.service.metrics import Metrics
 from syncd.config import Settings, load_config
 from syncd.devstack.vault import VaultEmulator
+from syncd.engine.drift import DriftCorrection
 from syncd.engine.report import CycleReport
 from syncd.model import SecretValue
 from tests.waiting import wait_until
@@ -239,6 +240,7 @@ class _Reconciler:
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,
+        corrections: Collection[DriftCorrection] = (),
     ) -> CycleReport:
         return CycleReport("c1", trigger, 1000.0, 1001.0, ())
 

@@ -23,6 +23,7 @@ from syncd.app.service.daemon import RECONCILE_JOB, STARTUP_JOB, TOKEN_JOB, Serv
 from syncd.app.service.logs import configure_logging
 from syncd.app.service.wiring import build_service
 from syncd.config import Settings, load_config
+from syncd.engine.drift import DriftCorrection
 from syncd.engine.report import CycleReport, MappingResult
 from syncd.engine.state import MappingStatus
 from syncd.model import SecretValue, Target, VaultSecretRef
@@ -169,6 +170,7 @@ class FakeReconciler:
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,
+        corrections: Collection[DriftCorrection] = (),
     ) -> CycleReport:
         self.calls.append({"trigger": trigger, "only": only_mappings, "deadline": deadline})
         self.entered.set()

@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncd.config import Settings
+from syncd.engine.drift import DriftCorrection
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.report import Action, CycleReport, Reason
 from syncd.engine.state import StateStore
@@ -107,6 +108,29 @@ def test_an_unchanged_world_stays_cheap_after_a_restart(world: World) -> None:
     assert report.ok
     assert world.source.count("metadata") == 2
     assert world.source.count("read") == 0
+    assert world.workers.calls == []
+
+
+def test_a_drift_correction_rewrites_exactly_its_bindings_with_one_call_and_plants_nothing(world: World) -> None:
+    seed(world)
+    reconciler = world.reconciler(TWO_SCRIPTS)
+    reconciler.reconcile()
+    recorded = world.state.bindings()
+    world.reset_counts()
+
+    correction = DriftCorrection(A, frozenset({"ONE", "OTHER"}), "changed by someone else", found_at=999.0)
+    report = reconciler.reconcile(trigger="drift", only_mappings={"to-a", "other"}, corrections=[correction])
+
+    assert report.ok
+    assert sorted((c.mapping, c.binding, c.reason) for c in report.changes) == [
+        ("other", "OTHER", Reason.DRIFT),
+        ("to-a", "ONE", Reason.DRIFT),
+    ]
+    assert [(c.operation, c.target.script) for c in world.workers.writes()] == [("bulk", "script-a")]
+    assert world.source.count("read") == 2  # both mappings re-read from Vault though their versions did not move
+    assert [r.fingerprint for r in world.state.bindings()] == [r.fingerprint for r in recorded]
+    world.reset_counts()
+    assert reconciler.reconcile().changes == ()  # no correction given: nothing is rewritten
     assert world.workers.calls == []
 
 

@@ -451,8 +451,12 @@ class Service:
             def work() -> None:
                 try:
                     self._ensure_token()
+                    drift = self._parts.drift
                     box["report"] = self._parts.reconciler.reconcile(
-                        trigger=trigger, only_mappings=only, deadline=deadline
+                        trigger=trigger,
+                        only_mappings=only,
+                        deadline=deadline,
+                        corrections=() if drift is None else drift.corrections(),
                     )
                 except BaseException as exc:
                     box["error"] = exc

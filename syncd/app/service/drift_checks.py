@@ -11,10 +11,12 @@ to do with a finding (the decision itself is ``syncd.engine.drift.assess``).
   window, drift checks use at most ``floor(drift_budget_share * pacer.budget)`` requests, and none
   starts while the pacer has no more than ``(1 - share) * budget`` left (rotations come first).
   A check that does not fit is deferred to the next tick. The requests go through the same pacer.
-- **Correction** (``drift = "correct"``): the drifted owned bindings' records get a fingerprint
-  that matches no value (so the planner rewrites them), their mappings a ``DriftDetected`` status
-  (so the reconciler re-reads Vault) and a cycle of those mappings is requested: one Cloudflare call
-  per drifted script, through the normal write path. ``report`` only logs and counts.
+- **Correction** (``drift = "correct"``): the drifted owned bindings become a ``DriftCorrection``
+  (which script, which bindings, why), kept here until a cycle confirmed their write, and a cycle
+  of their mappings is requested; the service passes ``corrections()`` to every reconcile, which
+  re-reads those mappings from Vault and writes the bindings again: one Cloudflare call per drifted
+  script, through the normal write path. Nothing is planted in the state. ``report`` only logs and
+  counts.
 - **Own writes**: ``note_cycle`` counts syncd's confirmed write calls per script (each made one
   version) and confirms corrections (``syncd_drift_corrected_total``, a log line with the delay).
 
@@ -36,17 +38,15 @@ from typing import Protocol
 import structlog
 
 from syncd.config import Settings
-from syncd.engine.drift import DriftFinding, ScriptKnowledge, assess
+from syncd.engine.drift import DriftCorrection, DriftFinding, ScriptKnowledge, assess
 from syncd.engine.ports import WorkerVersions
 from syncd.engine.report import CycleReport
-from syncd.engine.state import BindingRecord, StateBackend
+from syncd.engine.state import StateBackend
 from syncd.errors import SyncdError
 from syncd.model import Target
 
 log = structlog.get_logger("syncd.drift")
 
-DRIFTED_FINGERPRINT = "drift:rewrite"  # matches no value's fingerprint: the planner rewrites the binding
-DRIFT_CODE = "DriftDetected"
 CHARGE_PER_CHECK = 3  # the most one check asks for before knowing: list, version, deployment
 
 
@@ -96,9 +96,15 @@ class DriftChecker:
         self._seen: dict[Target, _Seen] = {}
         self._spent: deque[tuple[float, int]] = deque()  # (pacer time, requests) of drift checks
         self._corrections: dict[str, float] = {}  # mapping -> when its drift was found
+        self._pending: dict[Target, DriftCorrection] = {}  # bindings to write again, until confirmed
 
     def update_settings(self, settings: Settings) -> None:
         self._settings = settings
+
+    def corrections(self) -> tuple[DriftCorrection, ...]:
+        """The corrections no cycle has confirmed yet: the input of the next reconcile."""
+        with self._lock:
+            return tuple(self._pending[target] for target in sorted(self._pending))
 
     # -- the budget ---------------------------------------------------------------------------
 
@@ -276,29 +282,30 @@ class DriftChecker:
                 self._metrics.count_drift(mapping, corrected=False)
         if mode != "correct" or not drifted:
             return
-        self._mark_for_rewrite(drifted, finding)
         now = self._clock()
+        what = "missing" if finding.kind == "missing" else "changed by someone else"
+        earlier = self._pending.get(target)
+        self._pending[target] = DriftCorrection(
+            target,
+            frozenset(r.name for r in drifted) | (earlier.names if earlier else frozenset()),
+            what,
+            earlier.found_at if earlier else now,
+        )
         for mapping in mappings:
             self._corrections.setdefault(mapping, now)
         self.request_cycle(set(mappings))
 
-    def _mark_for_rewrite(self, drifted: list[BindingRecord], finding: DriftFinding) -> None:
-        self._state.record_bindings([dataclasses.replace(r, fingerprint=DRIFTED_FINGERPRINT) for r in drifted])
-        what = "missing" if finding.kind == "missing" else "changed by someone else"
-        for mapping in sorted({r.mapping for r in drifted}):
-            status = self._state.mapping_status(mapping)
-            self._state.record_mapping_result(
-                mapping,
-                at=self._clock(),
-                config_fingerprint=None if status is None else status.config_fingerprint,
-                version=None if status is None else status.last_version,
-                in_sync=False,
-                pushed=False,
-                error_code=DRIFT_CODE,
-                error=f"owned bindings on {finding.target.script} {what}; re-pushing them",
-            )
-
     # -- after each cycle ---------------------------------------------------------------------
+
+    def _confirm(self, target: Target, written: Iterable[str]) -> None:
+        pending = self._pending.get(target)
+        if pending is None:
+            return
+        left = pending.names - set(written)
+        if left:
+            self._pending[target] = dataclasses.replace(pending, names=left)
+        else:
+            del self._pending[target]
 
     def note_cycle(self, report: CycleReport) -> None:
         """Count syncd's own confirmed writes per script; confirm pending corrections."""
@@ -308,6 +315,7 @@ class DriftChecker:
             for push in report.pushes:
                 if push.outcome == "ok":
                     self._seen.setdefault(push.target, _Seen()).own_writes += 1
+                    self._confirm(push.target, push.written)
             pushed = {m for push in report.pushes if push.outcome == "ok" for m in push.mappings}
             now = self._clock()
             for result in report.results:

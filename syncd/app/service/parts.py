@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from syncd.app.leadership.sole import Leadership
 from syncd.config import Settings
 from syncd.engine.backoff import ScriptHealth
+from syncd.engine.drift import DriftCorrection
 from syncd.engine.report import CycleReport
 from syncd.model import SecretValue
 
@@ -29,6 +30,7 @@ class ReconcilerLike(Protocol):
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,
+        corrections: Collection[DriftCorrection] = (),
     ) -> CycleReport: ...
 
 
@@ -63,6 +65,8 @@ class DriftLike(Protocol):
     def run_due(self, exclusive: Callable[[], AbstractContextManager[bool]] | None = None) -> int: ...
 
     def note_cycle(self, report: CycleReport) -> None: ...
+
+    def corrections(self) -> tuple[DriftCorrection, ...]: ...
 
     def update_settings(self, settings: Settings) -> None: ...
 
