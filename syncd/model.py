@@ -147,15 +147,36 @@ class VaultSecretRef:
         return f"{self.mount}/{self.path}"
 
 
+class DestinationKind(enum.StrEnum):
+    """Where a mapping's bindings live; each kind is one adapter behind ``engine.ports.DestinationAdapter``."""
+
+    WORKER_SCRIPT = "worker_script"  # a Worker script's secret bindings (one new version per write)
+    SECRETS_STORE = "secrets_store"  # an account's Secrets Store: one secret per binding, no version
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Target:
-    """One Worker script, optionally inside a Workers for Platforms dispatch namespace."""
+    """One destination: where a group of bindings lives and what one write call can change.
+
+    ``WORKER_SCRIPT`` (the default): the script ``script``, optionally inside a Workers for Platforms
+    dispatch namespace. ``SECRETS_STORE``: the account's store named (or with the id) ``script``;
+    ``dispatch_namespace`` is None. One value type for every kind keeps the state's keys, the
+    writer pool's per-destination gate and backoff, and metrics' labels the same for all of them.
+    """
 
     account_id: str
     script: str
     dispatch_namespace: str | None = None
+    kind: DestinationKind = DestinationKind.WORKER_SCRIPT
+
+    @property
+    def name(self) -> str:
+        """The script's or the store's name."""
+        return self.script
 
     def __str__(self) -> str:
+        if self.kind is DestinationKind.SECRETS_STORE:
+            return f"{self.account_id}/secrets_store/{self.script}"
         if self.dispatch_namespace:
             return f"{self.account_id}/{self.dispatch_namespace}/{self.script}"
         return f"{self.account_id}/{self.script}"

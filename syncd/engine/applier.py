@@ -57,15 +57,15 @@ from typing import Literal
 import structlog
 
 from syncd.engine.backoff import ScriptBackoff
+from syncd.engine.destinations import MAX_NAMES_PER_CALL, Destinations, WorkerScriptAdapter
 from syncd.engine.planner import Delete, Plan, TargetPlan, Write
-from syncd.engine.ports import WorkerSecrets, WorkerVersions
+from syncd.engine.ports import DestinationAdapter, WorkerSecrets, WorkerVersions
 from syncd.engine.report import PushRecord
 from syncd.engine.script_gate import ScriptGate
 from syncd.engine.state import StateBackend
 from syncd.errors import (
     CloudflareError,
     CloudflareNotDeployed,
-    CloudflareNotFound,
     CloudflareRateLimited,
     CloudflareTransportError,
     CycleTimeout,
@@ -73,12 +73,10 @@ from syncd.errors import (
     StateError,
     SyncdError,
 )
-from syncd.model import SecretBody, Target
+from syncd.model import DestinationKind, SecretBody, Target
 from syncd.model_versions import StagedVersion
 
-MAX_NAMES_PER_CALL = 100
 GRACE_SECONDS = 1.0  # how long past the deadline the applier waits for writes in flight
-SCRIPT_NOT_FOUND = 10007
 
 log = structlog.get_logger("syncd.engine")
 
@@ -130,24 +128,25 @@ class Applier:
         backoff: ScriptBackoff | None = None,
         versions: WorkerVersions | None = None,
         stage_mappings: frozenset[str] = frozenset(),
+        destinations: Mapping[DestinationKind, DestinationAdapter] | None = None,
     ) -> None:
         """``gate`` and ``backoff`` should outlive the applier (the reconciler owns them): both
-        matter across cycles. Without them each applier gets fresh ones."""
-        if not 1 <= max_names_per_call <= MAX_NAMES_PER_CALL:
-            raise ValueError(f"max_names_per_call must be 1..{MAX_NAMES_PER_CALL}")
+        matter across cycles. Without them each applier gets fresh ones. ``workers``, ``versions``,
+        ``write_mode`` and ``max_names_per_call`` make the Worker script adapter; ``destinations``
+        adds the adapters of other kinds (or replaces that one)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self._workers = workers
+        worker_scripts = WorkerScriptAdapter(
+            workers, versions, write_mode=write_mode, max_names_per_call=max_names_per_call
+        )
+        self._destinations = Destinations({DestinationKind.WORKER_SCRIPT: worker_scripts, **(destinations or {})})
         self._state = state
-        self._write_mode = write_mode
         self._clock = clock
         self._monotonic = monotonic
-        self._chunk = max_names_per_call
         self._concurrency = concurrency
         self._gate = gate if gate is not None else ScriptGate()
         self._backoff = backoff
-        self._versions = versions
-        self._stage_mappings = stage_mappings if versions is not None else frozenset()
+        self._stage_mappings = stage_mappings
 
     def apply(
         self,
@@ -247,7 +246,7 @@ class Applier:
         steps: list[Step] = sorted(
             [*target_plan.writes, *target_plan.deletes], key=lambda s: (s.change.binding, s.change.action)
         )
-        size = 1 if self._write_mode == "single" else self._chunk
+        size = self._destinations.of(target_plan.target).max_changes_per_call()
         return [steps[i : i + size] for i in range(0, len(steps), size)]
 
     def _apply_target(
@@ -287,7 +286,7 @@ class Applier:
     ) -> tuple[list[Step], SyncdError]:
         """Stage the steps of staging mappings in one call; the steps still failing and their error."""
         staging = [s for s in left if s.change.mapping in self._stage_mappings]
-        if not staging or target_plan.target.dispatch_namespace:  # versions/latest has no namespace form
+        if not staging or not self._destinations.of(target_plan.target).can_stage(target_plan.target):
             return left, refusal
         rest = [s for s in left if s.change.mapping not in self._stage_mappings]
         error = self._call(target_plan, staging, result, vault_created, stage=True)
@@ -357,11 +356,7 @@ class Applier:
             if staged_into is not None:
                 self._stage(target, writes, deletes, mappings, staged_into)
             else:
-                self._send(target, writes, deletes)
-        except CloudflareNotFound as exc:
-            # Deleting from a script that no longer exists: its secrets are gone with it.
-            if writes or exc.code != SCRIPT_NOT_FOUND:
-                return exc
+                self._destinations.of(target).write(target, _changes(writes, deletes))
         except SyncdError as exc:
             return exc
         except Exception as exc:  # a bug in the client must not end the cycle (invariant 6)
@@ -379,11 +374,9 @@ class Applier:
     def _stage(
         self, target: Target, writes: list[Write], deletes: list[Delete], mappings: Sequence[str], into: ApplyResult
     ) -> None:
-        assert self._versions is not None
-        changes: dict[str, SecretBody | None] = {w.binding.name: w.binding.body for w in writes}
-        changes.update({d.record.name: None for d in deletes})
+        changes = _changes(writes, deletes)
         message = f"syncd: rotation of {', '.join(mappings)} (latest version not deployed; staged, not deployed)"
-        staged = self._versions.stage_secrets(target, changes, message)
+        staged = self._destinations.of(target).stage(target, changes, message)
         for mapping in mappings:
             into.staged[mapping] = staged
         log.info(
@@ -395,17 +388,6 @@ class Applier:
             version_id=staged.id,
             names=sorted(changes),
         )
-
-    def _send(self, target: Target, writes: list[Write], deletes: list[Delete]) -> None:
-        if self._write_mode == "single":
-            for w in writes:
-                self._workers.put_secret(target, w.binding.body)
-            for d in deletes:
-                self._workers.delete_secret(target, d.record.name)
-            return
-        changes: dict[str, SecretBody | None] = {w.binding.name: w.binding.body for w in writes}
-        changes.update({d.record.name: None for d in deletes})
-        self._workers.bulk_update(target, changes)
 
     @staticmethod
     def _log(push: PushRecord, steps: list[Step]) -> None:
@@ -426,6 +408,12 @@ class Applier:
             log.info("push", **fields)
         else:
             log.warning("push", **fields)
+
+
+def _changes(writes: Sequence[Write], deletes: Sequence[Delete]) -> dict[str, SecretBody | None]:
+    changes: dict[str, SecretBody | None] = {w.binding.name: w.binding.body for w in writes}
+    changes.update({d.record.name: None for d in deletes})
+    return changes
 
 
 def log_internal(exc: BaseException, mappings: Sequence[str], **where: str | None) -> None:

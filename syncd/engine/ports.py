@@ -78,3 +78,34 @@ class WorkerVersions(Protocol):
     def stage_secrets(self, target: Target, changes: Mapping[str, SecretBody | None], message: str) -> StagedVersion:
         """PATCH .../versions/latest: one new UNDEPLOYED version holding ``changes``."""
         ...
+
+
+class DestinationAdapter(Protocol):
+    """One kind of destination (``Target.kind``): what the engine asks of it, whatever the kind.
+
+    The planner and the applier never ask which kind they talk to; ``syncd.engine.destinations``
+    routes each call by ``target.kind``. Adding a kind (Pages project secrets, a Hyperdrive origin
+    password) is adding an adapter (and its client and emulator), not changing the engine.
+    """
+
+    def names(self, target: Target) -> set[str]:
+        """The binding names that exist at ``target`` now (who owns a name is decided from this)."""
+        ...
+
+    def max_changes_per_call(self) -> int:
+        """How many names one ``write`` may carry (a Worker's bulk call: 100; a store: any)."""
+        ...
+
+    def write(self, target: Target, changes: Mapping[str, SecretBody | None]) -> None:
+        """Apply ``changes`` (``None`` deletes that name) in as few calls as the kind allows: one new
+        Worker version per call for a script. Raises only ``syncd.errors`` types; a call that
+        failed must leave nothing half applied that the state does not know of."""
+        ...
+
+    def can_stage(self, target: Target) -> bool:
+        """Whether ``stage`` is possible at ``target`` (``on_undeployed = "stage"``)."""
+        ...
+
+    def stage(self, target: Target, changes: Mapping[str, SecretBody | None], message: str) -> StagedVersion:
+        """Write ``changes`` into one new version that is NOT deployed (Worker scripts only)."""
+        ...

@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,16 +49,17 @@ from syncd.config import MappingSettings, Settings, mapping_fingerprint
 from syncd.deadlines import deadline_scope
 from syncd.engine.applier import Applier, ApplyResult, log_internal, log_internal_for_target
 from syncd.engine.backoff import ScriptBackoff, ScriptHealth
+from syncd.engine.destinations import Destinations, WorkerScriptAdapter
 from syncd.engine.drift import DriftCorrection
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
-from syncd.engine.ports import SecretSource, WorkerSecrets, WorkerVersions
+from syncd.engine.ports import DestinationAdapter, SecretSource, WorkerSecrets, WorkerVersions
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.script_gate import ScriptGate
 from syncd.engine.state import STAGED_CODE, BindingRecord, MappingOutcome, MappingStatus, StateBackend
 from syncd.engine.values import bindings_for
 from syncd.errors import CycleTimeout, InternalError, SyncdError, VaultSecretDeleted, VaultSecretNotFound
-from syncd.model import KvVersion, SecretVersion, Target, VaultSecretRef, VersionInfo
+from syncd.model import DestinationKind, KvVersion, SecretVersion, Target, VaultSecretRef, VersionInfo
 
 log = structlog.get_logger("syncd.engine")
 
@@ -122,11 +123,13 @@ class Reconciler:
         fingerprint_key: bytes | None = None,
         write_concurrency: int | None = None,
         versions: WorkerVersions | None = None,
+        destinations: Mapping[DestinationKind, DestinationAdapter] | None = None,
     ) -> None:
         """``fingerprint_key``: an external key for the value fingerprints (``sync.fingerprint_key``);
         None keys them with the state store's own. A different key makes every recorded fingerprint
         differ, hence one rewrite of every binding on the next cycle. ``write_concurrency``: None
-        takes ``cloudflare.write_concurrency`` of the settings of each cycle."""
+        takes ``cloudflare.write_concurrency`` of the settings of each cycle. ``workers`` and ``versions``
+        make the Worker script adapter; ``destinations`` adds the adapters of other kinds."""
         self._settings = settings
         self._source = source
         self._workers = workers
@@ -135,6 +138,10 @@ class Reconciler:
         self._concurrency = concurrency
         self._write_concurrency = write_concurrency
         self._versions = versions
+        self._destinations = dict(destinations or {})
+        self._lister = Destinations(
+            {DestinationKind.WORKER_SCRIPT: WorkerScriptAdapter(workers, versions), **self._destinations}
+        )
         self._gate = ScriptGate()
         cloudflare = settings.cloudflare
         self._backoff = ScriptBackoff(
@@ -219,6 +226,7 @@ class Reconciler:
             gate=self._gate,
             backoff=self._backoff,
             versions=self._versions,
+            destinations=self._destinations,
             stage_mappings=frozenset(
                 m.name for m in settings.mappings if (m.on_undeployed or settings.sync.on_undeployed) == "stage"
             ),
@@ -452,7 +460,7 @@ class Reconciler:
         if self._past_deadline(cycle):
             return CycleTimeout(f"cycle deadline passed before listing the secrets of {target}")
         try:
-            return {s.name for s in self._workers.list_secrets(target)}
+            return self._lister.of(target).names(target)
         except Exception as exc:  # SyncdError: reported per mapping; anything else: a bug, see above
             return exc
 

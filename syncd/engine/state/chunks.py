@@ -53,6 +53,7 @@ BINDING_COLUMNS = (
     "owned",
     "pushed_at",
     "pending",
+    "destination_kind",
 )
 STATUS_COLUMNS = (
     "mapping",
@@ -110,9 +111,14 @@ def encode_rows(binding_rows: Iterable[str], status_rows: Iterable[str]) -> byte
 def encode(bindings: Iterable[BindingRecord], statuses: Iterable[MappingStatus]) -> bytes:
     """A chunk of these records, sorted by key (what the store writes for the same records)."""
     return encode_rows(
-        [binding_row(b) for b in sorted(bindings, key=lambda b: binding_to_row(b)[:4])],
+        [binding_row(b) for b in sorted(bindings, key=_binding_sort_key)],
         [status_row(s) for s in sorted(statuses, key=lambda s: s.mapping)],
     )
+
+
+def _binding_sort_key(record: BindingRecord) -> tuple[str, ...]:
+    row = binding_to_row(record)
+    return (*row[:3], row[-1], row[3])  # target (account, namespace, script, kind), then the name
 
 
 def decode(blob: bytes, where: str) -> Chunk:

@@ -53,12 +53,12 @@ log = structlog.get_logger("syncd.state")
 
 _EMPTY_STATUS = MappingStatus("", None, None, None, None, None, None, None, in_sync=False)
 
-BindingKey = tuple[str, str, str, str]  # account id, dispatch namespace or "", script, name
+BindingKey = tuple[str, str, str, str, str]  # account id, dispatch namespace or "", script, kind, name
 RecordKey = tuple[str, ...]  # ("b", *BindingKey) or ("s", mapping)
 
 
 def _binding_key(target: Target, name: str) -> BindingKey:
-    return (target.account_id, target.dispatch_namespace or "", target.script, name)
+    return (target.account_id, target.dispatch_namespace or "", target.script, target.kind.value, name)
 
 
 class KubernetesStateStore(StateBackend):
@@ -195,8 +195,8 @@ class KubernetesStateStore(StateBackend):
             self._check_open()
             records = list(self._bindings.items())
         if target is not None:
-            wanted = _binding_key(target, "")[:3]
-            records = [(k, r) for k, r in records if k[:3] == wanted]
+            wanted = _binding_key(target, "")[:4]
+            records = [(k, r) for k, r in records if k[:4] == wanted]
         if mapping is not None:
             records = [(k, r) for k, r in records if r.mapping == mapping]
         return [record for _, record in sorted(records, key=lambda item: item[0])]
@@ -340,7 +340,7 @@ class KubernetesStateStore(StateBackend):
         statuses: list[str] = []
         for key in self._moved_from[index]:
             if key[0] == "b":
-                binding_key = (key[1], key[2], key[3], key[4])
+                binding_key = (key[1], key[2], key[3], key[4], key[5])
                 record = self._bindings.get(binding_key)
                 if record is not None and self._bucket(record.mapping) != index:
                     bindings.append(self._binding_rows[self._bucket(record.mapping)][binding_key])

@@ -13,7 +13,7 @@ from typing import Any
 
 from syncd.engine.state.records import STAGED_CODE, BindingRecord, MappingStatus
 from syncd.errors import StateError
-from syncd.model import Target, VaultSecretRef
+from syncd.model import DestinationKind, Target, VaultSecretRef
 
 SCHEMA_VERSION = 3
 HMAC_KEY_BYTES = 32
@@ -72,7 +72,36 @@ def legacy_staged(error_code: str | None) -> tuple[str | None, int | None]:
 
 
 def _migrate_to_3(conn: sqlite3.Connection) -> None:
-    """A staged rotation's version as a field, not inside the error code."""
+    """Destinations of several kinds (the kind is part of a binding's key), and a staged rotation's
+    version as a field, not inside the error code. SQLite cannot change a primary key in place:
+    the bindings move to a new table, row for row."""
+    conn.execute(
+        """CREATE TABLE bindings_3 (
+            account_id TEXT NOT NULL,
+            dispatch_namespace TEXT NOT NULL,  -- '' when the target has none
+            script TEXT NOT NULL,  -- the script's or the store's name
+            name TEXT NOT NULL,
+            mapping TEXT NOT NULL,
+            mount TEXT NOT NULL,
+            path TEXT NOT NULL,
+            vault_version INTEGER,
+            fingerprint TEXT,
+            shape TEXT NOT NULL,
+            owned INTEGER NOT NULL,
+            pushed_at REAL,
+            pending INTEGER NOT NULL DEFAULT 0,
+            destination_kind TEXT NOT NULL DEFAULT 'worker_script',
+            PRIMARY KEY (account_id, dispatch_namespace, script, destination_kind, name)
+        )"""
+    )
+    conn.execute(
+        "INSERT INTO bindings_3 (account_id, dispatch_namespace, script, name, mapping, mount, path, vault_version, "
+        "fingerprint, shape, owned, pushed_at, pending) SELECT account_id, dispatch_namespace, script, name, mapping, "
+        "mount, path, vault_version, fingerprint, shape, owned, pushed_at, pending FROM bindings"
+    )
+    conn.execute("DROP TABLE bindings")
+    conn.execute("ALTER TABLE bindings_3 RENAME TO bindings")
+    conn.execute("CREATE INDEX bindings_by_mapping ON bindings (mapping)")
     conn.execute("ALTER TABLE mapping_status ADD COLUMN staged_version INTEGER")
     rows = conn.execute("SELECT mapping, last_error_code FROM mapping_status WHERE last_error_code LIKE 'Staged(%'")
     for mapping, code in rows.fetchall():
@@ -90,7 +119,7 @@ assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _BINDING_COLUMNS = (
     "account_id, dispatch_namespace, script, name, mapping, mount, path, vault_version, fingerprint, shape, owned, "
-    "pushed_at, pending"
+    "pushed_at, pending, destination_kind"
 )
 _STATUS_COLUMNS = (
     "mapping, config_fingerprint, last_version, last_success_at, last_attempt_at, last_pushed_at, last_error_code, "
@@ -98,7 +127,7 @@ _STATUS_COLUMNS = (
 )
 # Fixed column lists only; every value goes through a placeholder.
 SELECT_BINDINGS = f"SELECT {_BINDING_COLUMNS} FROM bindings"  # noqa: S608
-UPSERT_BINDING = f"INSERT OR REPLACE INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
+UPSERT_BINDING = f"INSERT OR REPLACE INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
 SELECT_STATUS = f"SELECT {_STATUS_COLUMNS} FROM mapping_status"  # noqa: S608
 UPSERT_STATUS = f"INSERT OR REPLACE INTO mapping_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * 10)})"  # noqa: S608
 
@@ -168,13 +197,20 @@ def initialise(conn: sqlite3.Connection, location: str) -> bytes:
         return _checked_key(key_row, location)
 
 
-def target_key(target: Target) -> tuple[str, str, str]:
-    return (target.account_id, target.dispatch_namespace or "", target.script)
+TARGET_COLUMNS = "account_id = ? AND dispatch_namespace = ? AND script = ? AND destination_kind = ?"
+TARGET_ORDER = "account_id, dispatch_namespace, script, destination_kind"
+
+
+def target_key(target: Target) -> tuple[str, str, str, str]:
+    return (target.account_id, target.dispatch_namespace or "", target.script, target.kind.value)
 
 
 def binding_to_row(record: BindingRecord) -> tuple[Any, ...]:
+    account, namespace, script, kind = target_key(record.target)
     return (
-        *target_key(record.target),
+        account,
+        namespace,
+        script,
         record.name,
         record.mapping,
         record.ref.mount,
@@ -185,6 +221,7 @@ def binding_to_row(record: BindingRecord) -> tuple[Any, ...]:
         int(record.owned),
         record.pushed_at,
         int(record.pending),
+        kind,
     )
 
 
@@ -192,11 +229,15 @@ def binding_from_row(row: Sequence[Any], shared: dict[Any, Any] | None = None) -
     """The record of one row. Rows read together pass one ``shared`` dict, so that they share one
     ``Target`` per script and one string per mount and per shape: a state of 10,000 bindings on 100
     scripts makes 100 targets, not 10,000, and holds one copy of each repeated string."""
-    account, namespace, script, name, mapping, mount, path, version, fingerprint, shape, owned, pushed_at, pending = row
+    account, namespace, script, name, mapping, mount, path, version, fingerprint, shape, owned, pushed_at = row[:12]
+    pending, kind = row[12:]
     shared = {} if shared is None else shared
-    target = shared.get((account, namespace, script))
+    kind = kind or DestinationKind.WORKER_SCRIPT.value  # chunk rows written before destination kinds
+    target = shared.get((account, namespace, script, kind))
     if target is None:
-        target = shared[(account, namespace, script)] = Target(account, script, namespace or None)
+        target = shared[(account, namespace, script, kind)] = Target(
+            account, script, namespace or None, DestinationKind(kind)
+        )
     mount = shared.setdefault(mount, mount)
     shape = shared.setdefault(shape, shape)
     return BindingRecord(

@@ -16,6 +16,8 @@ from syncd.engine.state.records import BindingRecord, MappingOutcome, MappingSta
 from syncd.engine.state.schema import (
     SELECT_BINDINGS,
     SELECT_STATUS,
+    TARGET_COLUMNS,
+    TARGET_ORDER,
     UPSERT_BINDING,
     UPSERT_STATUS,
     binding_from_row,
@@ -99,13 +101,13 @@ class StateStore(StateBackend):
         clauses: list[str] = []
         params: list[Any] = []
         if target is not None:
-            clauses.append("account_id = ? AND dispatch_namespace = ? AND script = ?")
+            clauses.append(TARGET_COLUMNS)
             params.extend(target_key(target))
         if mapping is not None:
             clauses.append("mapping = ?")
             params.append(mapping)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{SELECT_BINDINGS}{where} ORDER BY account_id, dispatch_namespace, script, name"
+        sql = f"{SELECT_BINDINGS}{where} ORDER BY {TARGET_ORDER}, name"
         shared: dict[Any, Any] = {}
         with self._lock:  # one row at a time: the rows of 10,000 bindings never exist at once
             return [binding_from_row(row, shared) for row in self._connection().execute(sql, params)]
@@ -124,7 +126,7 @@ class StateStore(StateBackend):
         key = target_key(target)
         with self._write() as conn:
             conn.executemany(
-                "DELETE FROM bindings WHERE account_id = ? AND dispatch_namespace = ? AND script = ? AND name = ?",
+                f"DELETE FROM bindings WHERE {TARGET_COLUMNS} AND name = ?",  # noqa: S608 - fixed columns
                 [(*key, name) for name in names],
             )
 
