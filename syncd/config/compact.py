@@ -37,11 +37,22 @@ __all__ = [
 ]
 
 
+PRIMARY_SOURCE = "vault"  # the name of a mapping's first source (the ``vault = {...}`` table)
+
+
 @dataclass(frozen=True, slots=True)
 class VaultSource:
+    """One named source of a mapping: a Vault KV secret (v1 or v2).
+
+    ``name`` is how bindings refer to it; the ``vault = {...}`` table of a mapping is the source
+    named ``"vault"``, the first (primary) one: ``keys``, ``all_keys``, ``json_binding`` and
+    ``secret_key.vault_key`` read its keys.
+    """
+
     mount: str
     path: str
     kv_version: Literal["auto", 1, 2] = "auto"
+    name: str = PRIMARY_SOURCE
     ref: VaultSecretRef = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +109,14 @@ class MappingSettings:
     secret_text: SecretTextBindings | None = None
     secret_key: tuple[SecretKeyBinding, ...] = ()
     on_undeployed: Literal["report", "stage"] | None = None  # None: [sync] on_undeployed
+    # Sources beyond the primary one (``vault``), each with its own name: a mapping is rewritten
+    # when any of its sources changed, and its values are computed from all of them.
+    more_sources: tuple[VaultSource, ...] = ()
+
+    @property
+    def sources(self) -> tuple[VaultSource, ...]:
+        """Every source of the mapping, the primary (``vault``) first."""
+        return (self.vault, *self.more_sources)
 
     @classmethod
     def from_table(cls, raw: Any) -> MappingSettings:
@@ -120,6 +139,10 @@ class MappingSettings:
         made of it before the compact form existed stay the same."""
         document = self.as_table()
         del document["on_undeployed"]
+        if self.more_sources:  # absent otherwise: one-source mappings keep their digests
+            document["sources"] = {
+                s.name: {"mount": s.mount, "path": s.path, "kv_version": s.kv_version} for s in self.more_sources
+            }
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
     def as_table(self) -> dict[str, Any]:

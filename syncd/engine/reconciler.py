@@ -40,74 +40,28 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
 
 from syncd.config import MappingSettings, Settings, mapping_fingerprint
 from syncd.deadlines import deadline_scope
-from syncd.engine.applier import Applier, ApplyResult, log_internal, log_internal_for_target
+from syncd.engine.applier import Applier, ApplyResult, log_internal_for_target
 from syncd.engine.backoff import ScriptBackoff, ScriptHealth
+from syncd.engine.cycle_work import CycleWork, MappingWork
 from syncd.engine.destinations import Destinations, WorkerScriptAdapter
 from syncd.engine.drift import DriftCorrection
 from syncd.engine.fingerprint import Fingerprinter
-from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
+from syncd.engine.planner import Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import DestinationAdapter, SecretSource, WorkerSecrets, WorkerVersions
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.script_gate import ScriptGate
-from syncd.engine.state import STAGED_CODE, BindingRecord, MappingOutcome, MappingStatus, StateBackend
-from syncd.engine.values import bindings_for
-from syncd.errors import CycleTimeout, InternalError, SyncdError, VaultSecretDeleted, VaultSecretNotFound
-from syncd.model import DestinationKind, KvVersion, SecretVersion, Target, VaultSecretRef, VersionInfo
+from syncd.engine.source_checks import SourceChecks
+from syncd.engine.state import STAGED_CODE, BindingRecord, MappingOutcome, StateBackend
+from syncd.errors import CycleTimeout, SyncdError
+from syncd.model import DestinationKind, Target
 
 log = structlog.get_logger("syncd.engine")
-
-
-@dataclass(slots=True)
-class _Work:
-    """One configured mapping through one cycle."""
-
-    mapping: MappingSettings
-    target: Target
-    config_fingerprint: str
-    status: MappingStatus | None
-    records: list[BindingRecord]
-    started: bool = False
-    version: int | None = None
-    created: datetime | None = None
-    desire: MappingDesire | None = None
-    error_code: str | None = None
-    error: str | None = None
-    gone: SyncdError | None = None  # the secret vanished and on_delete = "delete" handles it
-
-    @property
-    def name(self) -> str:
-        return self.mapping.name
-
-    def fail(self, exc: SyncdError) -> None:
-        if self.error_code is None:
-            self.error_code, self.error = exc.reason, str(exc)
-        self.desire = None
-
-    def fail_internal(self, exc: BaseException) -> None:
-        error = InternalError.of(exc)
-        self.error_code, self.error = error.reason, str(error)
-        self.desire = None
-
-
-@dataclass
-class _Cycle:
-    settings: Settings
-    policy: Policy
-    fingerprinter: Fingerprinter
-    deadline: float | None
-    dry_run: bool
-    works: list[_Work]
-    records: list[BindingRecord]
-    corrections: frozenset[tuple[Target, str]] = frozenset()
-    timed_out: bool = False
-    removed: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -155,6 +109,7 @@ class Reconciler:
             if fingerprint_key is None
             else hmac.new(fingerprint_key, b"syncd/fingerprint-key-id", hashlib.sha256).hexdigest()[:32]
         )
+        self._sources = SourceChecks(source, concurrency=concurrency, past_deadline=self._past_deadline)
         self._lock = threading.Lock()
         self._config_fingerprints: tuple[Settings, dict[str, str]] | None = None
 
@@ -184,7 +139,7 @@ class Reconciler:
             with deadline_scope(None if deadline is None else deadline - started_at):
                 cycle = self._start(settings, only_mappings, deadline, dry_run)
                 cycle.corrections = frozenset((c.target, name) for c in corrections for name in c.names)
-                self._inspect_secrets(cycle)
+                self._sources.run(cycle)
                 remote = self._remote_names(cycle)
                 the_plan = self._plan(cycle, remote, full=only_mappings is None)
                 applied = ApplyResult()
@@ -234,7 +189,9 @@ class Reconciler:
 
     # --- 1. what this cycle looks at --------------------------------------------------------------
 
-    def _start(self, settings: Settings, only: Collection[str] | None, deadline: float | None, dry_run: bool) -> _Cycle:
+    def _start(
+        self, settings: Settings, only: Collection[str] | None, deadline: float | None, dry_run: bool
+    ) -> CycleWork:
         records = self._state.bindings()
         by_mapping: dict[str, list[BindingRecord]] = defaultdict(list)
         for record in records:
@@ -245,7 +202,7 @@ class Reconciler:
         for mapping in chosen:
             target = settings.target_of(mapping)
             works.append(
-                _Work(
+                MappingWork(
                     mapping=mapping,
                     target=target,
                     config_fingerprint=self._config_fingerprint(settings, mapping, target),
@@ -253,7 +210,7 @@ class Reconciler:
                     records=by_mapping.get(mapping.name, []),
                 )
             )
-        cycle = _Cycle(settings, Policy.of(settings.sync), self._fingerprinter, deadline, dry_run, works, records)
+        cycle = CycleWork(settings, Policy.of(settings.sync), self._fingerprinter, deadline, dry_run, works, records)
         if only is None:
             configured = {m.name for m in settings.mappings}
             cycle.removed = sorted(self._state.mapping_names() - configured)
@@ -268,159 +225,15 @@ class Reconciler:
             cache[mapping.name] = mapping_fingerprint(mapping, target, fingerprint_key_id=self._fingerprint_key_id)
         return cache[mapping.name]
 
-    def _past_deadline(self, cycle: _Cycle) -> bool:
+    def _past_deadline(self, cycle: CycleWork) -> bool:
         if cycle.deadline is not None and self._clock() >= cycle.deadline:
             cycle.timed_out = True
             return True
         return False
 
-    # --- 2. Vault ---------------------------------------------------------------------------------
-
-    def _inspect_secrets(self, cycle: _Cycle) -> None:
-        groups: dict[VaultSecretRef, list[_Work]] = defaultdict(list)
-        for work in cycle.works:
-            groups[work.mapping.vault.ref].append(work)
-        kv_versions = self._kv_versions(cycle, groups)
-        jobs = [(ref, works, kv_versions[ref]) for ref, works in groups.items() if ref in kv_versions]
-        if not jobs:
-            return
-        size = max(1, min(self._concurrency or cycle.settings.vault.concurrency, len(jobs)))
-        pending = iter(jobs)
-        taking = threading.Lock()
-
-        def drain() -> None:
-            # One task per worker pulling secrets until none is left: no future per secret.
-            while True:
-                with taking:
-                    job = next(pending, None)
-                if job is None:
-                    return
-                self._inspect_guarded(cycle, *job)
-
-        with ThreadPoolExecutor(max_workers=size, thread_name_prefix="syncd-vault") as pool:
-            # Each worker runs in a copy of this thread's context, so its log lines carry the cycle id.
-            futures = [pool.submit(contextvars.copy_context().run, drain) for _ in range(size)]
-            for future in futures:
-                future.result()
-
-    def _kv_versions(self, cycle: _Cycle, groups: dict[VaultSecretRef, list[_Work]]) -> dict[VaultSecretRef, KvVersion]:
-        """Each secret's KV version: as a mapping states it, else the mount's (asked once per mount)."""
-        by_mount: dict[str, KvVersion | SyncdError] = {}
-        resolved: dict[VaultSecretRef, KvVersion] = {}
-        for ref, works in groups.items():
-            stated = next(
-                (w.mapping.vault.stated_kv_version for w in works if w.mapping.vault.stated_kv_version is not None),
-                None,
-            )
-            if stated is not None:
-                resolved[ref] = stated
-                continue
-            if ref.mount not in by_mount:
-                if self._past_deadline(cycle):
-                    continue
-                try:
-                    by_mount[ref.mount] = self._source.kv_version(ref.mount)
-                except SyncdError as exc:
-                    by_mount[ref.mount] = exc
-            found = by_mount[ref.mount]
-            if isinstance(found, SyncdError):
-                for work in works:
-                    work.started = True
-                    work.fail(found)
-            else:
-                resolved[ref] = found
-        return resolved
-
-    def _inspect_guarded(self, cycle: _Cycle, ref: VaultSecretRef, works: list[_Work], kv: KvVersion) -> None:
-        if self._past_deadline(cycle):
-            return
-        for work in works:
-            work.started = True
-        try:
-            self._inspect(cycle, ref, works, kv)
-        except Exception as exc:
-            log_internal(exc, [w.name for w in works], secret=str(ref))
-            for work in works:
-                work.fail_internal(exc)
-
-    def _inspect(self, cycle: _Cycle, ref: VaultSecretRef, works: list[_Work], kv: KvVersion) -> None:
-        try:
-            info = self._source.current_version(ref, kv)
-        except (VaultSecretNotFound, VaultSecretDeleted) as exc:
-            self._secret_gone(cycle, works, None, exc)
-            return
-        except SyncdError as exc:
-            for work in works:
-                work.fail(exc)
-            return
-        for work in works:
-            work.version = info.version
-            work.created = info.created_time
-        if info.deleted or info.destroyed:
-            state = "destroyed" if info.destroyed else "deleted"
-            gone = VaultSecretDeleted(f"the current version {info.version} of {ref} is {state}", path=str(ref))
-            self._secret_gone(cycle, works, info.version, gone)
-            return
-        stale = [w for w in works if _needs_read(w, info) or _corrected(w, cycle.corrections)]
-        if not stale:
-            return
-        try:
-            secret = self._source.read(ref, kv, info.version)
-        except (VaultSecretNotFound, VaultSecretDeleted) as exc:
-            self._secret_gone(cycle, stale, info.version, exc)
-            return
-        except SyncdError as exc:
-            for work in stale:
-                work.fail(exc)
-            return
-        for work in stale:
-            work.version, work.created = secret.version, secret.created_time
-            try:
-                work.desire = self._desire(cycle, work, secret)
-            except SyncdError as exc:
-                work.fail(exc)
-            except Exception as exc:
-                log_internal(exc, [work.name], secret=str(ref))
-                work.fail_internal(exc)
-
-    def _secret_gone(self, cycle: _Cycle, works: list[_Work], version: int | None, exc: SyncdError) -> None:
-        for work in works:
-            if cycle.policy.on_delete != "delete":
-                work.fail(exc)
-                continue
-            # Delete what syncd owns. A mapping that never synced reports the missing secret (a typo
-            # in the path should not look like success); one that did is in sync once cleaned up.
-            work.desire = MappingDesire(
-                work.name,
-                work.target,
-                work.mapping.vault.ref,
-                version,
-                vanished=frozenset(r.name for r in work.records if r.target == work.target),
-            )
-            if work.status is None or work.status.last_success_at is None:
-                work.gone = exc
-
-    def _desire(self, cycle: _Cycle, work: _Work, secret: SecretVersion) -> MappingDesire:
-        mapping = work.mapping
-        bindings, dropped = bindings_for(mapping, work.target, secret, on_delete=cycle.policy.on_delete)
-        vanished = set(dropped)
-        text = mapping.secret_text
-        if (
-            text is not None
-            and text.all_keys
-            and work.status
-            and work.status.config_fingerprint == work.config_fingerprint
-        ):
-            # Same configuration, fewer Vault keys: the recorded names no longer produced vanished.
-            produced = {b.name for b in bindings} | set(mapping.static_binding_names())
-            vanished |= {r.name for r in work.records if r.target == work.target and r.name not in produced}
-        return MappingDesire(
-            work.name, work.target, work.mapping.vault.ref, secret.version, tuple(bindings), frozenset(vanished)
-        )
-
     # --- 3. ownership and the plan ----------------------------------------------------------------
 
-    def _remote_names(self, cycle: _Cycle) -> dict[Target, set[str]]:
+    def _remote_names(self, cycle: CycleWork) -> dict[Target, set[str]]:
         """The secret names of every target where ownership must be decided, listed in parallel
         (``write_concurrency`` at a time, through the shared pacer). A target in backoff is not
         listed: nothing would be written to it anyway."""
@@ -428,7 +241,7 @@ class Reconciler:
         targets = sorted(targets_needing_names(desires, cycle.records))
         if not targets:
             return {}
-        writing: dict[Target, list[_Work]] = defaultdict(list)
+        writing: dict[Target, list[MappingWork]] = defaultdict(list)
         for work in cycle.works:
             if work.desire is not None:
                 for target in {b.target for b in work.desire.bindings}:
@@ -453,7 +266,7 @@ class Reconciler:
                     work.fail_internal(outcome)
         return names
 
-    def _list_names(self, cycle: _Cycle, target: Target) -> set[str] | Exception:
+    def _list_names(self, cycle: CycleWork, target: Target) -> set[str] | Exception:
         blocked = self._backoff.blocked(target)
         if blocked is not None:
             return blocked
@@ -464,7 +277,7 @@ class Reconciler:
         except Exception as exc:  # SyncdError: reported per mapping; anything else: a bug, see above
             return exc
 
-    def _plan(self, cycle: _Cycle, remote: dict[Target, set[str]], *, full: bool) -> Plan:
+    def _plan(self, cycle: CycleWork, remote: dict[Target, set[str]], *, full: bool) -> Plan:
         desires = [w.desire for w in cycle.works if w.desire is not None]
         claimed = {
             (cycle.settings.target_of(m), name): m.name
@@ -484,7 +297,7 @@ class Reconciler:
 
     # --- 4. results -------------------------------------------------------------------------------
 
-    def _results(self, cycle: _Cycle, the_plan: Plan, applied: ApplyResult) -> list[MappingResult]:
+    def _results(self, cycle: CycleWork, the_plan: Plan, applied: ApplyResult) -> list[MappingResult]:
         results = []
         for work in cycle.works:
             changes = the_plan.changes_for(work.name) if work.desire is not None else ()
@@ -516,13 +329,14 @@ class Reconciler:
                     code,
                     error,
                     staged_version,
+                    work.more_source_versions(),
                 )
             )
         results.extend(self._removed_results(cycle, the_plan, applied))
         return results
 
     @staticmethod
-    def _removed_results(cycle: _Cycle, the_plan: Plan, applied: ApplyResult) -> list[MappingResult]:
+    def _removed_results(cycle: CycleWork, the_plan: Plan, applied: ApplyResult) -> list[MappingResult]:
         if not cycle.removed:
             return []
         removed = set(cycle.removed)
@@ -551,7 +365,7 @@ class Reconciler:
             )
         return results
 
-    def _record(self, cycle: _Cycle, results: Sequence[MappingResult], applied: ApplyResult) -> None:
+    def _record(self, cycle: CycleWork, results: Sequence[MappingResult], applied: ApplyResult) -> None:
         at = self._clock()
         configured = {w.name: w for w in cycle.works}
         failed = {r.mapping for r in results if r.failed}
@@ -566,6 +380,7 @@ class Reconciler:
                 result.error_code,
                 result.error,
                 result.staged_version,
+                result.source_versions,
             )
             for result in results
             # a removed mapping that was pruned has no status left (below)
@@ -583,7 +398,7 @@ class Reconciler:
                     log.error("state.record_failed", mapping=name, error_code=exc.reason, error=str(exc))
 
 
-def _staged_status(work: _Work, applied: ApplyResult) -> tuple[str | None, str | None, int | None]:
+def _staged_status(work: MappingWork, applied: ApplyResult) -> tuple[str | None, str | None, int | None]:
     """Code, reason and version for a mapping staged now, or staged before and not written since."""
     staged = applied.staged.get(work.name)
     if staged is not None:
@@ -599,20 +414,5 @@ def _staged_status(work: _Work, applied: ApplyResult) -> tuple[str | None, str |
     return None, None, None
 
 
-def _corrected(work: _Work, corrections: frozenset[tuple[Target, str]]) -> bool:
-    return bool(corrections) and any((r.target, r.name) in corrections for r in work.records)
-
-
-def _needs_read(work: _Work, info: VersionInfo) -> bool:
-    status = work.status
-    return (
-        info.version is None  # KV v1: no versions, compare the content
-        or status is None
-        or not status.in_sync
-        or status.config_fingerprint != work.config_fingerprint
-        or status.last_version != info.version
-    )
-
-
-def _created(cycle: _Cycle) -> dict[str, datetime]:
+def _created(cycle: CycleWork) -> dict[str, datetime]:
     return {w.name: w.created for w in cycle.works if w.created is not None}

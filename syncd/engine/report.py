@@ -67,6 +67,8 @@ class MappingResult:
     error: str | None = None  # a human reason; never a value
     # Written into Worker version N, which is not deployed (``error_code`` is then ``STAGED``).
     staged_version: int | None = None
+    # The versions of the mapping's sources beyond the primary one (``vault_version``), by name.
+    source_versions: tuple[tuple[str, int | str | None], ...] = ()
 
     @property
     def failed(self) -> bool:

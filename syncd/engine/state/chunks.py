@@ -66,6 +66,7 @@ STATUS_COLUMNS = (
     "last_error",
     "in_sync",
     "staged_version",
+    "source_versions",
 )
 _VOLATILE = (STATUS_COLUMNS.index("last_success_at"), STATUS_COLUMNS.index("last_attempt_at"))
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from syncd.model import Target, VaultSecretRef
 
+SourceVersions = tuple[tuple[str, int | str | None], ...]  # (source name, version) of a mapping's more sources
+
 STAGED_CODE = "Staged"  # the status code of a staged mapping; its version is in ``staged_version``
 
 
@@ -39,6 +41,12 @@ class MappingStatus:
     # Written into a Worker version that is not deployed yet (``on_undeployed = "stage"``): that
     # version's number. The mapping is not in sync until the drift checker sees it deployed.
     staged_version: int | None = None
+    # The versions of the mapping's sources beyond the primary one (whose version is ``last_version``),
+    # as of the last success; empty for a one-source mapping.
+    source_versions: SourceVersions = ()
+
+    def source_version(self, name: str) -> int | str | None:
+        return dict(self.source_versions).get(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,7 @@ class MappingOutcome:
     error_code: str | None
     error: str | None
     staged_version: int | None = None
+    source_versions: SourceVersions = ()
 
     def applied_to(self, previous: MappingStatus) -> MappingStatus:
         staged = self.staged_version is not None
@@ -76,4 +85,5 @@ class MappingOutcome:
             last_error=self.error,
             in_sync=self.in_sync,
             staged_version=self.staged_version,
+            source_versions=previous.source_versions if failed else self.source_versions,
         )

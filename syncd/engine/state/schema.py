@@ -5,6 +5,7 @@ statements of the store and the conversion between records and rows.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import secrets
 import sqlite3
@@ -103,6 +104,7 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE bindings_3 RENAME TO bindings")
     conn.execute("CREATE INDEX bindings_by_mapping ON bindings (mapping)")
     conn.execute("ALTER TABLE mapping_status ADD COLUMN staged_version INTEGER")
+    conn.execute("ALTER TABLE mapping_status ADD COLUMN source_versions TEXT")  # JSON object; NULL: one source
     rows = conn.execute("SELECT mapping, last_error_code FROM mapping_status WHERE last_error_code LIKE 'Staged(%'")
     for mapping, code in rows.fetchall():
         new_code, version = legacy_staged(code)
@@ -123,13 +125,13 @@ _BINDING_COLUMNS = (
 )
 _STATUS_COLUMNS = (
     "mapping, config_fingerprint, last_version, last_success_at, last_attempt_at, last_pushed_at, last_error_code, "
-    "last_error, in_sync, staged_version"
+    "last_error, in_sync, staged_version, source_versions"
 )
 # Fixed column lists only; every value goes through a placeholder.
 SELECT_BINDINGS = f"SELECT {_BINDING_COLUMNS} FROM bindings"  # noqa: S608
 UPSERT_BINDING = f"INSERT OR REPLACE INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
 SELECT_STATUS = f"SELECT {_STATUS_COLUMNS} FROM mapping_status"  # noqa: S608
-UPSERT_STATUS = f"INSERT OR REPLACE INTO mapping_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * 10)})"  # noqa: S608
+UPSERT_STATUS = f"INSERT OR REPLACE INTO mapping_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * 11)})"  # noqa: S608
 
 
 @contextlib.contextmanager
@@ -266,11 +268,12 @@ def status_to_row(status: MappingStatus) -> tuple[Any, ...]:
         status.last_error,
         int(status.in_sync),
         status.staged_version,
+        json.dumps(dict(status.source_versions), sort_keys=True) if status.source_versions else None,
     )
 
 
 def status_from_row(row: Sequence[Any]) -> MappingStatus:
-    mapping, config_fp, version, success_at, attempt_at, pushed_at, error_code, error, in_sync, staged = row
+    mapping, config_fp, version, success_at, attempt_at, pushed_at, error_code, error, in_sync, staged, sources = row
     return MappingStatus(
         mapping=mapping,
         config_fingerprint=config_fp,
@@ -282,4 +285,5 @@ def status_from_row(row: Sequence[Any]) -> MappingStatus:
         last_error=error,
         in_sync=bool(in_sync),
         staged_version=staged,
+        source_versions=tuple(sorted(json.loads(sources).items())) if sources else (),
     )

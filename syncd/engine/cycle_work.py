@@ -1,0 +1,72 @@
+"""The values one reconciliation carries from step to step: a ``MappingWork`` per configured mapping
+and the ``CycleWork`` around them. Internal to ``syncd.engine`` (the reconciler and source checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from syncd.config import MappingSettings, Settings
+from syncd.engine.fingerprint import Fingerprinter
+from syncd.engine.planner import MappingDesire, Policy
+from syncd.engine.state import BindingRecord, MappingStatus
+from syncd.errors import InternalError, SyncdError
+from syncd.model import SecretVersion, Target, VaultSecretRef, VersionInfo
+
+
+@dataclass(slots=True)
+class MappingWork:
+    """One configured mapping through one cycle."""
+
+    mapping: MappingSettings
+    target: Target
+    config_fingerprint: str
+    status: MappingStatus | None
+    records: list[BindingRecord]
+    started: bool = False
+    version: int | None = None  # the primary source's
+    created: datetime | None = None  # the primary source's version's created_time
+    versions: dict[str, int | str | None] = field(default_factory=dict)  # source name -> version
+    stale: bool = False  # some source changed (or must be re-read): the values are computed anew
+    desire: MappingDesire | None = None
+    error_code: str | None = None
+    error: str | None = None
+    gone: SyncdError | None = None  # a source vanished and on_delete = "delete" handles it
+    settled: bool = False  # failed, or a source vanished: nothing more to do for it this cycle
+
+    @property
+    def name(self) -> str:
+        return self.mapping.name
+
+    def fail(self, exc: SyncdError) -> None:
+        if self.error_code is None:
+            self.error_code, self.error = exc.reason, str(exc)
+        self.desire = None
+        self.settled = True
+
+    def fail_internal(self, exc: BaseException) -> None:
+        error = InternalError.of(exc)
+        self.error_code, self.error = error.reason, str(error)
+        self.desire = None
+        self.settled = True
+
+    def more_source_versions(self) -> tuple[tuple[str, int | str | None], ...]:
+        """The versions of the sources beyond the primary one, as the state records them."""
+        return tuple(sorted((s.name, self.versions.get(s.name)) for s in self.mapping.more_sources))
+
+
+@dataclass
+class CycleWork:
+    settings: Settings
+    policy: Policy
+    fingerprinter: Fingerprinter
+    deadline: float | None
+    dry_run: bool
+    works: list[MappingWork]
+    records: list[BindingRecord]
+    corrections: frozenset[tuple[Target, str]] = frozenset()
+    timed_out: bool = False
+    removed: list[str] = field(default_factory=list)
+    # Each distinct source's current version and, where some mapping needed its values, the read.
+    infos: dict[VaultSecretRef, VersionInfo] = field(default_factory=dict)
+    reads: dict[VaultSecretRef, SecretVersion] = field(default_factory=dict)
