@@ -80,7 +80,7 @@ def test_store_with_secrets_is_deleted_only_with_force(
 
 def test_unknown_store_is_not_found(cf: CloudflareEmulator, sdk: cloudflare.Cloudflare) -> None:
     with pytest.raises(cloudflare.NotFoundError) as missing:
-        sdk.secrets_store.stores.secrets.list("0" * 32, account_id=cf.account_id).get_next_page()
+        sdk.secrets_store.stores.secrets.list("0" * 32, account_id=cf.account_id)
 
     assert _error_of(missing) == (404, 1001, "store_not_found")
 
