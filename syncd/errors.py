@@ -22,6 +22,7 @@
     └── CloudflareError              .status, .code, .api_message (Cloudflare's own code and text)
         ├── CloudflareAuthError      9106, 9109, 10000, 1000, 6003 (401/403): never retried
         ├── CloudflareNotFound       10007 script missing, 10056 binding missing
+        │   └── SecretsStoreNotFound no such Secrets Store (by name or id) or store secret
         ├── CloudflareNotDeployed    10214/10215: latest Worker version not deployed
         ├── CloudflareValidationError 10053, 10054 and other 4xx: never retried
         ├── CloudflareRateLimited    429; .retry_after in seconds when given (retryable)
@@ -185,6 +186,11 @@ class CloudflareAuthError(CloudflareError):
 
 class CloudflareNotFound(CloudflareError):
     pass
+
+
+class SecretsStoreNotFound(CloudflareNotFound):
+    """A Secrets Store (looked up by name or id) or a store secret that does not exist
+    (``store_not_found`` / ``secret_not_found``, or a store name no listed store has)."""
 
 
 class CloudflareNotDeployed(CloudflareError):

@@ -7,6 +7,7 @@
 - ``cloudflare``: ``CloudflareClient`` (``WorkerSecrets``), ``ApiTokenAuth``, ``GlobalKeyAuth``.
 - ``cloudflare_errors``: the API envelope, error codes, ``Retry-After`` and ``Ratelimit`` parsing.
 - ``pacer``: ``Pacer``, the per-credential rate limiter, and ``RateBudgetExhausted``.
+- ``secrets_store``: ``SecretsStoreClient`` (stores, their secrets, the quota) on a ``CloudflareClient``.
 
 Nothing here imports ``syncd.config``, ``syncd.engine``, ``syncd.app`` or ``syncd.devstack``; the
 classes satisfy ``syncd.engine.ports`` structurally.

@@ -14,7 +14,8 @@ deployments, settings, beta ``workers/workers`` routes), ``admin`` (``/__devstac
 their wire shapes), ``lifecycle`` (version/deployment/settings operations, admin edits),
 ``edits`` (write latency, one write per script, the concurrent-edit 429), ``validation``,
 ``auth``, ``ratelimit``, ``upload`` (multipart upload and settings), ``envelope`` (envelope and
-error codes), ``config`` (switches).
+error codes), ``config`` (switches); the Secrets Store API in ``secrets_store`` (state and rules),
+``secrets_store_api`` (real routes), ``secrets_store_admin`` and ``secrets_store_config`` (switches).
 
 Sources for the behaviour (looked up with the ``search`` tool): the official ``cloudflare``
 Python SDK 5.9 in this venv (paths, bodies, ``bulk_update``, ``url_encoded``, versions,

@@ -20,12 +20,16 @@ Every field can be given to ``CloudflareEmulator(config=...)`` and changed at ru
   concurrent edits of one script; the code and message are UNVERIFIED.
 - ``versions_per_page`` (10) / ``max_per_page`` (100): default and largest ``per_page`` of the
   versions listings (UNVERIFIED).
+- ``secrets_store``: the Secrets Store API's switches (``secrets_store_config.SecretsStoreConfig``);
+  ``POST /__devstack/config {"secrets_store": {...}}`` changes some of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from syncd.devstack.cloudflare.secrets_store_config import SecretsStoreConfig
 
 BINDING_NAME_POLICIES = ("identifier", "any")
 
@@ -46,13 +50,17 @@ class EmulatorConfig:
     concurrent_edit_message: str = "Too many requests modifying the script. Please wait and try again."
     versions_per_page: int = 10
     max_per_page: int = 100
+    secrets_store: SecretsStoreConfig = field(default_factory=SecretsStoreConfig)
 
     def __post_init__(self) -> None:
         if self.binding_name_policy not in BINDING_NAME_POLICIES:
             raise ValueError(f"binding_name_policy must be one of {BINDING_NAME_POLICIES}")
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.type in ("str", str):
+            if item.name == "secrets_store":
+                if not isinstance(value, SecretsStoreConfig):
+                    raise ValueError("secrets_store must be a SecretsStoreConfig")
+            elif item.type in ("str", str):
                 if not isinstance(value, str) or not value:
                     raise ValueError(f"{item.name} must be a non-empty string")
             elif not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -64,4 +72,6 @@ class EmulatorConfig:
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        if isinstance(changes.get("secrets_store"), dict):
+            changes = {**changes, "secrets_store": self.secrets_store.updated(changes["secrets_store"])}
         return replace(self, **changes)

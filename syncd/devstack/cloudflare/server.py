@@ -19,6 +19,9 @@ from syncd.devstack.cloudflare.config import EmulatorConfig
 from syncd.devstack.cloudflare.edits import EditSlots, LatencySpec, WriteLatency
 from syncd.devstack.cloudflare.lifecycle import Lifecycle
 from syncd.devstack.cloudflare.ratelimit import RateLimiter
+from syncd.devstack.cloudflare.secrets_store import SecretsStoreState
+from syncd.devstack.cloudflare.secrets_store_admin import register_secrets_store_admin_routes
+from syncd.devstack.cloudflare.secrets_store_api import register_secrets_store_routes
 from syncd.devstack.cloudflare.store import ADMIN_AUTHOR, HAND_EDITOR, WorkerStore
 from syncd.devstack.cloudflare.versions import Author, Deployment, Version
 from syncd.devstack.httpkit import ADMIN_PREFIX, Clock, EmulatorServer, EmulatorState, Request, Response, Router
@@ -44,6 +47,7 @@ class CloudflareEmulator:
         self._config = config or EmulatorConfig()
         self.store = WorkerStore(self.state.lock, self.state.clock, self._config)
         self.lifecycle = Lifecycle(self.store)
+        self.secrets_store = SecretsStoreState(self.state.lock, self.state.clock, lambda: self._config.secrets_store)
         self.edits = EditSlots()
         self.write_latency = WriteLatency(
             LatencySpec.parse(write_latency) if isinstance(write_latency, str) else write_latency
@@ -57,7 +61,9 @@ class CloudflareEmulator:
         router = Router()
         api = CloudflareApi(self)
         api.register(router)
+        register_secrets_store_routes(router, api)
         register_admin_routes(router, self)
+        register_secrets_store_admin_routes(router, self)
 
         def not_found(request: Request) -> Response:
             if request.path.startswith(ADMIN_PREFIX):
@@ -223,6 +229,10 @@ class CloudflareEmulator:
         with self.state.lock:
             found = self.store.script(account_id or self.account_id, script, namespace)
             return {name: dict(secret) for name, secret in found.secrets.items()}
+
+    def secrets_store_value(self, account_id: str, store_id: str, secret_name: str) -> str | None:
+        """The current value of a store's live secret, for devstack parts that feed Worker bindings."""
+        return self.secrets_store.value_of(account_id, store_id, secret_name)
 
     def versions_of(self, script: str, namespace: str | None = None, account_id: str | None = None) -> int:
         with self.state.lock:

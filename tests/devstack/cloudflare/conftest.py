@@ -39,3 +39,9 @@ def http(cf: CloudflareEmulator) -> Iterator[httpx.Client]:
 def admin(cf: CloudflareEmulator) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=cf.url + "/__devstack", timeout=5.0) as client:
         yield client
+
+
+@pytest.fixture
+def store_id(cf: CloudflareEmulator) -> str:
+    """The account's one Secrets Store (created through the admin API's state, not the real route)."""
+    return cf.secrets_store.create_store(cf.account_id, {"name": "default_secrets_store"}).id
