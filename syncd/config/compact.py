@@ -19,12 +19,15 @@ from typing import Any, Literal
 
 from syncd.config.mappings import (
     ENCODINGS_BY_FORMAT,
+    PRIMARY_SOURCE,
     KeyFormat,
     KeyUsage,
     MappingTable,
     SecretKeyTable,
     SecretTextTable,
+    SourceTable,
 )
+from syncd.config.templates import CompiledTemplate
 from syncd.model import KvVersion, VaultSecretRef
 
 __all__ = [
@@ -32,35 +35,54 @@ __all__ = [
     "SecretKeyBinding",
     "SecretTextBindings",
     "TargetSettings",
+    "TemplateBinding",
     "VaultSource",
     "compact_mappings",
 ]
 
 
-PRIMARY_SOURCE = "vault"  # the name of a mapping's first source (the ``vault = {...}`` table)
+STATIC_CREDS = "static-creds"  # a database static role's credentials: GET {mount}/static-creds/{role}
 
 
 @dataclass(frozen=True, slots=True)
 class VaultSource:
-    """One named source of a mapping: a Vault KV secret (v1 or v2).
+    """One named source of a mapping: a Vault KV secret (v1 or v2), or a database static role
+    (``kind = "database"``: ``path`` is then the role's name, read at ``{mount}/static-creds/{role}``).
 
     ``name`` is how bindings refer to it; the ``vault = {...}`` table of a mapping is the source
     named ``"vault"``, the first (primary) one: ``keys``, ``all_keys``, ``json_binding`` and
-    ``secret_key.vault_key`` read its keys.
+    ``secret_key.vault_key`` read its keys. A mapping without that table has its first named source
+    as the primary one (the state keys its records by the primary source's path).
     """
 
     mount: str
     path: str
     kv_version: Literal["auto", 1, 2] = "auto"
     name: str = PRIMARY_SOURCE
+    kind: Literal["kv", "database"] = "kv"
     ref: VaultSecretRef = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ref", VaultSecretRef(self.mount, self.path))
+        path = f"{STATIC_CREDS}/{self.path}" if self.kind == "database" else self.path
+        object.__setattr__(self, "ref", VaultSecretRef(self.mount, path))
+
+    @property
+    def is_kv(self) -> bool:
+        return self.kind == "kv"
+
+    @property
+    def role(self) -> str:
+        """A database source's static role (its ``path``)."""
+        return self.path
 
     @property
     def stated_kv_version(self) -> KvVersion | None:
         return None if self.kv_version == "auto" else KvVersion(self.kv_version)
+
+    def as_table(self) -> dict[str, Any]:
+        if self.kind == "database":
+            return {"kind": "database", "mount": self.mount, "role": self.path}
+        return {"mount": self.mount, "path": self.path, "kv_version": self.kv_version}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +102,35 @@ class SecretTextBindings:
 
 
 @dataclass(frozen=True, slots=True)
-class SecretKeyBinding:
-    """A WebCrypto key binding (``secret_key``) built from one Vault key."""
+class TemplateBinding:
+    """A ``secret_text`` binding whose value is a template over the mapping's sources."""
 
-    vault_key: str
+    binding: str
+    template: CompiledTemplate
+
+
+@dataclass(frozen=True, slots=True)
+class SecretKeyBinding:
+    """A WebCrypto key binding (``secret_key``) built from one key of a source (``vault_key`` of
+    ``source``) or from a template's result (``template``; ``vault_key`` is then None)."""
+
+    vault_key: str | None
     binding: str
     format: KeyFormat
     algorithm: dict[str, Any]
     usages: tuple[KeyUsage, ...]
     encoding: Literal["base64", "hex", "pem", "json"] | None = None
+    source: str = PRIMARY_SOURCE
+    template: CompiledTemplate | None = None
+
+    @property
+    def material_from(self) -> str:
+        """Where the key material comes from, for messages (never the material)."""
+        if self.template is not None:
+            return "the template's result"
+        if self.source == PRIMARY_SOURCE:
+            return f"Vault key {self.vault_key!r}"
+        return f"key {self.vault_key!r} of source {self.source!r}"
 
     @classmethod
     def from_table(cls, raw: Any) -> SecretKeyBinding:
@@ -112,11 +154,15 @@ class MappingSettings:
     # Sources beyond the primary one (``vault``), each with its own name: a mapping is rewritten
     # when any of its sources changed, and its values are computed from all of them.
     more_sources: tuple[VaultSource, ...] = ()
+    templates: tuple[TemplateBinding, ...] = ()  # secret_text bindings made by templates
 
     @property
     def sources(self) -> tuple[VaultSource, ...]:
         """Every source of the mapping, the primary (``vault``) first."""
         return (self.vault, *self.more_sources)
+
+    def source_named(self, name: str) -> VaultSource | None:
+        return next((s for s in self.sources if s.name == name), None)
 
     @classmethod
     def from_table(cls, raw: Any) -> MappingSettings:
@@ -126,6 +172,7 @@ class MappingSettings:
     def static_binding_names(self) -> list[str]:
         """Binding names known from the config alone (``all_keys`` names depend on Vault's keys)."""
         names = [k.binding for k in self.secret_key]
+        names.extend(t.binding for t in self.templates)
         if self.secret_text is not None:
             if self.secret_text.keys:
                 names.extend(self.secret_text.keys.values())
@@ -139,18 +186,17 @@ class MappingSettings:
         made of it before the compact form existed stay the same."""
         document = self.as_table()
         del document["on_undeployed"]
-        if self.more_sources:  # absent otherwise: one-source mappings keep their digests
-            document["sources"] = {
-                s.name: {"mount": s.mount, "path": s.path, "kv_version": s.kv_version} for s in self.more_sources
-            }
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
     def as_table(self) -> dict[str, Any]:
-        """The mapping as its table's ``model_dump()`` gives it (every field, defaults included)."""
+        """The mapping as its table's ``model_dump()`` gives it (every field, defaults included),
+        except that what issue 17 added (``sources``, ``templates``, a key binding's ``source`` and
+        ``template``) appears only when used: one-source mappings keep their digests."""
         text = self.secret_text
-        return {
+        vault = self.vault if self.vault.name == PRIMARY_SOURCE else None
+        document: dict[str, Any] = {
             "name": self.name,
-            "vault": {"mount": self.vault.mount, "path": self.vault.path, "kv_version": self.vault.kv_version},
+            "vault": None if vault is None else vault.as_table(),
             "target": {
                 "script": self.target.script,
                 "account_id": self.target.account_id,
@@ -165,19 +211,31 @@ class MappingSettings:
                 "uppercase": text.uppercase,
                 "json_binding": text.json_binding,
             },
-            "secret_key": [
-                {
-                    "vault_key": k.vault_key,
-                    "binding": k.binding,
-                    "format": k.format,
-                    "algorithm": k.algorithm,
-                    "usages": list(k.usages),
-                    "encoding": k.encoding,
-                }
-                for k in self.secret_key
-            ],
+            "secret_key": [_key_table(k) for k in self.secret_key],
             "on_undeployed": self.on_undeployed,
         }
+        named = [s for s in self.sources if s.name != PRIMARY_SOURCE]
+        if named:
+            document["sources"] = {s.name: s.as_table() for s in named}
+        if self.templates:
+            document["templates"] = {t.binding: t.template.source for t in self.templates}
+        return document
+
+
+def _key_table(k: SecretKeyBinding) -> dict[str, Any]:
+    table: dict[str, Any] = {
+        "vault_key": k.vault_key,
+        "binding": k.binding,
+        "format": k.format,
+        "algorithm": k.algorithm,
+        "usages": list(k.usages),
+        "encoding": k.encoding,
+    }
+    if k.source != PRIMARY_SOURCE:
+        table["source"] = k.source
+    if k.template is not None:
+        table["template"] = k.template.source
+    return table
 
 
 def _text_bindings(table: SecretTextTable | None, strings: dict[str, str]) -> SecretTextBindings | None:
@@ -189,8 +247,24 @@ def _text_bindings(table: SecretTextTable | None, strings: dict[str, str]) -> Se
 
 def _key_binding(table: SecretKeyTable) -> SecretKeyBinding:
     return SecretKeyBinding(
-        table.vault_key, table.binding, table.format, table.algorithm, tuple(table.usages), table.encoding
+        table.vault_key,
+        table.binding,
+        table.format,
+        table.algorithm,
+        tuple(table.usages),
+        table.encoding,
+        table.source,
+        table.template,
     )
+
+
+def _named_source(name: str, table: SourceTable, strings: dict[str, str]) -> VaultSource:
+    if table.kind == "database":
+        mount = strings.setdefault(table.mount or "database", table.mount or "database")
+        return VaultSource(mount, table.role or "", name=name, kind="database")
+    assert table.mount is not None and table.path is not None  # guaranteed by validation
+    mount = strings.setdefault(table.mount, table.mount)
+    return VaultSource(mount, table.path, table.kv_version or "auto", name=name)
 
 
 def compact_mappings(tables: Iterable[MappingTable]) -> tuple[MappingSettings, ...]:
@@ -205,15 +279,20 @@ def compact_mappings(tables: Iterable[MappingTable]) -> tuple[MappingSettings, .
         target = targets.get(key)
         if target is None:
             target = targets[key] = TargetSettings(*key)
-        mount = strings.setdefault(table.vault.mount, table.vault.mount)
+        sources = [_named_source(name, source, strings) for name, source in table.sources.items()]
+        if table.vault is not None:
+            mount = strings.setdefault(table.vault.mount, table.vault.mount)
+            sources.insert(0, VaultSource(mount, table.vault.path, table.vault.kv_version))
         compact.append(
             MappingSettings(
                 table.name,
-                VaultSource(mount, table.vault.path, table.vault.kv_version),
+                sources[0],
                 target,
                 _text_bindings(table.secret_text, strings),
                 tuple(_key_binding(k) for k in table.secret_key),
                 table.on_undeployed,
+                tuple(sources[1:]),
+                tuple(TemplateBinding(name, template) for name, template in table.templates.items()),
             )
         )
     return tuple(compact)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PlainSerializer, PlainValidator, field_validator
+from pydantic_core import PydanticKnownError
 
 from syncd.config.cloudflare import check_account_id
 from syncd.config.strict import RuleProblem, StrictModel
+from syncd.config.templates import CompiledTemplate, TemplateProblem, compile_template, reference_problems
 
 _JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _JS_RESERVED = frozenset(
@@ -89,6 +91,77 @@ class VaultSourceTable(StrictModel):
         if not stripped:
             raise ValueError("must not be empty")
         return stripped
+
+
+PRIMARY_SOURCE = "vault"  # the name of the source the ``vault = {...}`` table declares
+_SOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+# Words a template cannot use as a variable name (Jinja keywords and literals, its special names).
+_TEMPLATE_WORDS = frozenset(
+    {
+        *("and", "or", "not", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "true", "false"),
+        *("none", "True", "False", "None", "loop", "self", "super", "caller", "varargs", "kwargs", "block"),
+        *("extends", "include", "import", "from", "as", "with", "without", "context", "recursive"),
+    }
+)
+
+
+def source_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a source (templates refer to sources by name), or None."""
+    if name == PRIMARY_SOURCE:
+        return f"the source {PRIMARY_SOURCE!r} is the mapping's vault = {{ ... }} table; give this one another name"
+    if not _SOURCE_NAME.match(name) or name in _TEMPLATE_WORDS:
+        return (
+            f"{name[:40]!r} cannot name a source: letters, digits and _ (at most 63), starting with a letter, "
+            "not a template keyword, e.g. db or cfg"
+        )
+    return None
+
+
+class SourceTable(StrictModel):
+    """``[mapping.sources.NAME]``: a KV secret (``kind = "kv"``, the default: ``mount``, ``path``,
+    ``kv_version`` as in ``vault = {...}``) or a database static role (``kind = "database"``: the
+    database secrets engine's ``mount``, default ``"database"``, and ``role``)."""
+
+    kind: Literal["kv", "database"] = "kv"
+    mount: str | None = None
+    path: str | None = None
+    kv_version: Literal["auto", 1, 2] | None = None
+    role: str | None = None
+
+    @field_validator("mount", "path", "role")
+    @classmethod
+    def _no_edge_slashes(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        stripped = value.strip("/")
+        if not stripped:
+            raise ValueError("must not be empty")
+        return stripped
+
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        if data.get("kind", "kv") == "database":
+            if data.get("role") is None:
+                yield ("role",), 'missing: add role = "app" (the static role, read at {mount}/static-creds/{role})'
+            for other in ("path", "kv_version"):
+                if other in data:
+                    yield (other,), f'{other} is for a KV source; a kind = "database" source has mount and role'
+        elif data.get("kind", "kv") == "kv":
+            for needed, example in (("mount", '"secret"'), ("path", '"payments/api"')):
+                if data.get(needed) is None:
+                    yield (needed,), f"missing: add {needed} = {example} to this source"
+            if "role" in data:
+                yield ("role",), 'role is for kind = "database" sources (a KV source has mount and path)'
+
+
+def _compiled(value: Any) -> CompiledTemplate:
+    if not isinstance(value, str):
+        raise PydanticKnownError("string_type")
+    return compile_template(value)
+
+
+# A template: validated (parsed, checked, compiled once) as it is read from the file.
+TemplateText = Annotated[CompiledTemplate, PlainValidator(_compiled), PlainSerializer(str)]
 
 
 class TargetTable(StrictModel):
@@ -186,9 +259,12 @@ ENCODINGS_BY_FORMAT: dict[str, tuple[str, ...]] = {
 
 
 class SecretKeyTable(StrictModel):
-    """A WebCrypto key binding (``secret_key``) built from one Vault key."""
+    """A WebCrypto key binding (``secret_key``) built from one key of a source (``vault_key``, of
+    the ``vault`` source unless ``source`` names another) or from a template's result."""
 
-    vault_key: str = Field(min_length=1)
+    vault_key: str | None = Field(default=None, min_length=1)
+    source: str = PRIMARY_SOURCE
+    template: TemplateText | None = None
     binding: str
     format: KeyFormat
     algorithm: dict[str, Any]
@@ -205,6 +281,10 @@ class SecretKeyTable(StrictModel):
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
         yield from _binding_name_rules(data, "binding")
+        if (data.get("vault_key") is None) == (data.get("template") is None):
+            yield (), 'give exactly one of vault_key (e.g. vault_key = "signing_key") or template'
+        if data.get("template") is not None and "source" in data:
+            yield ("source",), "source goes with vault_key; a template names its sources itself"
         allowed = ENCODINGS_BY_FORMAT.get(data.get("format"))  # type: ignore[arg-type]
         encoding = data.get("encoding")
         if allowed is not None and isinstance(encoding, str) and encoding not in allowed:
@@ -222,11 +302,13 @@ class SecretKeyTable(StrictModel):
 
 class MappingTable(StrictModel):
     name: str
-    vault: VaultSourceTable
+    vault: VaultSourceTable | None = None  # the source named "vault"; optional when [mapping.sources] has some
     target: TargetTable
     secret_text: SecretTextTable | None = None
     secret_key: list[SecretKeyTable] = []  # noqa: RUF012 - a pydantic model (via StrictModel) copies defaults
     on_undeployed: Literal["report", "stage"] | None = None  # None: [sync] on_undeployed
+    sources: dict[str, SourceTable] = {}  # noqa: RUF012 - more named sources
+    templates: dict[str, TemplateText] = {}  # noqa: RUF012 - binding name -> template (secret_text)
 
     @field_validator("name")
     @classmethod
@@ -237,20 +319,83 @@ class MappingTable(StrictModel):
 
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
-        if data.get("secret_text") is None and not data.get("secret_key"):
+        if data.get("secret_text") is None and not data.get("secret_key") and not data.get("templates"):
             yield (
                 (),
                 (
-                    "a mapping needs [mapping.secret_text] or at least one [[mapping.secret_key]], "
-                    'e.g. secret_text = { keys = { api_key = "API_KEY" } }'
+                    "a mapping needs [mapping.secret_text], [mapping.templates] or at least one "
+                    '[[mapping.secret_key]], e.g. secret_text = { keys = { api_key = "API_KEY" } }'
                 ),
             )
+        yield from _source_rules(data)
         first: dict[str, str] = {}
         for where, name in raw_binding_names(data):
             if name in first:
                 yield where, f"binding name {name[:80]!r} is already used in this mapping (at {first[name]})"
             else:
                 first[name] = ".".join(str(p) for p in where)
+
+
+def declared_sources(data: dict[str, Any]) -> set[str]:
+    """The source names a raw ``[[mapping]]`` table declares (``vault`` when it has that table)."""
+    names = {PRIMARY_SOURCE} if "vault" in data else set()
+    sources = data.get("sources")
+    if isinstance(sources, dict):
+        names |= {n for n in sources if isinstance(n, str) and n != PRIMARY_SOURCE}
+    return names
+
+
+def _source_rules(data: dict[str, Any]) -> Iterator[RuleProblem]:
+    """Sources are named, each once; whatever reads a source reads a declared one."""
+    sources = data.get("sources")
+    if isinstance(sources, dict):
+        for name in sources:
+            why = source_name_problem(str(name))
+            if why:
+                yield ("sources", name), why
+    elif "vault" not in data:
+        yield ("vault",), 'missing: add vault = { mount = "secret", path = "payments/api" } (or [mapping.sources.NAME])'
+    if isinstance(sources, dict) and not sources and "vault" not in data:
+        yield ("sources",), "declares no source: add [mapping.sources.NAME] or vault = { ... }"
+    declared = declared_sources(data)
+    has_vault = PRIMARY_SOURCE in declared
+    if data.get("secret_text") is not None and not has_vault:
+        yield ("secret_text",), (
+            "secret_text reads the vault source: add vault = { ... }, or write the bindings as [mapping.templates]"
+        )
+    templates = data.get("templates")
+    if isinstance(templates, dict):
+        for binding, text in templates.items():
+            why = binding_name_problem(binding)
+            if why:
+                yield ("templates", binding), why
+            yield from (
+                (("templates", binding), str(p)) for p in _template_reference_problems(text, declared)
+            )
+    keys_list = data.get("secret_key")
+    if isinstance(keys_list, list):
+        for index, spec in enumerate(keys_list):
+            if not isinstance(spec, dict):
+                continue
+            source = spec.get("source", PRIMARY_SOURCE)
+            if spec.get("vault_key") is not None and isinstance(source, str) and source not in declared:
+                listed = ", ".join(sorted(declared)) or "none"
+                yield ("secret_key", index, "source"), (
+                    f"{source[:40]!r} is not a source of this mapping (sources: {listed})"
+                )
+            if spec.get("template") is not None:
+                for problem in _template_reference_problems(spec["template"], declared):
+                    yield ("secret_key", index, "template"), str(problem)
+
+
+def _template_reference_problems(text: Any, declared: set[str]) -> list[TemplateProblem]:
+    if not isinstance(text, str):
+        return []
+    try:
+        compiled = compile_template(text)  # cached: the field's validation compiled it already
+    except TemplateProblem:
+        return []  # reported by the field itself
+    return reference_problems(compiled, frozenset(declared))
 
 
 def raw_binding_names(mapping: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -269,3 +414,6 @@ def raw_binding_names(mapping: Any) -> Iterator[tuple[tuple[str | int, ...], str
         for index, spec in enumerate(keys_list):
             if isinstance(spec, dict) and isinstance(spec.get("binding"), str):
                 yield ("secret_key", index, "binding"), spec["binding"]
+    templates = mapping.get("templates")
+    if isinstance(templates, dict):
+        yield from ((("templates", name), name) for name in templates if isinstance(name, str))
