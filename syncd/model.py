@@ -209,6 +209,26 @@ class SecretVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class StaticRoleCreds:
+    """One read of a database static role (``GET {mount}/static-creds/{role}``), values masked.
+
+    ``data`` holds what Vault answered (``username``, ``password`` and the role's timing fields);
+    ``last_vault_rotation`` (Vault's RFC 3339 text, None when absent) is the version;
+    ``ttl`` the seconds to the next rotation Vault announces, ``rotation_period`` its period;
+    ``rotated_at`` is ``last_vault_rotation`` parsed, ``next_rotation`` (epoch seconds, None when
+    unknown) that plus the period.
+    """
+
+    ref: VaultSecretRef  # (mount, "static-creds/{role}")
+    data: SecretData
+    last_vault_rotation: str | None
+    ttl: float | None
+    rotation_period: float | None
+    rotated_at: datetime | None = None
+    next_rotation: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteSecret:
     """A secret binding as Cloudflare lists it (metadata only; values are write-only)."""
 

@@ -30,7 +30,7 @@ from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.vault_calls import StatusAwareAdapter, VaultHttpError, expect_dict, reply_error, vault_call
 from syncd.clients.vault_http import VaultTransport, vault_http_for
 from syncd.errors import VaultAuthError, VaultError, VaultPermissionDenied, VaultSecretDeleted, VaultSecretNotFound
-from syncd.model import KvVersion, SecretData, SecretVersion, VaultSecretRef, VersionInfo
+from syncd.model import KvVersion, SecretData, SecretVersion, StaticRoleCreds, VaultSecretRef, VersionInfo
 
 
 def build_hvac_client(
@@ -229,6 +229,17 @@ class VaultReader:
             data=SecretData(values),
         )
 
+    def static_creds(self, mount: str, role: str) -> StaticRoleCreds:
+        """``GET {mount}/static-creds/{role}`` through the lean read path (a role is checked on
+        every cycle that looks at it). An unknown role is 400 ``unknown role: NAME`` in Vault
+        (``path_creds_create.go``, ``pathStaticCredsRead``): reported as ``VaultSecretNotFound``."""
+        mount = mount.strip("/")
+        path = f"{mount}/static-creds/{role}"
+        target = _target(mount, "static-creds/", role)
+        response = self._call(lambda: self._get(target), "static_creds_read", path, translate=_unknown_role(path))
+        data = expect_dict(response, operation="static_creds_read", path=path).get("data")
+        return static_creds_of(VaultSecretRef(mount, f"static-creds/{role}"), data, path)
+
     # -- internals --------------------------------------------------------------------------
 
     def _get(self, target: str) -> Any:
@@ -290,4 +301,38 @@ class VaultReader:
             raise
 
 
-__all__ = ["VaultReader", "build_hvac_client", "parse_vault_time"]
+def _unknown_role(path: str) -> Callable[[Exception], VaultError | None]:
+    def translate(exc: Exception) -> VaultError | None:
+        reason = exc.reason if isinstance(exc, VaultHttpError) else str(exc)
+        status = getattr(exc, "status_code", None)
+        if status == 400 and "unknown role" in reason:
+            return VaultSecretNotFound(f"Vault static_creds_read {path}: no such static role", path=path, status=400)
+        return None
+
+    return translate
+
+
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def static_creds_of(ref: VaultSecretRef, data: object, path: str) -> StaticRoleCreds:
+    """A ``static-creds`` answer's ``data`` (``username``, ``password``, ``last_vault_rotation``,
+    ``rotation_period``, ``ttl``; Vault API docs, "Get static credentials") as ``StaticRoleCreds``."""
+    if not isinstance(data, dict) or not isinstance(data.get("password"), str):
+        raise VaultError(f"Vault static_creds_read {path}: the answer holds no password", path=path)
+    rotated_text = data.get("last_vault_rotation")
+    rotated = parse_vault_time(rotated_text)
+    period = _seconds(data.get("rotation_period"))
+    return StaticRoleCreds(
+        ref=ref,
+        data=SecretData(data),
+        last_vault_rotation=rotated_text if isinstance(rotated_text, str) and rotated_text else None,
+        ttl=_seconds(data.get("ttl")),
+        rotation_period=period,
+        rotated_at=rotated,
+        next_rotation=None if rotated is None or period is None else rotated.timestamp() + period,
+    )
+
+
+__all__ = ["VaultReader", "build_hvac_client", "parse_vault_time", "static_creds_of"]

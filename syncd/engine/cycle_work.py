@@ -51,8 +51,11 @@ class MappingWork:
         self.settled = True
 
     def more_source_versions(self) -> tuple[tuple[str, int | str | None], ...]:
-        """The versions of the sources beyond the primary one, as the state records them."""
-        return tuple(sorted((s.name, self.versions.get(s.name)) for s in self.mapping.more_sources))
+        """The versions the state records beside ``last_version`` (the primary KV source's): those
+        of the other sources, and of a primary database static role (its version is a text)."""
+        primary = self.mapping.vault
+        apart = self.mapping.more_sources if primary.is_kv else self.mapping.sources
+        return tuple(sorted((s.name, self.versions.get(s.name)) for s in apart))
 
 
 @dataclass
@@ -70,3 +73,5 @@ class CycleWork:
     # Each distinct source's current version and, where some mapping needed its values, the read.
     infos: dict[VaultSecretRef, VersionInfo] = field(default_factory=dict)
     reads: dict[VaultSecretRef, SecretVersion] = field(default_factory=dict)
+    # When Vault rotates each database static role next (epoch seconds), as its read announced.
+    next_rotations: dict[VaultSecretRef, float] = field(default_factory=dict)

@@ -76,7 +76,7 @@ def encode_key_material(binding: SecretKeyBinding, raw: Any) -> dict[str, Any]:
             check_der_structure(der_or_raw, binding.format)
         return {"key_base64": base64.b64encode(der_or_raw).decode("ascii")}
     except KeyMaterialError as exc:
-        where = f"Vault key {binding.vault_key!r} ({binding.format}, {binding.value_encoding})"
+        where = f"{binding.material_from} ({binding.format}, {binding.value_encoding})"
         raise ValueRejected(binding.binding, f"{where}: {exc}") from None
 
 

@@ -14,6 +14,7 @@ from syncd.model import (
     RemoteSecret,
     SecretBody,
     SecretVersion,
+    StaticRoleCreds,
     Target,
     VaultSecretRef,
     VersionInfo,
@@ -38,6 +39,14 @@ class SecretSource(Protocol):
         """Read that exact version (KV v2) or the current data (KV v1).
 
         Raises VaultSecretDeleted for a soft-deleted or destroyed version, plus the errors above.
+        """
+        ...
+
+    def static_creds(self, mount: str, role: str) -> StaticRoleCreds:
+        """A database static role's credentials: one ``GET {mount}/static-creds/{role}`` (there is
+        no cheaper metadata read: this read is the role's version check).
+
+        Raises VaultSecretNotFound for an unknown role, plus the errors of ``current_version``.
         """
         ...
 

@@ -109,7 +109,9 @@ class Reconciler:
             if fingerprint_key is None
             else hmac.new(fingerprint_key, b"syncd/fingerprint-key-id", hashlib.sha256).hexdigest()[:32]
         )
-        self._sources = SourceChecks(source, concurrency=concurrency, past_deadline=self._past_deadline)
+        self._sources = SourceChecks(
+            source, concurrency=concurrency, past_deadline=self._past_deadline, clock=clock
+        )
         self._lock = threading.Lock()
         self._config_fingerprints: tuple[Settings, dict[str, str]] | None = None
 
@@ -157,6 +159,7 @@ class Reconciler:
                 pushes=tuple(applied.pushes),
                 dry_run=dry_run,
                 timed_out=cycle.timed_out or applied.timed_out,
+                next_checks=_next_checks(cycle),
             )
             log.debug(
                 "cycle",
@@ -412,6 +415,18 @@ def _staged_status(work: MappingWork, applied: ApplyResult) -> tuple[str | None,
     if status is not None and work.name not in applied.pushed and status.staged_version is not None:
         return status.last_error_code, status.last_error, status.staged_version
     return None, None, None
+
+
+def _next_checks(cycle: CycleWork) -> dict[str, float]:
+    """Per mapping with a database static role: when Vault rotates (one of) its role(s) next."""
+    if not cycle.next_rotations:
+        return {}
+    checks = {}
+    for work in cycle.works:
+        times = [cycle.next_rotations[s.ref] for s in work.mapping.sources if s.ref in cycle.next_rotations]
+        if times:
+            checks[work.name] = min(times)
+    return checks
 
 
 def _created(cycle: CycleWork) -> dict[str, datetime]:

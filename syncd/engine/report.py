@@ -85,6 +85,9 @@ class CycleReport:
     pushes: tuple[PushRecord, ...] = ()
     dry_run: bool = False
     timed_out: bool = False
+    # Mapping -> when Vault rotates one of its database static roles next (epoch seconds): the
+    # service checks the mapping again just after that (``syncd.app.service.rotation_schedule``).
+    next_checks: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -9,6 +9,12 @@ read (that exact version) only if some stale mapping uses it, once for all of th
 sources whose own version moved, right after their metadata read (the common, one-source case costs
 no second round), then, for a stale mapping of several sources, the ones it still lacks.
 
+A database static role (``kind = "database"``) has no metadata to read: its check is the one read
+of ``{mount}/static-creds/{role}``, and its version is ``last_vault_rotation`` with a keyed
+fingerprint of the username and password (``role_version``), recorded with the mapping's other
+source versions. The rotation Vault announces next (``ttl``) is kept per source in
+``CycleWork.next_rotations``: the service checks the role again just after it (``next_checks``).
+
 A source that is gone (not found, or its current version deleted or destroyed) fails the mappings
 that use it, or, with ``on_delete = "delete"``, makes them delete what syncd owns. Any other error
 fails the mappings of that source only (invariant 6).
@@ -17,7 +23,9 @@ fails the mappings of that source only (invariant 6).
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,11 +35,12 @@ from typing import TypeVar
 from syncd.config import VaultSource
 from syncd.engine.applier import log_internal
 from syncd.engine.cycle_work import CycleWork, MappingWork
+from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire
 from syncd.engine.ports import SecretSource
 from syncd.engine.values import bindings_for
 from syncd.errors import SyncdError, VaultSecretDeleted, VaultSecretNotFound
-from syncd.model import KvVersion, VaultSecretRef, VersionInfo
+from syncd.model import KvVersion, SecretData, SecretVersion, StaticRoleCreds, VaultSecretRef, VersionInfo
 
 Use = tuple[MappingWork, VaultSource]  # one mapping's use of one source
 T = TypeVar("T")
@@ -39,20 +48,32 @@ T = TypeVar("T")
 
 class SourceChecks:
     def __init__(
-        self, source: SecretSource, *, concurrency: int | None, past_deadline: Callable[[CycleWork], bool]
+        self,
+        source: SecretSource,
+        *,
+        concurrency: int | None,
+        past_deadline: Callable[[CycleWork], bool],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._source = source
         self._concurrency = concurrency
         self._past_deadline = past_deadline
+        self._clock = clock
 
     def run(self, cycle: CycleWork) -> None:
         groups: dict[VaultSecretRef, list[Use]] = defaultdict(list)
+        roles: dict[VaultSecretRef, list[Use]] = defaultdict(list)
         for work in cycle.works:
             for source in work.mapping.sources:
-                groups[source.ref].append((work, source))
+                (groups if source.is_kv else roles)[source.ref].append((work, source))
         kv_versions = self._kv_versions(cycle, groups)
-        checks = [(ref, uses, kv_versions[ref]) for ref, uses in groups.items() if ref in kv_versions]
-        self._in_pool(cycle, checks, lambda job: self._check_guarded(cycle, *job))
+        checks: list[Callable[[], None]] = [
+            functools.partial(self._check_guarded, cycle, ref, uses, kv_versions[ref])
+            for ref, uses in groups.items()
+            if ref in kv_versions
+        ]
+        checks.extend(functools.partial(self._check_guarded, cycle, ref, uses, None) for ref, uses in roles.items())
+        self._in_pool(cycle, checks, lambda job: job())
         missing = self._missing_reads(cycle, groups, kv_versions)
         self._in_pool(cycle, missing, lambda job: self._read_guarded(cycle, *job))
         for work in cycle.works:
@@ -114,13 +135,19 @@ class SourceChecks:
 
     # -- one source: its version, and its values where a mapping needs them -----------------------
 
-    def _check_guarded(self, cycle: CycleWork, ref: VaultSecretRef, uses: list[Use], kv: KvVersion) -> None:
+    def _check_guarded(
+        self, cycle: CycleWork, ref: VaultSecretRef, uses: list[Use], kv: KvVersion | None
+    ) -> None:
+        """Check one source: a KV secret of version ``kv``, or (``kv`` None) a database static role."""
         if self._past_deadline(cycle):
             return
         for work, _ in uses:
             work.started = True
         try:
-            self._check(cycle, ref, uses, kv)
+            if kv is None:
+                self._check_role(cycle, ref, uses)
+            else:
+                self._check(cycle, ref, uses, kv)
         except Exception as exc:
             log_internal(exc, [w.name for w, _ in uses], secret=str(ref))
             for work, _ in uses:
@@ -144,11 +171,34 @@ class SourceChecks:
             gone = VaultSecretDeleted(f"the current version {info.version} of {ref} is {state}", path=str(ref))
             self._gone(cycle, uses, info.version, gone)
             return
-        moved = [(w, s) for w, s in uses if _moved(w, s, info, cycle.corrections)]
+        moved = [(w, s) for w, s in uses if _moved(w, s, info.version, cycle.corrections)]
         for work, _ in moved:
             work.stale = True
         if moved:
             self._read(cycle, ref, [w for w, _ in uses if w.stale], kv, info)
+
+    def _check_role(self, cycle: CycleWork, ref: VaultSecretRef, uses: list[Use]) -> None:
+        """A database static role: its one read is its check; its data serves every stale use."""
+        role = uses[0][1]
+        try:
+            creds = self._source.static_creds(role.mount, role.role)
+        except (VaultSecretNotFound, VaultSecretDeleted) as exc:
+            self._gone(cycle, uses, None, exc)
+            return
+        except SyncdError as exc:
+            for work, _ in uses:
+                work.fail(exc)
+            return
+        version = role_version(creds, cycle.fingerprinter)
+        rotated = creds.rotated_at
+        cycle.reads[ref] = SecretVersion(ref, KvVersion.V1, None, rotated, creds.data)  # unversioned, as KV v1
+        announced = announced_rotation(creds, self._clock())
+        if announced is not None:
+            cycle.next_rotations[ref] = announced
+        for work, source in uses:
+            _note_version(work, source, version, rotated)
+            if _moved(work, source, version, cycle.corrections):
+                work.stale = True
 
     def _read(
         self, cycle: CycleWork, ref: VaultSecretRef, works: Iterable[MappingWork], kv: KvVersion, info: VersionInfo
@@ -236,7 +286,10 @@ class SourceChecks:
     def _desire(cycle: CycleWork, work: MappingWork) -> MappingDesire:
         mapping = work.mapping
         secret = cycle.reads[mapping.vault.ref]
-        bindings, dropped = bindings_for(mapping, work.target, secret, on_delete=cycle.policy.on_delete)
+        others = {s.name: cycle.reads[s.ref] for s in mapping.more_sources}
+        bindings, dropped = bindings_for(
+            mapping, work.target, secret, on_delete=cycle.policy.on_delete, others=others
+        )
         vanished = set(dropped)
         text = mapping.secret_text
         if (
@@ -253,14 +306,20 @@ class SourceChecks:
         )
 
 
-def _note_version(work: MappingWork, source: VaultSource, version: int | None, created: datetime | None) -> None:
+def _note_version(
+    work: MappingWork, source: VaultSource, version: int | str | None, created: datetime | None
+) -> None:
+    """Note a source's version; the mapping's ``created`` is its newest source version's time (what
+    a push's propagation delay is measured from)."""
     work.versions[source.name] = version
-    if source is work.mapping.vault:
-        work.version, work.created = version, created
+    if source is work.mapping.vault and not isinstance(version, str):
+        work.version = version
+    if created is not None and (work.created is None or created > work.created):
+        work.created = created
 
 
 def _moved(
-    work: MappingWork, source: VaultSource, info: VersionInfo, corrections: frozenset[tuple[object, str]]
+    work: MappingWork, source: VaultSource, version: int | str | None, corrections: frozenset[tuple[object, str]]
 ) -> bool:
     """Whether ``work`` must compute its values anew because of this source (or its own state)."""
     if work.settled:
@@ -268,12 +327,37 @@ def _moved(
     status = work.status
     recorded = None
     if status is not None:
-        recorded = status.last_version if source is work.mapping.vault else status.source_version(source.name)
+        in_last = source is work.mapping.vault and source.is_kv
+        recorded = status.last_version if in_last else status.source_version(source.name)
     return (
-        info.version is None  # KV v1: no versions, compare the content
+        version is None  # KV v1: no versions, compare the content
         or status is None
         or not status.in_sync
         or status.config_fingerprint != work.config_fingerprint
-        or recorded != info.version
+        or recorded != version
         or (bool(corrections) and any((r.target, r.name) in corrections for r in work.records))
     )
+
+
+def role_version(creds: StaticRoleCreds, fingerprinter: Fingerprinter) -> str:
+    """A static role's version: ``last_vault_rotation`` and a keyed fingerprint of the username and
+    password (so a password changed without a new rotation time is still noticed; never the value)."""
+    revealed = creds.data.reveal()
+    pair = SecretData({"username": revealed.get("username"), "password": revealed.get("password")})
+    return f"{creds.last_vault_rotation or '-'}#{fingerprinter.of_data(pair)[:16]}"
+
+
+# Within this many seconds, the rotation time Vault states (last rotation + period) and the one its
+# ``ttl`` gives (rounded to a second) agree: the clocks match, so the stated, exact time is used.
+CLOCKS_AGREE_SECONDS = 1.0
+
+
+def announced_rotation(creds: StaticRoleCreds, now: float) -> float | None:
+    """When Vault will rotate the role next (epoch seconds, syncd's clock), or None if it does not say."""
+    by_ttl = None if creds.ttl is None else now + creds.ttl
+    exact = creds.next_rotation
+    if by_ttl is None:
+        return exact
+    if exact is not None and abs(exact - by_ttl) <= CLOCKS_AGREE_SECONDS:
+        return exact
+    return by_ttl

@@ -25,13 +25,18 @@ import dataclasses
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from syncd.config import MappingSettings, SecretTextBindings, is_binding_name
+from syncd.config import MappingSettings, SecretKeyBinding, SecretTextBindings, is_binding_name
+from syncd.config.templates import CompiledTemplate
 from syncd.engine.keymaterial import encode_key_material
+from syncd.engine.templates import TemplateRenderError, render
 from syncd.errors import ValueRejected
 from syncd.model import BindingKind, SecretBody, SecretData, SecretValue, SecretVersion, Target
+
+Reads = Mapping[str, SecretVersion]  # a mapping's read sources by name
 
 # Cloudflare documents "5 KB per variable" for Worker secrets.
 MAX_TEXT_BYTES = 5 * 1024
@@ -82,14 +87,20 @@ class ValuesRejected(ValueRejected):
         return ValueRejected.__name__
 
 
-def desired_bindings(mapping: MappingSettings, target: Target, secret: SecretVersion) -> list[DesiredBinding]:
-    """The bindings ``mapping`` wants on ``target`` for this version, sorted by name.
+def desired_bindings(
+    mapping: MappingSettings, target: Target, secret: SecretVersion, others: Reads | None = None
+) -> list[DesiredBinding]:
+    """The bindings ``mapping`` wants on ``target`` for this version of its primary source (and
+    ``others``: its other sources' reads, by name), sorted by name.
 
     Raises ``ValuesRejected`` (a ``ValueRejected``) listing every problem of the mapping.
     """
+    reads = _reads(mapping, secret, others)
     problems: list[ValueProblem] = []
     bodies: list[SecretBody] = []
-    for item in itertools.chain(_text_bodies(mapping, secret), _key_bodies(mapping, secret)):
+    for item in itertools.chain(
+        _text_bodies(mapping, secret), _template_bodies(mapping, reads), _key_bodies(mapping, reads)
+    ):
         if isinstance(item, ValueProblem):
             problems.append(item)
         else:
@@ -110,19 +121,43 @@ def desired_bindings(mapping: MappingSettings, target: Target, secret: SecretVer
     ]
 
 
+def _reads(mapping: MappingSettings, secret: SecretVersion, others: Reads | None) -> dict[str, SecretVersion]:
+    return {**(others or {}), mapping.vault.name: secret}
+
+
 def _where(secret: SecretVersion) -> str:
     return f"{secret.ref} v{secret.version}" if secret.version is not None else str(secret.ref)
 
 
-def _missing(key: str, secret: SecretVersion) -> str:
-    return f"Vault key {key!r} is missing from {_where(secret)}"
+def _missing(key: str, secret: SecretVersion, source: str | None = None) -> str:
+    of = "" if source is None else f" (source {source!r})"
+    return f"Vault key {key!r} is missing from {_where(secret)}{of}"
 
 
-def _text_body(name: str, value: SecretValue) -> SecretBody | ValueProblem:
+def _text_body(name: str, value: SecretValue, what: str = "value") -> SecretBody | ValueProblem:
     size = len(value.reveal().encode("utf-8"))
     if size > MAX_TEXT_BYTES:
-        return ValueProblem(name, f"value is {size} bytes, over Cloudflare's 5 KB limit ({MAX_TEXT_BYTES} bytes)")
+        return ValueProblem(name, f"{what} is {size} bytes, over Cloudflare's 5 KB limit ({MAX_TEXT_BYTES} bytes)")
     return SecretBody({"name": name, "type": BindingKind.SECRET_TEXT.value, "text": value.reveal()})
+
+
+def _rendered(binding: str, template: CompiledTemplate, reads: Reads) -> str | ValueProblem:
+    """A template's text, or the problem (names only)."""
+    try:
+        return render(template, reads)
+    except TemplateRenderError as exc:
+        why = str(exc)
+    return ValueProblem(binding, f"template: {why}")
+
+
+def _template_bodies(mapping: MappingSettings, reads: Reads) -> Iterator[SecretBody | ValueProblem]:
+    for item in mapping.templates:
+        text = _rendered(item.binding, item.template, reads)
+        if isinstance(text, ValueProblem):
+            yield text
+        else:
+            sources = ", ".join(sorted(item.template.names))
+            yield _text_body(item.binding, SecretValue(text), f"rendered value (template over {sources})")
 
 
 def _text_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[SecretBody | ValueProblem]:
@@ -136,7 +171,7 @@ def _text_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[Se
         for key, name in sorted(spec.keys.items(), key=lambda kv: kv[1]):
             yield _text_body(name, data.text(key)) if key in data else ValueProblem(name, _missing(key, secret))
     else:
-        consumed = {k.vault_key for k in mapping.secret_key}
+        consumed = {k.vault_key for k in mapping.secret_key if k.source == mapping.vault.name}
         for key in data:
             if key in consumed:
                 continue
@@ -149,13 +184,26 @@ def _text_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[Se
                 yield _text_body(name, data.text(key))
 
 
-def _key_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[SecretBody | ValueProblem]:
+def _key_input(mapping: MappingSettings, spec: SecretKeyBinding, reads: Reads) -> Any:
+    """What a key binding's material is made of: the template's text, or the source key's value."""
+    if spec.template is not None:
+        return _rendered(spec.binding, spec.template, reads)
+    assert spec.vault_key is not None  # guaranteed by validation: one of vault_key, template
+    read = reads[spec.source]
+    if spec.vault_key not in read.data:
+        named = None if spec.source == mapping.vault.name else spec.source
+        return ValueProblem(spec.binding, _missing(spec.vault_key, read, named))
+    return read.data.raw(spec.vault_key)
+
+
+def _key_bodies(mapping: MappingSettings, reads: Reads) -> Iterator[SecretBody | ValueProblem]:
     for spec in mapping.secret_key:
-        if spec.vault_key not in secret.data:
-            yield ValueProblem(spec.binding, _missing(spec.vault_key, secret))
+        raw = _key_input(mapping, spec, reads)
+        if isinstance(raw, ValueProblem):
+            yield raw
             continue
         try:
-            material = encode_key_material(spec, secret.data.raw(spec.vault_key))
+            material = encode_key_material(spec, raw)
         except ValueRejected as exc:
             yield ValueProblem(exc.binding, exc.why)
             continue
@@ -172,24 +220,33 @@ def _key_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[Sec
 
 
 def bindings_for(
-    mapping: MappingSettings, target: Target, secret: SecretVersion, *, on_delete: str
+    mapping: MappingSettings, target: Target, secret: SecretVersion, *, on_delete: str, others: Reads | None = None
 ) -> tuple[list[DesiredBinding], frozenset[str]]:
     """What a reconciliation sends for this version: (bindings, names whose Vault key vanished).
 
     With ``on_delete = "delete"`` a mapped Vault key that is absent drops its binding (returned as
-    vanished, to be deleted); otherwise it is a problem. Raises ``ValuesRejected``.
+    vanished, to be deleted); otherwise it is a problem. A template never vanishes: a key it needs
+    that is absent is a problem. ``others``: the other sources' reads, by name. Raises ``ValuesRejected``.
     """
     vanished: set[str] = set()
-    missing = missing_key_bindings(mapping, secret.data)
+    reads = _reads(mapping, secret, others)
+    missing = missing_key_bindings(mapping, secret.data, reads)
     if missing and on_delete == "delete":
         mapping = without_bindings(mapping, missing)
         vanished |= missing
-    return desired_bindings(mapping, target, secret), frozenset(vanished)
+    return desired_bindings(mapping, target, secret, others), frozenset(vanished)
 
 
-def missing_key_bindings(mapping: MappingSettings, data: SecretData) -> set[str]:
-    """Binding names whose explicitly mapped Vault key is absent from the data."""
-    missing = {b.binding for b in mapping.secret_key if b.vault_key not in data}
+def missing_key_bindings(mapping: MappingSettings, data: SecretData, reads: Reads | None = None) -> set[str]:
+    """Binding names whose explicitly mapped Vault key is absent from the data (of the primary
+    source; ``reads`` gives the others, for a key binding with its own ``source``)."""
+    missing = set()
+    for b in mapping.secret_key:
+        if b.vault_key is None:
+            continue
+        source = data if b.source == mapping.vault.name or reads is None else reads[b.source].data
+        if b.vault_key not in source:
+            missing.add(b.binding)
     text = mapping.secret_text
     if text is not None and text.keys:
         missing |= {name for key, name in text.keys.items() if key not in data}
