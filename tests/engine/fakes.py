@@ -27,6 +27,7 @@ from syncd.model import (
     SecretBody,
     SecretData,
     SecretVersion,
+    StaticRoleCreds,
     Target,
     VaultSecretRef,
     VersionInfo,
@@ -85,6 +86,9 @@ class FakeSource:
         self.calls: list[tuple[str, str]] = []
         self._known_mounts: set[str] = set()
         self.before_call: Callable[[str, str], None] = lambda op, where: None
+        # Database static roles (mount "database"): role -> (username, password, rotated at, period).
+        self.roles: dict[str, tuple[str, str, float, float]] = {}
+        self.now: Callable[[], float] = lambda: 1_700_000_000.0
 
     # --- test controls ---
     def put(self, path: str, data: Mapping[str, Any], *, mount: str = "secret") -> int:
@@ -98,6 +102,10 @@ class FakeSource:
     def delete_current(self, path: str, *, mount: str = "secret") -> None:
         secret = self.secrets[VaultSecretRef(mount, path)]
         secret.deleted.add(len(secret.versions))
+
+    def put_role(self, role: str, username: str, password: str, *, period: float = 3600.0) -> None:
+        """A static role (mount ``database``) rotated now to ``password``."""
+        self.roles[role] = (username, password, self.now(), period)
 
     def remove(self, path: str, *, mount: str = "secret") -> None:
         del self.secrets[VaultSecretRef(mount, path)]
@@ -143,6 +151,35 @@ class FakeSource:
         created = datetime(2024, 1, 1, tzinfo=UTC)
         data = SecretData(secret.versions[number - 1])
         return SecretVersion(ref, kv_version, None if kv_version is KvVersion.V1 else number, created, data)
+
+    def static_creds(self, mount: str, role: str) -> StaticRoleCreds:
+        """``calls`` logs ("static_creds", "database/static-creds/ROLE")."""
+        self._log("static_creds", f"{mount}/static-creds/{role}")
+        return _static_creds(self, mount, role)
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _static_creds(source: FakeSource, mount: str, role: str) -> StaticRoleCreds:
+    ref = VaultSecretRef(mount, f"static-creds/{role}")
+    if ref in source.errors:
+        raise source.errors[ref]
+    if mount != "database" or role not in source.roles:
+        raise VaultSecretNotFound(f"Vault static_creds_read {ref}: no such static role", path=str(ref), status=400)
+    username, password, rotated, period = source.roles[role]
+    ttl = max(0.0, float(round(rotated + period - source.now())))
+    data = {
+        "username": username,
+        "password": password,
+        "last_vault_rotation": _rfc3339(rotated),
+        "rotation_period": period,
+        "ttl": ttl,
+    }
+    return StaticRoleCreds(
+        ref, SecretData(data), _rfc3339(rotated), ttl, period, datetime.fromtimestamp(rotated, UTC), rotated + period
+    )
 
 
 @dataclass(frozen=True)
