@@ -695,3 +695,25 @@ def test_real_apscheduler_runs_the_startup_cycle_and_configures_the_interval(har
         assert reconciler.calls[0]["trigger"] == "startup"
     finally:
         service.shutdown()
+
+
+def test_a_rotation_vault_announced_queues_a_cycle_of_its_mappings_just_after_it(harness: Harness) -> None:
+    from syncd.app.service.rotation_schedule import ROTATION_JOB  # noqa: PLC0415 - issue 17's hook only
+
+    plain = harness.reconciler.reconcile
+    rotation_at = harness.clock.now + 60
+
+    def announcing(**kwargs: Any) -> CycleReport:
+        report = plain(**kwargs)
+        return CycleReport("c", report.trigger, 1000.0, 1001.0, report.results, next_checks={"alpha": rotation_at})
+
+    harness.reconciler.reconcile = announcing  # type: ignore[method-assign]
+    harness.service.start()
+    harness.scheduler.run(STARTUP_JOB)
+    job = harness.scheduler.jobs[ROTATION_JOB]
+    assert job.trigger == "date" and job.options["run_date"].timestamp() == rotation_at + 0.5
+    harness.clock.now = rotation_at + 0.5
+    harness.scheduler.run(ROTATION_JOB)
+    [queued] = harness.scheduler.manual_jobs()
+    harness.scheduler.run(queued)
+    assert harness.reconciler.calls[-1]["only"] == ["alpha"]

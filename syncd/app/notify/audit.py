@@ -66,7 +66,11 @@ def written_path(entry: Any) -> str | None:
 
 
 def _write_paths(source: VaultSource) -> set[str]:
-    """Every request path that changes this secret (both KV forms when the version is auto)."""
+    """Every request path that changes this secret (both KV forms when the version is auto); for a
+    database static role, a rotation by hand or a change of the role (its scheduled rotations make
+    no request: ``syncd.app.service.rotation_schedule`` looks after those)."""
+    if not source.is_kv:
+        return {f"{source.mount}/rotate-role/{source.role}", f"{source.mount}/static-roles/{source.role}"}
     paths: set[str] = set()
     if source.kv_version in ("auto", 2):
         paths.update(f"{source.mount}/{segment}/{source.path}" for segment in KV2_WRITE_SEGMENTS)
@@ -103,7 +107,7 @@ def _index_of(settings: Settings) -> dict[str, tuple[str, ...]]:
         if _index is None or _index[0] is not settings:
             index: dict[str, list[str]] = {}
             for mapping in settings.mappings:
-                for write_path in _write_paths(mapping.vault):
+                for write_path in {p for source in mapping.sources for p in _write_paths(source)}:
                     index.setdefault(write_path, []).append(mapping.name)
             _index = (settings, {key: tuple(names) for key, names in index.items()})
         return _index[1]

@@ -54,6 +54,7 @@ from syncd.app.notify.sources import NotificationMetrics, NotificationSources, n
 from syncd.app.notify.vault_events import VaultEventsSubscriber
 from syncd.app.service.heap import release_free_memory
 from syncd.app.service.parts import BackoffMetrics, SchedulerLike, ServerLike, ServiceParts
+from syncd.app.service.rotation_schedule import RotationSchedule
 from syncd.app.service.sweep import BACKSTOP, ModeChange, SweepSlicer, SyncModeMetrics, SyncModeTracker
 from syncd.config import Settings, load_config
 from syncd.engine.report import CycleReport
@@ -160,6 +161,7 @@ class Service:
         self._slicer = SweepSlicer()
         self._retry: set[str] = set()  # mappings whose last cycle failed: every backstop tick retries them
         self._sweep_due = False  # a queued cycle was lost (skipped, crashed): the next tick sweeps all
+        self._rotations = RotationSchedule(self._scheduler, lambda names: self._queue(names, "rotation"), clock=clock)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -496,6 +498,7 @@ class Service:
             if trigger == "startup":
                 self._startup_done = True
         self._parts.metrics.record_cycle(report)
+        self._rotations.note(report)  # a check just after each rotation Vault announced
         release_free_memory()  # the cycle's transient objects are gone: give their pages back
         if self._parts.drift is not None:
             self._parts.drift.note_cycle(report)
