@@ -50,6 +50,22 @@ class MappingWork:
         self.desire = None
         self.settled = True
 
+    def moved_sources(self) -> tuple[tuple[str, int | str | None, int | str | None], ...]:
+        """(name, recorded, current) of each source whose version moved since the last success."""
+        status = self.status
+        if status is None:
+            return ()
+        moved = []
+        for source in self.mapping.sources:
+            if source.name not in self.versions:
+                continue  # not checked this cycle
+            in_last = source is self.mapping.vault and source.is_kv
+            before = status.last_version if in_last else status.source_version(source.name)
+            now = self.versions[source.name]
+            if now is not None and before != now:
+                moved.append((source.name, before, now))
+        return tuple(moved)
+
     def more_source_versions(self) -> tuple[tuple[str, int | str | None], ...]:
         """The versions the state records beside ``last_version`` (the primary KV source's): those
         of the other sources, and of a primary database static role (its version is a text)."""

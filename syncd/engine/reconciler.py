@@ -333,6 +333,7 @@ class Reconciler:
                     error,
                     staged_version,
                     work.more_source_versions(),
+                    work.moved_sources(),
                 )
             )
         results.extend(self._removed_results(cycle, the_plan, applied))

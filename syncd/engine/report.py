@@ -69,6 +69,8 @@ class MappingResult:
     staged_version: int | None = None
     # The versions of the mapping's sources beyond the primary one (``vault_version``), by name.
     source_versions: tuple[tuple[str, int | str | None], ...] = ()
+    # The sources whose version differs from the one of the last success: (name, before, now).
+    moved_sources: tuple[tuple[str, int | str | None, int | str | None], ...] = ()
 
     @property
     def failed(self) -> bool:

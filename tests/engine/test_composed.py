@@ -195,3 +195,26 @@ def test_a_template_failing_at_run_time_fails_that_mapping_only_without_a_value(
     assert results["plain"].in_sync
     status = state.mapping_status("app-db")
     assert leaks(repr(report) + repr(logs) + repr(status)) == []
+
+
+def test_plan_says_which_source_moved_and_never_a_value(state: StateStore) -> None:
+    from syncd.app.cli.commands import format_plan, plan_as_json  # noqa: PLC0415 - the app's view of a result
+
+    world = World(state)
+    world.reconciler.reconcile()
+    world.clock += 3600
+    world.source.put_role("app", "app_user", CANARY_2)
+    world.source.put("app/config", {"host": "db9.internal"})
+
+    report = world.reconciler.reconcile(dry_run=True)
+
+    [result] = report.results
+    assert [name for name, _, _ in result.moved_sources] == ["db", "cfg"]
+    lines = format_plan(report)
+    assert lines[0].startswith("app-db (database/static-creds/app -> ")
+    assert lines[0].endswith(
+        ": 1 change(s) (db rotated 2023-11-14T22:13:20.000000Z -> rotated 2023-11-14T23:13:20.000000Z, cfg v1 -> v2)"
+    )
+    document = plan_as_json(report)["mappings"][0]
+    assert document["sources_moved"][1] == {"source": "cfg", "from": "v1", "to": "v2"}
+    assert leaks("\n".join(lines) + repr(document) + repr(report)) == []

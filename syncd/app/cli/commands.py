@@ -37,6 +37,18 @@ def _version(version: int | None) -> str:
     return "-" if version is None else f"v{version}"
 
 
+def _source_version(version: int | str | None) -> str:
+    """A source's version: ``v7`` (KV), ``rotated <time>`` (a static role: never its fingerprint)."""
+    if isinstance(version, str):
+        return "rotated " + version.partition("#")[0]
+    return _version(version)
+
+
+def _moved(result: MappingResult) -> str:
+    """Which sources moved since the last success: ``db v7 -> v8, cfg v2 -> v3`` (never a value)."""
+    return ", ".join(f"{n} {_source_version(a)} -> {_source_version(b)}" for n, a, b in result.moved_sources)
+
+
 def _heading(result: MappingResult) -> str:
     # KV v1 has no versions (and a secret that could not be read has none known): no "-" placeholder.
     version = "" if result.vault_version is None else f" v{result.vault_version}"
@@ -147,6 +159,10 @@ def plan_as_json(report: CycleReport) -> dict[str, Any]:
                 "target": str(r.target),
                 "vault_path": str(r.ref),
                 "vault_version": r.vault_version,
+                "sources_moved": [
+                    {"source": name, "from": _source_version(before), "to": _source_version(now)}
+                    for name, before, now in r.moved_sources
+                ],
                 "in_sync": r.in_sync and not r.changes,
                 "error_code": r.error_code,
                 "error": r.error,
@@ -176,7 +192,8 @@ def format_plan(report: CycleReport) -> list[str]:
         if not r.changes:
             lines.append(f"{head}: no changes")
             continue
-        lines.append(f"{head}: {len(r.changes)} change(s)")
+        moved = f" ({_moved(r)})" if r.moved_sources else ""
+        lines.append(f"{head}: {len(r.changes)} change(s){moved}")
         for c in sorted(r.changes, key=lambda c: (c.target, c.binding)):
             target = f" on {c.target}" if c.target != r.target else ""
             lines.append(f"  {c.action:<6} {c.binding}{target} ({c.reason}, vault {_version(c.vault_version)})")
