@@ -1,9 +1,10 @@
 """``syncd check``: can this configuration work here? One line per check, ``ok|FAIL name: detail``.
 
 Checks, in order: the configured credentials can be read; Vault answers ``sys/health``; Vault
-login works; every mapping's current version is readable and its values pass the rule ``once``
-applies (``syncd.engine.values.bindings_for``: size limit, key material, missing keys; the values
-are then discarded); the Cloudflare credential verifies; every target
+login works; every mapping's sources are readable (each KV secret's current version, each database
+static role's credentials) and its values pass the rule ``once`` applies
+(``syncd.engine.values.bindings_for``: every template rendered, size limit, key material, missing
+keys; the values are then discarded); the Cloudflare credential verifies; every target
 script exists. Later checks still run when an earlier one fails, except that secret reads are
 skipped without a Vault token. The exit code is the highest ``exit_code`` among the failures
 (a credential that cannot be read is a configuration error, 2), 0 when everything passed.
@@ -29,10 +30,11 @@ from syncd.config import (
     KubernetesAuth,
     Settings,
     TokenAuth,
+    VaultSource,
 )
 from syncd.engine.values import bindings_for
 from syncd.errors import CloudflareAuthError, SyncdError
-from syncd.model import KvVersion, Target
+from syncd.model import KvVersion, SecretVersion, Target
 
 _HEALTH_DETAIL = {
     429: "unsealed standby",
@@ -124,22 +126,39 @@ def _vault_auth(settings: Settings, clients: Clients) -> str:
     return f"logged in with {settings.vault.auth.method}; token {lifetime}"
 
 
-def _mapping_read(settings: Settings, clients: Clients, name: str) -> str:
-    mapping = next(m for m in settings.mappings if m.name == name)
-    ref = mapping.vault.ref
-    kv = mapping.vault.stated_kv_version or clients.reader.kv_version(ref.mount)
+def _source_read(clients: Clients, source: VaultSource) -> tuple[SecretVersion | None, str]:
+    """One source's current data (None: its current version is deleted) and how it was read."""
+    ref = source.ref
+    if not source.is_kv:
+        creds = clients.reader.static_creds(source.mount, source.role)
+        return SecretVersion(ref, KvVersion.V1, None, creds.rotated_at, creds.data), "static role"
+    kv = source.stated_kv_version or clients.reader.kv_version(ref.mount)
     if kv is KvVersion.V2:
         info = clients.reader.current_version(ref, kv)
         if info.deleted or info.destroyed:
-            return f"{ref} readable, kv v2, version {info.version} (current version deleted)"
-        secret = clients.reader.read(ref, kv, info.version)
-        where = f"kv v2, version {info.version}"
-    else:
-        secret = clients.reader.read(ref, kv, None)  # KV v1 has no metadata
-        where = "kv v1"
-    # The rule `once` applies (size limit, key material, missing keys): the values are then dropped.
-    bindings, _ = bindings_for(mapping, settings.target_of(mapping), secret, on_delete=settings.sync.on_delete)
-    return f"{ref} readable, {where}, {len(bindings)} binding(s) acceptable"
+            return None, f"kv v2, version {info.version} (current version deleted)"
+        return clients.reader.read(ref, kv, info.version), f"kv v2, version {info.version}"
+    return clients.reader.read(ref, kv, None), "kv v1"  # KV v1 has no metadata
+
+
+def _mapping_read(settings: Settings, clients: Clients, name: str) -> str:
+    mapping = next(m for m in settings.mappings if m.name == name)
+    reads: dict[str, SecretVersion] = {}
+    described = []
+    for source in mapping.sources:
+        read, where = _source_read(clients, source)
+        label = str(source.ref) if len(mapping.sources) == 1 else f"{source.name} ({source.ref})"
+        if read is None:
+            return f"{label} readable, {where}"
+        reads[source.name] = read
+        described.append(f"{label} readable, {where}")
+    # The rule `once` applies (every template rendered, size limit, key material, missing keys): the
+    # values are then dropped.
+    primary = reads.pop(mapping.vault.name)
+    bindings, _ = bindings_for(
+        mapping, settings.target_of(mapping), primary, on_delete=settings.sync.on_delete, others=reads
+    )
+    return f"{'; '.join(described)}, {len(bindings)} binding(s) acceptable"
 
 
 def _cloudflare_auth(settings: Settings, clients: Clients) -> str:
