@@ -399,7 +399,7 @@ class AuditBroker:
             "mount_type": mount.type,
             "mount_accessor": mount.accessor,
             "mount_running_version": mount.running_version,
-            "mount_class": "secret" if mount.type == "kv" else ("auth" if mount.point.startswith("auth/") else ""),
+            "mount_class": _mount_class(mount),
             "namespace": {"id": "root"},
             "path": call.full_path,
             "data": device.hash_all(call.data) if call.data else None,
@@ -452,6 +452,12 @@ def _audit_operation(operation: str, exists: bool | None) -> str:
     if operation == WRITE:
         return "create" if exists is False else "update"
     return {READ: "read", LIST: "list", DELETE: "delete", PATCH: "patch"}.get(operation, operation)
+
+
+def _mount_class(mount: _MountInfo) -> str:
+    if mount.point.startswith("auth/"):
+        return "auth"
+    return "secret" if mount.type in ("kv", "database") else ""
 
 
 def _json_body(response: Response) -> dict[str, Any]:
