@@ -105,6 +105,14 @@ def seed_static_role(state: VaultState, role: str, rotation_period: str | int = 
         return backend.static_roles[role]
 
 
+def parse_role_spec(spec: str) -> tuple[str, str]:
+    """``NAME[:PERIOD]`` (``syncd devstack --db-role``): the role and its rotation period (default ``1h``)."""
+    name, _, period = spec.partition(":")
+    if not name:
+        raise ValueError(f"--db-role {spec!r}: expected NAME[:PERIOD], e.g. app:1h")
+    return name, period or "1h"
+
+
 def _call_route(state: VaultState, backend: DatabaseBackend, path: str, data: dict[str, Any]) -> None:
     """Run a write through the backend's own route, so seeding validates exactly like the API."""
     request = Request("POST", "/v1/" + SEED_MOUNT + "/" + path, {}, {}, json.dumps(data).encode())

@@ -193,8 +193,14 @@ class VaultEmulator:
         self.stop()
 
     def seed_database_static_role(self, role: str, rotation_period: str | int = "1h") -> None:
-        """Mount ``database/`` with a connection ``devdb`` and the static role ``role`` (see ``database_rotation``)."""
-        seed_static_role(self.state, role, rotation_period)
+        """Mount ``database/`` with a connection ``devdb`` and the static role ``role`` (see ``database_rotation``).
+
+        A name or period the real path would refuse is ``ValueError`` with Vault's text.
+        """
+        try:
+            seed_static_role(self.state, role, rotation_period)
+        except VaultError as error:
+            raise ValueError(f"static role {role!r}: {'; '.join(error.messages)}") from None
 
     def _admin_seal(self, sealed: bool) -> Any:
         def handle(_: Request) -> Response:
