@@ -35,3 +35,12 @@ path "secret/data/features" {
 path "kv/search" {
   capabilities = ["read"]
 }
+
+# --- Database static roles (a mapping source with kind = "database"): read on the role's
+# credentials only, one path per role. syncd reads it on every check of the role (there is no
+# metadata path), and once just after each rotation Vault announces. No mapping of this config has
+# one; for a source { kind = "database", mount = "database", role = "orders" } it would be:
+#
+# path "database/static-creds/orders" {
+#   capabilities = ["read"]
+# }

@@ -367,12 +367,15 @@ def _policy() -> dict[str, list[str]]:
 def _paths_read_by(s: Settings) -> set[str]:
     paths = set()
     for m in s.mappings:
-        mount, path = m.vault.mount, m.vault.path
-        if m.vault.kv_version == 1:
-            paths.add(f"{mount}/{path}")
-        else:
-            assert m.vault.kv_version == 2, f"{m.name}: state kv_version so the policy can be exact"
-            paths |= {f"{mount}/metadata/{path}", f"{mount}/data/{path}"}
+        for source in m.sources:
+            mount, path = source.mount, source.path
+            if not source.is_kv:
+                paths.add(f"{mount}/static-creds/{source.role}")
+            elif source.kv_version == 1:
+                paths.add(f"{mount}/{path}")
+            else:
+                assert source.kv_version == 2, f"{m.name}: state kv_version so the policy can be exact"
+                paths |= {f"{mount}/metadata/{path}", f"{mount}/data/{path}"}
     return paths
 
 
