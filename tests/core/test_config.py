@@ -44,13 +44,23 @@ def test_example_config_loads_with_every_mapping_kind() -> None:
     settings = load_config(EXAMPLE)
     assert isinstance(settings.vault.auth, KubernetesAuth)
     names = [m.name for m in settings.mappings]
-    assert names == ["payments-api", "payments-api-tenant", "search-all-keys", "feature-config", "signing-keys"]
+    assert names == [
+        "payments-api",
+        "payments-api-tenant",
+        "search-all-keys",
+        "feature-config",
+        "signing-keys",
+        "orders-db",
+    ]
     tenant = settings.target_of(settings.mappings[1])
     assert tenant.dispatch_namespace == "customers"
     assert tenant.account_id == "fedcba9876543210fedcba9876543210"
     assert settings.target_of(settings.mappings[0]).account_id == ACCOUNT
     keys = settings.mappings[4].secret_key
     assert [k.value_encoding for k in keys] == ["base64", "pem", "json"]
+    composed = settings.mappings[5]
+    assert [(s.name, s.kind) for s in composed.sources] == [("db", "database"), ("cfg", "kv")]
+    assert [t.binding for t in composed.templates] == ["DATABASE_URL", "DB_PASSWORD", "CLIENTS_JSON"]
 
 
 def test_defaults_are_safe() -> None:
