@@ -45,8 +45,10 @@ class Endpoints:
 class DevstackProcess:
     """``python -m syncd.devstack`` on free ports; stopped with SIGTERM."""
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, python: str = sys.executable, extra_args: Sequence[str] = ()) -> None:
+        """``extra_args``: more ``syncd.devstack`` options, e.g. ``["--db-role", "app:5s"]``."""
         self._python = python
+        self._extra_args = list(extra_args)
         self._process: subprocess.Popen[str] | None = None
         self.endpoints: Endpoints | None = None
 
@@ -54,7 +56,7 @@ class DevstackProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
-            [self._python, "-m", "syncd.devstack", "--vault-port", "0", "--cloudflare-port", "0"],
+            [self._python, "-m", "syncd.devstack", "--vault-port", "0", "--cloudflare-port", "0", *self._extra_args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
