@@ -25,7 +25,7 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
     out = io.StringIO()
     assert demo.run_demo(out, rotations=2, interval=1.0, wait=False, workdir=tmp_path) == 0
     text = out.getvalue()
-    assert text.count("initial ") == 4 and "✗" not in text
+    assert text.count("initial ") == 5 and "✗" not in text
     assert len(re.findall(r"^rotation ", text, flags=re.MULTILINE)) == 4
     assert "4 bindings arrived by polling" in text
     assert "4 bindings arrived by Vault notification" in text  # round 2 runs with the socket audit device
@@ -37,6 +37,12 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
     assert "hand edit  payments-worker.WEBHOOK_SECRET overwritten" in text
     corrected = r"^drift      payments-worker\.WEBHOOK_SECRET detected and Vault's value put back ✓ \d+\.\d\ds"
     assert re.search(corrected, text, re.M)
+    # A template over a KV secret and a database static role: after a write to one of its sources,
+    # then after a rotation Vault made by itself (no request: the schedule syncd derived from its ttl).
+    assert re.search(r"^composed   secret/demo/orders-db → v2: orders-worker\.DATABASE_URL ✓ \d+\.\d\ds", text, re.M)
+    arrived = r"^scheduled  password rotated by Vault → orders-worker\.DATABASE_URL ✓ (\d+\.\d\d)s"
+    scheduled = re.search(arrived, text, re.M)
+    assert scheduled and float(scheduled.group(1)) < 10
     leaked = [i for i, value in enumerate(written) if value in text]
     assert not leaked, f"{len(leaked)} demo values appear in the output"
 

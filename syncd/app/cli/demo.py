@@ -5,7 +5,9 @@ service (scheduler, HTTP endpoints, state store) in this process, then rotates V
 shows each rotation arriving in the emulated Workers with its propagation delay: the first round
 by polling, the next ones by Vault's socket audit device, which the demo enables in between. Then someone
 edits a binding syncd owns by hand (the emulator's admin API, as the dashboard would): the drift check
-finds it and syncd puts Vault's value back, shown with its delay. Values are never
+finds it and syncd puts Vault's value back, shown with its delay. Last, a ``DATABASE_URL`` templated
+over a KV secret and a database static role (``demo_composed``) arrives after a write to one of its
+sources, then after a rotation Vault makes by itself on its schedule. Values are never
 printed: arrival is proven by comparing with what was written. Ctrl-C stops everything cleanly.
 
 Only the command line imports this module; the daemon never does (it needs the devstack).
@@ -27,13 +29,14 @@ from typing import Any, TextIO
 import httpx
 import hvac
 
+from syncd.app.cli import demo_composed
 from syncd.app.service.daemon import Service
 from syncd.app.service.logs import configure_logging
 from syncd.app.service.wiring import build_service
 from syncd.config import load_config
 from syncd.devstack.stack import Devstack
 
-SCRIPTS = ("payments-worker", "edge-router")
+SCRIPTS = ("payments-worker", "edge-router", demo_composed.SCRIPT)
 ARRIVAL_TIMEOUT_SECONDS = 30.0
 
 
@@ -117,7 +120,7 @@ binding = "SIGNING_KEY"
 format = "raw"
 algorithm = {{ name = "HMAC", hash = "SHA-256" }}
 usages = ["sign", "verify"]
-"""
+""" + demo_composed.MAPPING
 
 
 class LiveView:
@@ -151,9 +154,12 @@ class _DemoRun:
     vault: hvac.Client
     stop: threading.Event
 
-    def arrived(self, script: str, binding: str, value: str) -> bool:
+    def held(self, script: str, binding: str) -> Any:
         body = self.stack.cloudflare.secrets_of(script).get(binding)
-        return body is not None and body.get("text", body.get("key_base64")) == value
+        return None if body is None else body.get("text", body.get("key_base64"))
+
+    def arrived(self, script: str, binding: str, value: str) -> bool:
+        return bool(self.held(script, binding) == value)
 
     def wait_arrival(self, script: str, binding: str, value: str, deadline: float) -> bool:
         """Poll the emulated Worker every 20 ms until it holds the value; False at the deadline or stop."""
@@ -243,6 +249,16 @@ class _DemoRun:
         return delays
 
 
+def _summary(view: LiveView, polled: list[float], notified: list[float]) -> None:
+    view.line()
+    for label, delays in (("by polling", polled), ("by Vault notification", notified)):
+        if delays:
+            view.line(
+                f"{len(delays)} bindings arrived {label} · median {statistics.median(delays):.2f}s"
+                f" · max {max(delays):.2f}s (from the Vault write to the Worker holding the value)"
+            )
+
+
 def run_demo(
     out: TextIO, *, rotations: int = 3, interval: float = 5.0, wait: bool = True, workdir: Path | None = None
 ) -> int:
@@ -254,13 +270,14 @@ def run_demo(
     log_path = workdir / "syncd.log"
     log_stream = log_path.open("w", encoding="utf-8")
     configure_logging(format="json", level="info", stream=log_stream)
-    stack = Devstack(scripts=SCRIPTS)
+    stack = Devstack(scripts=SCRIPTS, db_roles=[demo_composed.ROLE_SPEC])
     service: Service | None = None
     try:
         stack.wait_until_ready()
         vault = hvac.Client(url=stack.vault.url, token=stack.vault.root_token, timeout=10)
         run = _DemoRun(view, stack, vault, stop)
         run.seed()
+        composed = demo_composed.start(view, vault, lambda: run.held(demo_composed.SCRIPT, "DATABASE_URL"), stop)
         config_path = workdir / "syncd.toml"
         config_path.write_text(demo_config(stack, workdir, interval), encoding="utf-8")
         service = build_service(load_config(config_path), config_path)
@@ -271,6 +288,7 @@ def run_demo(
         view.line(view.dim(f"config {config_path} · logs {log_path} · polling every {interval:g}s"))
         view.line()
         run.initial_sync()
+        composed.initial(ARRIVAL_TIMEOUT_SECONDS)
         polled: list[float] = []
         notified: list[float] = []
         for number in range(1, rotations + 1):
@@ -279,13 +297,8 @@ def run_demo(
             for secret in DEMO_SECRETS:
                 (polled if number == 1 else notified).extend(run.rotate(secret, number))
         run.hand_edit(interval)
-        view.line()
-        for label, delays in (("by polling", polled), ("by Vault notification", notified)):
-            if delays:
-                view.line(
-                    f"{len(delays)} bindings arrived {label} · median {statistics.median(delays):.2f}s"
-                    f" · max {max(delays):.2f}s (from the Vault write to the Worker holding the value)"
-                )
+        composed.rounds(ARRIVAL_TIMEOUT_SECONDS)
+        _summary(view, polled, notified)
         if wait:  # with --no-wait the service stops right below: its URLs would be dead
             view.line(f"metrics: {base}/metrics   status: {base}/status")
             view.line(view.dim("running; press Ctrl-C to stop"))
