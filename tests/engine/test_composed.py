@@ -194,7 +194,13 @@ def test_a_template_failing_at_run_time_fails_that_mapping_only_without_a_value(
     assert "BROKEN" in (broken.error or "")
     assert results["plain"].in_sync
     status = state.mapping_status("app-db")
-    assert leaks(repr(report) + repr(logs) + repr(status)) == []
+    from syncd.app.service.metrics import Metrics  # noqa: PLC0415 - the app's view of a report
+
+    metrics = Metrics()
+    metrics.record_cycle(report)
+    exposition = metrics.render()[0].decode()
+    assert 'mapping="app-db",reason="ValueRejected"' in exposition  # the failure is counted, by its class only
+    assert leaks(repr(report) + repr(logs) + repr(status) + exposition) == []
 
 
 def test_plan_says_which_source_moved_and_never_a_value(state: StateStore) -> None:

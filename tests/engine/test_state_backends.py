@@ -302,3 +302,17 @@ def test_a_staged_mapping_applies_its_version_and_keeps_the_staged_status_across
     store.close()
     with opener() as reopened:
         assert reopened.mapping_status("edge") == status
+
+
+def test_source_versions_of_kv_and_static_role_sources_survive_a_restart(store: StateBackend, opener: Opener) -> None:
+    from syncd.engine.state import MappingOutcome  # noqa: PLC0415 - issue 17's versions only
+
+    versions = (("cfg", 3), ("db", "2026-12-07T07:00:00.123456789Z#0a1b2c3d4e5f6a7b"))
+    store.record_mapping_results([MappingOutcome("edge", 100.0, "cfg1", None, True, True, None, None, None, versions)])
+    store.close()
+    again = opener(exclusive=True)
+    try:
+        status = again.mapping_status("edge")
+        assert status is not None and status.source_versions == versions and status.last_version is None
+    finally:
+        again.close()
