@@ -69,6 +69,7 @@ def test_the_compact_form_holds_what_the_table_validated(raw: dict[str, Any]) ->
     added: Any = {"sources": True, "templates": True, "secret_key": {"__all__": {"source", "template"}}}
     assert compact.canonical_json() == table.model_dump_json(exclude={"on_undeployed": True, **added})
     assert compact.as_table() == table.model_dump(exclude=added)
+    assert table.vault is not None
     assert compact.vault.ref.mount == table.vault.mount
     assert compact.vault.ref.path == table.vault.path
 
