@@ -144,6 +144,13 @@ def test_plan_json_is_machine_readable(stack: Stack, config: Path, capsys: pytes
     changes = {(c["binding"], c["action"], c["reason"]) for c in by_name["app-api"]["changes"]}
     assert changes == {("API_KEY", "write", "new"), ("WEBHOOK_SECRET", "write", "new")}
     assert by_name["app-api"]["vault_version"] == 1
+    assert by_name["app-api"]["sources"] == {"vault": 1}
+    destination = by_name["app-api"]["destination"]
+    assert (destination["kind"], destination["name"], destination["dispatch_namespace"]) == (
+        "worker_script",
+        SCRIPT,
+        None,
+    )
     assert stack.cf.secrets_of(SCRIPT) == {}
     assert_clean(stack, out, err)
 

@@ -22,9 +22,11 @@ import requests
 
 from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.config import Settings
+from syncd.config.compact import PRIMARY_SOURCE
 from syncd.engine.report import Action, CycleReport, MappingResult
 from syncd.engine.state import MEMORY, MappingStatus, StateBackend, StateStore
 from syncd.errors import UsageError
+from syncd.model import Target
 
 
 def _when(epoch: float | None) -> str:
@@ -145,8 +147,10 @@ def plan_as_json(report: CycleReport) -> dict[str, Any]:
             {
                 "mapping": r.mapping,
                 "target": str(r.target),
+                "destination": destination_json(r.target),
                 "vault_path": str(r.ref),
                 "vault_version": r.vault_version,
+                "sources": {PRIMARY_SOURCE: r.vault_version, **dict(r.source_versions)},
                 "in_sync": r.in_sync and not r.changes,
                 "error_code": r.error_code,
                 "error": r.error,
@@ -163,6 +167,16 @@ def plan_as_json(report: CycleReport) -> dict[str, Any]:
             }
             for r in sorted(report.results, key=lambda r: r.mapping)
         ],
+    }
+
+
+def destination_json(target: Target) -> dict[str, Any]:
+    """A destination as ``plan --json`` and ``/status`` name it: its kind, account and name."""
+    return {
+        "kind": target.kind.value,
+        "account_id": target.account_id,
+        "name": target.name,
+        "dispatch_namespace": target.dispatch_namespace,
     }
 
 
