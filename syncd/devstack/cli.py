@@ -3,8 +3,12 @@
 ```
 syncd devstack [--bind 127.0.0.1] [--vault-port 8200] [--cloudflare-port 8787] [--kubernetes-port 0]
                [--kubernetes-namespace syncd] [--script NAME ...] [--write-config PATH]
-               [--write-latency SPEC]
+               [--write-latency SPEC] [--db-role NAME[:PERIOD] ...]
 ```
+
+``--db-role app:1h`` mounts Vault's database engine at ``database/`` with a connection ``devdb`` and a
+static role ``app`` whose password rotates by itself every hour on the emulator's clock (read it at
+``database/static-creds/app``); the period defaults to ``1h`` and must be at least ``5s``.
 
 ``--write-config PATH`` writes a ready syncd config for these emulators (and its credential files,
 mode 0600) before the JSON line, and prints to stderr how to seed a secret and enable the audit
@@ -66,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="Cloudflare write latency: off, SECONDS, uniform:LOW,HIGH or lognormal:MEDIAN,SIGMA, optional @SEED",
     )
+    parser.add_argument(
+        "--db-role",
+        action="append",
+        default=[],
+        metavar="NAME[:PERIOD]",
+        help="seed a Vault database static role rotating every PERIOD (default 1h; repeatable)",
+    )
     return parser
 
 
@@ -89,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 kubernetes_port=args.kubernetes_port,
                 kubernetes_namespace=args.kubernetes_namespace,
                 write_latency=args.write_latency,
+                db_roles=args.db_role,
             )
         except OSError as exc:
             print(f"syncd devstack: cannot start the emulators: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from syncd.devstack.cloudflare import CloudflareEmulator
 from syncd.devstack.cloudflare.edits import LatencySpec
 from syncd.devstack.kubernetes import KubernetesEmulator
 from syncd.devstack.vault import VaultEmulator
+from syncd.devstack.vault.database_rotation import parse_role_spec
 
 READY_TIMEOUT_SECONDS = 10.0
 
@@ -36,11 +37,17 @@ class Devstack:
         kubernetes_port: int = 0,
         kubernetes_namespace: str = "syncd",
         write_latency: str | None = None,
+        db_roles: Iterable[str] = (),
     ) -> None:
-        """``write_latency``: the Cloudflare write latency spec (``cloudflare.edits``); bad is ``ValueError``."""
+        """``write_latency``: the Cloudflare write latency spec (``cloudflare.edits``); bad is ``ValueError``.
+
+        ``db_roles``: ``NAME[:PERIOD]`` database static roles to seed in Vault (``database_rotation``).
+        """
         spec = LatencySpec.parse(write_latency) if write_latency is not None else None
         self.vault = VaultEmulator(host=host, port=vault_port).start()
         try:
+            for role_spec in db_roles:
+                self.vault.seed_database_static_role(*parse_role_spec(role_spec))
             self.cloudflare = CloudflareEmulator(
                 host=host, port=cloudflare_port, scripts=tuple(scripts), write_latency=spec
             ).start()

@@ -16,6 +16,9 @@ Verified against hashicorp/vault (``vault/audit.go``, ``vault/logical_system.go`
   ``request.data``, ``response.data``, tokens and accessors are ``hmac-sha256:<hex>`` with a salt
   per device, unless the device has ``log_raw=true`` (``hmac_accessor=false`` keeps accessors
   plain). A handler's error becomes the entry's ``error`` text. The namespace is ``{"id": "root"}``.
+- A wrapped response's entry carries ``wrap_info`` (token and accessors hashed) instead of the
+  data, and its request entry the ``wrap_ttl`` asked for (``audit/types.go`` ``wrap_ttl``,
+  ``wrap_info``).
 - Enabling sends a test probe (a ``"request"`` entry, operation ``update``, path
   ``sys/audit/test``) unless ``options.skip_test`` is ``"true"``.
 - The socket device dials lazily (``socket_type`` ``tcp`` or ``unix``, ``write_timeout`` default
@@ -57,6 +60,7 @@ from syncd.devstack.vault.routing import DELETE, LIST, PATCH, READ, WRITE, Call,
 from syncd.devstack.vault.state import RUNNING_PLUGIN_VERSIONS, VaultState
 from syncd.devstack.vault.sys_seal import SEALED_OK_PATHS
 from syncd.devstack.vault.wire import VaultError, envelope, json_response, no_content, rfc3339
+from syncd.devstack.vault.wrapping import requested_wrap_ttl
 
 HMAC_PREFIX = "hmac-sha256:"
 QUEUE_LIMIT = 10_000
@@ -399,11 +403,12 @@ class AuditBroker:
             "mount_type": mount.type,
             "mount_accessor": mount.accessor,
             "mount_running_version": mount.running_version,
-            "mount_class": "secret" if mount.type == "kv" else ("auth" if mount.point.startswith("auth/") else ""),
+            "mount_class": _mount_class(mount),
             "namespace": {"id": "root"},
             "path": call.full_path,
             "data": device.hash_all(call.data) if call.data else None,
             "remote_address": "127.0.0.1",
+            "wrap_ttl": requested_wrap_ttl(call.request),
         }
         if token is not None:
             request["client_token"] = device.hash_all(token.id)
@@ -437,6 +442,14 @@ class AuditBroker:
             hashed["client_token"] = device.hash_all(str(auth.get("client_token", "")))
             hashed["accessor"] = device.hash_accessor(str(auth.get("accessor", "")))
             block["auth"] = _compact(hashed)
+        wrap_info = body.get("wrap_info")
+        if isinstance(wrap_info, dict):
+            hashed_wrap = dict(wrap_info)
+            hashed_wrap["token"] = device.hash_all(str(wrap_info.get("token", "")))
+            hashed_wrap["accessor"] = device.hash_accessor(str(wrap_info.get("accessor", "")))
+            if wrap_info.get("wrapped_accessor"):
+                hashed_wrap["wrapped_accessor"] = device.hash_accessor(str(wrap_info["wrapped_accessor"]))
+            block["wrap_info"] = hashed_wrap
         if body.get("warnings"):
             block["warnings"] = body["warnings"]
         return block
@@ -452,6 +465,12 @@ def _audit_operation(operation: str, exists: bool | None) -> str:
     if operation == WRITE:
         return "create" if exists is False else "update"
     return {READ: "read", LIST: "list", DELETE: "delete", PATCH: "patch"}.get(operation, operation)
+
+
+def _mount_class(mount: _MountInfo) -> str:
+    if mount.point.startswith("auth/"):
+        return "auth"
+    return "secret" if mount.type in ("kv", "database") else ""
 
 
 def _json_body(response: Response) -> dict[str, Any]:

@@ -85,6 +85,17 @@ class LogicalRouter:
         raise RouteNotFound(path)
 
 
+def client_token_id(request: Request) -> str | None:
+    """The client token: ``X-Vault-Token``, else ``Authorization: Bearer``."""
+    token = request.header("x-vault-token")
+    if token:
+        return token
+    authorization = request.header("authorization") or ""
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip() or None
+    return None
+
+
 class RouteNotFound(Exception):
     """No route for the path: Vault answers 404 ``no handler for route``."""
 

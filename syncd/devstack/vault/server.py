@@ -16,6 +16,10 @@ Request pipeline (as Vault's ``http/logical.go`` and ``vault/request_handling.go
    real responses quoted in public code); denied by policy -> 403 ``1 error occurred:
    permission denied``. Writes need ``create`` or ``update`` by the backend's existence check.
 
+Response wrapping (``X-Vault-Wrap-TTL``, ``sys/wrapping/*``) is in ``syncd.devstack.vault.wrapping``;
+the database engine's static roles, rotated on the emulator's clock by a background ticker, in
+``syncd.devstack.vault.database`` and ``database_rotation``.
+
 Event notifications (Enterprise): ``GET sys/events/subscribe/{event_type}`` upgrades to a
 WebSocket after the token and ``read`` checks, and every successful KV change is published; see
 ``syncd.devstack.vault.events``. ``enterprise_events=False`` leaves the path to ``sys/`` (404
@@ -33,8 +37,24 @@ from typing import Any
 
 from syncd.devstack.httpkit import ADMIN_PREFIX, Clock, EmulatorServer, Request, Response, Router
 from syncd.devstack.vault.audit import AuditBroker, register_audit_routes
+from syncd.devstack.vault.database_rotation import (
+    DEFAULT_TICK_INTERVAL,
+    RotationTicker,
+    register_database_admin_routes,
+    seed_static_role,
+)
 from syncd.devstack.vault.events import EventBus, subscribe_pattern
-from syncd.devstack.vault.routing import DELETE, LIST, PATCH, READ, WRITE, Call, LogicalRouter, RouteNotFound
+from syncd.devstack.vault.routing import (
+    DELETE,
+    LIST,
+    PATCH,
+    READ,
+    WRITE,
+    Call,
+    LogicalRouter,
+    RouteNotFound,
+    client_token_id,
+)
 from syncd.devstack.vault.state import VaultState
 from syncd.devstack.vault.sys_mounts import enable_secrets_engine, register_mount_routes
 from syncd.devstack.vault.sys_policies import register_policy_routes
@@ -49,6 +69,12 @@ from syncd.devstack.vault.wire import (
     json_response,
     multi_error,
     parse_bool,
+)
+from syncd.devstack.vault.wrapping import (
+    VALIDATED_PATHS,
+    ResponseWrapping,
+    register_wrapping_routes,
+    requested_wrap_ttl,
 )
 
 HTTP_VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "LIST")
@@ -92,16 +118,6 @@ def _request_data(request: Request, operation: str) -> dict[str, Any]:
     return {name: values[0] for name, values in request.query.items() if name != "list" and values}
 
 
-def _token_id(request: Request) -> str | None:
-    token = request.header("x-vault-token")
-    if token:
-        return token
-    authorization = request.header("authorization") or ""
-    if authorization.lower().startswith("bearer "):
-        return authorization[7:].strip() or None
-    return None
-
-
 class VaultEmulator:
     """A HashiCorp Vault HTTP API emulator on a background thread (KV v2 at ``secret/``, v1 at ``kv/``)."""
 
@@ -113,7 +129,9 @@ class VaultEmulator:
         clock: Clock | None = None,
         *,
         enterprise_events: bool = True,
+        rotation_tick: float | None = DEFAULT_TICK_INTERVAL,
     ) -> None:
+        """``rotation_tick``: real seconds between static-role rotation checks (None: only on demand)."""
         self.state = VaultState(clock)
         # Event notifications (Enterprise); False answers like Community Edition. See .events.
         self.enterprise_events = enterprise_events
@@ -135,11 +153,15 @@ class VaultEmulator:
             register(self.system, self.state)
         self.audit = AuditBroker(self.state)  # sys/audit devices; see syncd.devstack.vault.audit
         register_audit_routes(self.system, self.audit)
+        self.wrapping = ResponseWrapping(self.state)  # X-Vault-Wrap-TTL, sys/wrapping/*
+        register_wrapping_routes(self.system, self.wrapping)
+        self.rotation = RotationTicker(self.state, rotation_tick)  # database static roles, see .database
         router = Router()
         router.add(HTTP_VERBS, r"/v1/(?P<path>.*)", self._handle_http)
         router.add(["POST"], ADMIN_PREFIX + "/seal", self._admin_seal(True))
         router.add(["POST"], ADMIN_PREFIX + "/unseal", self._admin_seal(False))
         router.add(["POST"], ADMIN_PREFIX + "/events/drop", self._admin_drop_events)
+        register_database_admin_routes(router, self.state, self.rotation)
         self._server = EmulatorServer(
             router,
             self.state,
@@ -155,9 +177,11 @@ class VaultEmulator:
 
     def start(self) -> VaultEmulator:
         self._server.start()
+        self.rotation.start()
         return self
 
     def stop(self) -> None:
+        self.rotation.stop()
         self.events.close()
         self._server.stop()
         self.audit.close()
@@ -167,6 +191,16 @@ class VaultEmulator:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    def seed_database_static_role(self, role: str, rotation_period: str | int = "1h") -> None:
+        """Mount ``database/`` with a connection ``devdb`` and the static role ``role`` (see ``database_rotation``).
+
+        A name or period the real path would refuse is ``ValueError`` with Vault's text.
+        """
+        try:
+            seed_static_role(self.state, role, rotation_period)
+        except VaultError as error:
+            raise ValueError(f"static role {role!r}: {'; '.join(error.messages)}") from None
 
     def _admin_seal(self, sealed: bool) -> Any:
         def handle(_: Request) -> Response:
@@ -197,11 +231,12 @@ class VaultEmulator:
         if pattern is not None:
             return self._subscribe(request, path, pattern)
         data = _request_data(request, operation)
+        wrap_ttl = requested_wrap_ttl(request)  # parsed while Vault builds the request, before any token check
         if operation == LIST and not path.endswith("/"):
             path += "/"
         router, relative, mount_path, backend = self._resolve(path)
         now = self.state.clock.now()
-        token_id = _token_id(request)
+        token_id = client_token_id(request)
         token = self.state.tokens.valid(token_id, now) if token_id else None
         try:
             route, params = router.match(operation, relative)
@@ -212,18 +247,20 @@ class VaultEmulator:
             self._authorize(path, operation, token_id, token, exists=None)
             raise
         call = Call(operation, relative, path, data, request, now, token, mount_path, params)
+        if path in VALIDATED_PATHS:
+            self.wrapping.validate(call, token_id)  # before the token and ACL checks, as Vault does
         exists = None
         if not route.unauthenticated:
             exists = backend.exists(call) if backend is not None and operation == WRITE else None
             self._authorize(path, operation, token_id, token, exists=exists, sudo=route.sudo)
-        response = self.audit.run(call, route.handler, exists=exists)
+        response = self.audit.run(call, self.wrapping.handler(call, route.handler, wrap_ttl), exists=exists)
         mount = self.state.secret_mounts.get(mount_path) if not path.startswith("auth/") else None
         if mount is not None:
             self.events.publish(call, mount, response)  # after success only, as the KV plugin does
         return response
 
     def _subscribe(self, request: Request, path: str, pattern: str) -> Response:
-        token_id = _token_id(request)
+        token_id = client_token_id(request)
         token = self.state.tokens.valid(token_id, self.state.clock.now()) if token_id else None
         self._authorize(path, READ, token_id, token, exists=None)
         assert token is not None

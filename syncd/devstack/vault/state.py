@@ -12,11 +12,16 @@ from typing import Any
 
 from syncd.devstack.httpkit import Clock, EmulatorState
 from syncd.devstack.vault.auth_common import EntityRegistry
-from syncd.devstack.vault.policy import DEFAULT_POLICY, Acl
+from syncd.devstack.vault.policy import DEFAULT_POLICY, RESPONSE_WRAPPING_POLICY, Acl
 from syncd.devstack.vault.routing import Backend
 from syncd.devstack.vault.tokens import Token, TokenStore, random_id
 
-RUNNING_PLUGIN_VERSIONS = {"kv": "v0.20.0+builtin", "approle": "v1.17.0+builtin.vault"}
+# In-tree plugins (approle, database) carry the Vault version; kv is an external builtin.
+RUNNING_PLUGIN_VERSIONS = {
+    "kv": "v0.20.0+builtin",
+    "approle": "v1.17.0+builtin.vault",
+    "database": "v1.17.0+builtin.vault",
+}
 
 
 @dataclass
@@ -73,6 +78,8 @@ class VaultState(EmulatorState):
         if token.is_root:
             return Acl([], root=True)
         documents = [self.policies[name] for name in token.policies if name in self.policies]
+        if token.policies == ["response-wrapping"]:
+            documents = [RESPONSE_WRAPPING_POLICY]
         return Acl(documents)
 
     @staticmethod

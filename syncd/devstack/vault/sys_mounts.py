@@ -1,8 +1,10 @@
 """``sys/mounts``, ``sys/auth`` and ``sys/internal/ui/mounts``: enabling engines and auth methods.
 
 ``type: "kv-v2"`` is stored as ``kv`` with ``options.version = "2"`` (Vault does this rewrite);
-``kv`` without a version is KV v1. Listing responses carry the mounts both in ``data`` and at the
-top level, like Vault's ``handleLogicalWithInjector`` for these legacy endpoints.
+``kv`` without a version is KV v1; ``database`` mounts the database engine's static roles
+(``syncd.devstack.vault.database``), described with ``options: null`` and an empty description.
+Listing responses carry the mounts both in ``data`` and at the top level, like Vault's
+``handleLogicalWithInjector`` for these legacy endpoints.
 
 ``sys/internal/ui/mounts/<path>`` needs a valid token that has some capability inside the mount;
 otherwise (or when no mount matches) it answers 403 with the preflight message Vault uses
@@ -18,6 +20,7 @@ from typing import Any
 
 from syncd.devstack.httpkit import Response
 from syncd.devstack.vault.approle import AppRoleBackend
+from syncd.devstack.vault.database_routes import new_database_backend
 from syncd.devstack.vault.jwt_auth import JwtBackend
 from syncd.devstack.vault.kubernetes import KubernetesBackend
 from syncd.devstack.vault.kv_v1 import KvV1Backend
@@ -52,14 +55,16 @@ def enable_secrets_engine(
     options = {str(k): str(v) for k, v in (options or {}).items()} or None
     if engine_type == "kv-v2":
         engine_type, options = "kv", {**(options or {}), "version": "2"}
-    if engine_type != "kv":
+    if engine_type not in ("kv", "database"):
         raise VaultError(400, f"plugin not found in the catalog: {engine_type}")
     _check_free(path, state.secret_mounts, PROTECTED_SECRET_PATHS)
-    version = (options or {}).get("version", "1")
-    backend: Backend = KvV2Backend() if version == "2" else KvV1Backend()
-    mount = Mount(
-        path, "kv", backend, description or "key/value secret storage", options, accessor=state.new_accessor("kv")
-    )
+    backend: Backend
+    if engine_type == "database":
+        backend = new_database_backend()
+    else:
+        backend = KvV2Backend() if (options or {}).get("version", "1") == "2" else KvV1Backend()
+        description = description or "key/value secret storage"
+    mount = Mount(path, engine_type, backend, description, options, accessor=state.new_accessor(engine_type))
     state.secret_mounts[path] = mount
     return mount
 
