@@ -51,7 +51,7 @@ from syncd.engine.backoff import ScriptBackoff, ScriptHealth
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import SecretSource, WorkerSecrets, WorkerVersions
-from syncd.engine.report import Action, CycleReport, MappingResult
+from syncd.engine.report import Action, CycleReport, MappingResult, Trigger
 from syncd.engine.script_gate import ScriptGate
 from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, StateBackend
 from syncd.engine.values import bindings_for
@@ -159,7 +159,7 @@ class Reconciler:
     def reconcile(
         self,
         *,
-        trigger: str = "interval",
+        trigger: Trigger = Trigger.INTERVAL,
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,

@@ -23,7 +23,7 @@ from syncd.app.service.daemon import RECONCILE_JOB, STARTUP_JOB, TOKEN_JOB, Serv
 from syncd.app.service.logs import configure_logging
 from syncd.app.service.wiring import build_service
 from syncd.config import Settings, load_config
-from syncd.engine.report import CycleReport, MappingResult
+from syncd.engine.report import CycleReport, MappingResult, Trigger
 from syncd.engine.state import MappingStatus
 from syncd.model import SecretValue, Target, VaultSecretRef
 from tests.app.service_conftest_helpers import (
@@ -133,7 +133,7 @@ class RecordingScheduler:
         return [j for j in self.jobs if j.startswith("manual")]
 
 
-def report_for(trigger: str, names: Iterable[str], *, failed: Collection[str] = ()) -> CycleReport:
+def report_for(trigger: Trigger | str, names: Iterable[str], *, failed: Collection[str] = ()) -> CycleReport:
     target = Target("0123456789abcdef0123456789abcdef", "w")
     results = tuple(
         MappingResult(
@@ -147,7 +147,7 @@ def report_for(trigger: str, names: Iterable[str], *, failed: Collection[str] = 
         )
         for n in names
     )
-    return CycleReport("c1", trigger, 1000.0, 1001.0, results)
+    return CycleReport("c1", Trigger(trigger), 1000.0, 1001.0, results)
 
 
 @dataclass
@@ -165,7 +165,7 @@ class FakeReconciler:
     def reconcile(
         self,
         *,
-        trigger: str = "interval",
+        trigger: Trigger = Trigger.INTERVAL,
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,

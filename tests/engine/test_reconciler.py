@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from syncd.config import Settings
 from syncd.engine.reconciler import Reconciler
-from syncd.engine.report import Action, CycleReport, Reason
+from syncd.engine.report import Action, CycleReport, Reason, Trigger
 from syncd.engine.state import StateStore
 from syncd.errors import VaultPermissionDenied
 from syncd.model import VaultSecretRef
@@ -75,7 +75,7 @@ def seed(world: World) -> None:
 
 def test_first_cycle_pushes_every_binding_with_one_call_per_script(world: World) -> None:
     seed(world)
-    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger="startup")
+    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger=Trigger.STARTUP)
     assert report.ok
     assert world.workers.texts(A) == {"ONE": CANARY, "TWO": "two", "THREE": "three", "OTHER": "x"}
     assert set(world.workers.texts(B)) == {"ONE", "TWO", "THREE"}
@@ -116,7 +116,7 @@ def test_rotating_a_secret_mapped_to_two_scripts_costs_exactly_two_bulk_calls(wo
     reconciler.reconcile()
     world.source.put("app", {"k1": CANARY_2, "k2": "two-2", "k3": "three-2"})
     world.reset_counts()
-    report = reconciler.reconcile(trigger="notification")
+    report = reconciler.reconcile(trigger=Trigger.NOTIFICATION)
     assert [(c.operation, c.target.script, c.names) for c in world.workers.writes()] == [
         ("bulk", "script-a", ("ONE", "THREE", "TWO")),
         ("bulk", "script-b", ("ONE", "THREE", "TWO")),
@@ -365,7 +365,7 @@ def test_a_passed_deadline_stops_new_work_and_reports_the_rest_as_timed_out(worl
 
 def test_dry_run_reports_changes_and_writes_nothing_anywhere(world: World) -> None:
     seed(world)
-    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger="plan", dry_run=True)
+    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger=Trigger.PLAN, dry_run=True)
     assert report.dry_run
     assert len(report.changes) == 7
     assert not result(report, "to-a").in_sync
@@ -376,7 +376,7 @@ def test_dry_run_reports_changes_and_writes_nothing_anywhere(world: World) -> No
 
 def test_only_mappings_restricts_the_cycle(world: World) -> None:
     seed(world)
-    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger="manual", only_mappings=["other"])
+    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger=Trigger.MANUAL, only_mappings=["other"])
     assert [r.mapping for r in report.results] == ["other"]
     assert world.source.calls == [("kv_version", "secret"), ("metadata", "secret/other"), ("read", "secret/other")]
     assert world.workers.texts(B) == {}
