@@ -65,10 +65,10 @@ class Service:
         server_factory: ServerFactory | None = None,
         loader: Callable[[Path], Settings] = load_config,
         hang_slack_seconds: float = 10.0,
-        apply_logging: Callable[[LoggingSettings], None] = configure_logging_from,
+        apply_logging: Callable[[LoggingSettings], None] | None = None,
     ) -> None:
-        """``apply_logging``: how a reload applies a changed ``[logging]`` (the command line keeps
-        its ``--log-level``/``--log-format`` over the file's)."""
+        """``apply_logging``: how a reload applies a changed ``[logging]`` (default: the file's
+        format and level, on stdout; the command line passes one that keeps its flags first)."""
         self.config_path = Path(config_path)
         factory = server_factory
         self._core = compose(
@@ -79,7 +79,7 @@ class Service:
             scheduler=scheduler if scheduler is not None else default_scheduler(),
             make_server=None if factory is None else lambda: factory(self),
             loader=loader,
-            apply_logging=apply_logging,
+            apply_logging=apply_logging if apply_logging is not None else configure_logging_from,
             hang_slack_seconds=hang_slack_seconds,
         )
 

@@ -44,48 +44,52 @@ class ReloadRule:
     why: str
 
 
+_NEXT_CYCLE = "from the next cycle"
+_CLOUDFLARE_CLIENT = "the Cloudflare client and its pacer are built at start (a rotated credential file is read anyway)"
+_SERVER = "the HTTP server is started at start (a rotated token file is read anyway)"
+
 RELOAD_RULES: Final[tuple[ReloadRule, ...]] = (
-    ReloadRule("vault", RESTART, "the Vault client, its TLS, connection pool and login are built at start"),
-    ReloadRule("cloudflare.account_id", APPLIED, "the default account of the targets, from the next cycle"),
-    ReloadRule("cloudflare.write_mode", APPLIED, "next cycle"),
-    ReloadRule("cloudflare.write_concurrency", APPLIED, "next cycle (the writer pool is sized per cycle)"),
-    ReloadRule("cloudflare.script_backoff_seconds", APPLIED, "next cycle"),
-    ReloadRule("cloudflare.script_backoff_max_seconds", APPLIED, "next cycle"),
-    ReloadRule("cloudflare.api_base", RESTART, "the Cloudflare client is built at start"),
-    ReloadRule("cloudflare.auth", RESTART, "the Cloudflare client is built at start (a rotated file is read anyway)"),
-    ReloadRule("cloudflare.allow_inline_credentials", RESTART, "goes with cloudflare.auth"),
-    ReloadRule("cloudflare.timeout_seconds", RESTART, "the Cloudflare client is built at start"),
-    ReloadRule("cloudflare.retry_attempts", RESTART, "the Cloudflare client is built at start"),
-    ReloadRule("cloudflare.rate_limit_requests", RESTART, "the pacer is built at start"),
-    ReloadRule("cloudflare.rate_limit_window_seconds", RESTART, "the pacer is built at start"),
-    ReloadRule("sync.interval_seconds", APPLIED, "the interval job is rescheduled"),
-    ReloadRule("sync.jitter_seconds", APPLIED, "the interval job is rescheduled"),
-    ReloadRule("sync.backstop_interval_seconds", APPLIED, "next tick"),
+    ReloadRule("mapping", APPLIED, "from the next cycle; notifications of newly mapped paths at once"),
+    ReloadRule("cloudflare.account_id", APPLIED, _NEXT_CYCLE),
+    ReloadRule("cloudflare.write_mode", APPLIED, _NEXT_CYCLE),
+    ReloadRule("cloudflare.write_concurrency", APPLIED, _NEXT_CYCLE),
+    ReloadRule("cloudflare.script_backoff_seconds", APPLIED, _NEXT_CYCLE),
+    ReloadRule("cloudflare.script_backoff_max_seconds", APPLIED, _NEXT_CYCLE),
+    ReloadRule("sync.initial_sync", APPLIED, _NEXT_CYCLE),
+    ReloadRule("sync.on_delete", APPLIED, _NEXT_CYCLE),
+    ReloadRule("sync.prune", APPLIED, _NEXT_CYCLE),
+    ReloadRule("sync.on_undeployed", APPLIED, _NEXT_CYCLE),
     ReloadRule(
         "sync.cycle_timeout_seconds",
         APPLIED,
-        "next cycle (the per-request retry bound, at most 60 s, follows at the next restart)",
+        "from the next cycle (the bound of one Cloudflare request's retries, at most 60 s, at the next restart)",
     ),
-    ReloadRule("sync.shutdown_grace_seconds", APPLIED, "at shutdown"),
-    ReloadRule("sync.initial_sync", APPLIED, "next cycle"),
-    ReloadRule("sync.on_delete", APPLIED, "next cycle"),
-    ReloadRule("sync.prune", APPLIED, "next cycle"),
-    ReloadRule("sync.on_undeployed", APPLIED, "next cycle"),
-    ReloadRule("sync.drift", APPLIED, "next drift check"),
+    ReloadRule("sync.interval_seconds", APPLIED, "the interval job is rescheduled"),
+    ReloadRule("sync.jitter_seconds", APPLIED, "the interval job is rescheduled"),
+    ReloadRule("sync.backstop_interval_seconds", APPLIED, "from the next tick of the interval job"),
+    ReloadRule("sync.drift", APPLIED, "from the next drift check"),
+    ReloadRule("sync.drift_budget_share", APPLIED, "from the next drift check"),
     ReloadRule("sync.drift_check_interval_seconds", APPLIED, "the drift job is rescheduled"),
-    ReloadRule("sync.drift_budget_share", APPLIED, "next drift check"),
-    ReloadRule("sync.state_path", RESTART, "the state store is opened at start"),
-    ReloadRule("sync.fingerprint_key", RESTART, "read once at start"),
-    ReloadRule("server.healthz_max_cycle_age_seconds", APPLIED, "next probe"),
-    ReloadRule("server.enabled", RESTART, "the HTTP server is started at start"),
-    ReloadRule("server.bind", RESTART, "the HTTP server is started at start"),
-    ReloadRule("server.port", RESTART, "the HTTP server is started at start"),
-    ReloadRule("server.trigger_token", RESTART, "the HTTP server is started at start (a rotated file is read anyway)"),
+    ReloadRule("sync.shutdown_grace_seconds", APPLIED, "at shutdown"),
+    ReloadRule("server.healthz_max_cycle_age_seconds", APPLIED, "from the next probe"),
+    ReloadRule("logging", APPLIED, "at once (`--log-level` and `--log-format` still win over the file)"),
+    ReloadRule("vault", RESTART, "the Vault client (address, namespace, TLS, pool, login) is built at start"),
+    ReloadRule("cloudflare.api_base", RESTART, _CLOUDFLARE_CLIENT),
+    ReloadRule("cloudflare.auth", RESTART, _CLOUDFLARE_CLIENT),
+    ReloadRule("cloudflare.allow_inline_credentials", RESTART, _CLOUDFLARE_CLIENT),
+    ReloadRule("cloudflare.timeout_seconds", RESTART, _CLOUDFLARE_CLIENT),
+    ReloadRule("cloudflare.retry_attempts", RESTART, _CLOUDFLARE_CLIENT),
+    ReloadRule("cloudflare.rate_limit_requests", RESTART, _CLOUDFLARE_CLIENT),
+    ReloadRule("cloudflare.rate_limit_window_seconds", RESTART, _CLOUDFLARE_CLIENT),
+    ReloadRule("server.enabled", RESTART, _SERVER),
+    ReloadRule("server.bind", RESTART, _SERVER),
+    ReloadRule("server.port", RESTART, _SERVER),
+    ReloadRule("server.trigger_token", RESTART, _SERVER),
     ReloadRule("notifications", RESTART, "the audit listener and the event subscriber are started at start"),
-    ReloadRule("logging", APPLIED, "at once (--log-level and --log-format still win)"),
-    ReloadRule("leader_election", RESTART, "the Lease elector is started at start"),
+    ReloadRule("sync.state_path", RESTART, "the state store is opened at start"),
     ReloadRule("state", RESTART, "the state store is opened at start"),
-    ReloadRule("mapping", APPLIED, "next cycle; notifications of new paths at once"),
+    ReloadRule("sync.fingerprint_key", RESTART, "read once at start"),
+    ReloadRule("leader_election", RESTART, "the Lease elector is started at start"),
 )
 
 
@@ -146,9 +150,13 @@ def in_force(old: Settings, new: Settings) -> Settings:
 
 
 def effects_table_markdown() -> str:
-    """The README's table of what a reload applies (a test keeps the README equal to it)."""
-    lines = ["| key | on reload | when, or why not |", "|---|---|---|"]
-    lines += [f"| `{rule.key}` | {rule.effect} | {rule.why} |" for rule in RELOAD_RULES]
+    """The README's table of what a reload applies: one row per effect and reason, listing its keys
+    (a test keeps the README equal to it)."""
+    rows: dict[tuple[Effect, str], list[str]] = {}
+    for rule in RELOAD_RULES:
+        rows.setdefault((rule.effect, rule.why), []).append(f"`{rule.key}`")
+    lines = ["| keys | on reload | when, or why not |", "|---|---|---|"]
+    lines += [f"| {', '.join(keys)} | {effect} | {why} |" for (effect, why), keys in rows.items()]
     return "\n".join(lines)
 
 
