@@ -54,7 +54,7 @@ from syncd.engine.drift import DriftCorrection
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import DestinationAdapter, SecretSource, WorkerSecrets, WorkerVersions
-from syncd.engine.report import Action, CycleReport, MappingResult
+from syncd.engine.report import Action, CycleReport, MappingResult, Trigger
 from syncd.engine.script_gate import ScriptGate
 from syncd.engine.source_checks import SourceChecks
 from syncd.engine.state import STAGED_CODE, BindingRecord, MappingOutcome, StateBackend
@@ -124,7 +124,7 @@ class Reconciler:
     def reconcile(
         self,
         *,
-        trigger: str = "interval",
+        trigger: Trigger = Trigger.INTERVAL,
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,

@@ -19,7 +19,7 @@ from syncd.app.service.metrics import Metrics
 from syncd.config import Settings, load_config
 from syncd.devstack.vault import VaultEmulator
 from syncd.engine.drift import DriftCorrection
-from syncd.engine.report import CycleReport
+from syncd.engine.report import CycleReport, Trigger
 from syncd.model import SecretValue
 from tests.waiting import wait_until
 
@@ -236,7 +236,7 @@ class _Reconciler:
     def reconcile(
         self,
         *,
-        trigger: str = "interval",
+        trigger: Trigger = Trigger.INTERVAL,
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,

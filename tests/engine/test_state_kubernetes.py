@@ -18,6 +18,7 @@ import pytest
 from syncd.clients.k8s_secrets import SecretsApiError
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.reconciler import Reconciler
+from syncd.engine.report import Trigger
 from syncd.engine.state import BindingRecord, MappingOutcome
 from syncd.engine.state.chunks import DATA_KEY, FORMAT, bucket_of
 from syncd.engine.state.chunks import encode as encode_chunks
@@ -340,21 +341,21 @@ def test_the_reconciler_on_this_backend_writes_no_secret_in_an_unchanged_cycle()
     now = [1000.0]
     with open_store(api) as state:
         reconciler = Reconciler(settings, source, workers, state, clock=lambda: now[0], fingerprint_key=KEY)
-        first = reconciler.reconcile(trigger="start")
+        first = reconciler.reconcile(trigger=Trigger.STARTUP)
         assert not any(r.failed for r in first.results)
         assert api.puts() != []
         api.calls.clear()
         now[0] += 30
-        reconciler.reconcile(trigger="interval")
+        reconciler.reconcile(trigger=Trigger.INTERVAL)
         assert api.puts() == []
         source.put("app", {"k1": CANARY_2, "k2": "two"})
         now[0] += 30
-        reconciler.reconcile(trigger="interval")
+        reconciler.reconcile(trigger=Trigger.INTERVAL)
         assert [c.name for c in api.puts()] == [NAMES[bucket_of("to-a", len(NAMES))]]
     with open_store(api) as restarted:  # the next leader: nothing to write to Cloudflare
         workers.calls.clear()
         again = Reconciler(settings, source, workers, restarted, clock=lambda: now[0], fingerprint_key=KEY)
-        again.reconcile(trigger="start")
+        again.reconcile(trigger=Trigger.STARTUP)
         assert workers.writes() == []
 
 

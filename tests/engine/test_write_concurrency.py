@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 
 from syncd.config import Settings
 from syncd.engine.backoff import ScriptBackoff
+from syncd.engine.report import Trigger
 from syncd.errors import (
     CloudflareRateLimited,
     CloudflareServerError,
@@ -129,7 +130,7 @@ def test_a_write_left_in_flight_by_an_ended_cycle_is_never_overlapped(world: Wor
         assert result(first, "m-a").error_code == "CycleTimeout" and first.timed_out
         assert result(first, "m-b").in_sync
 
-        second = reconciler.reconcile(trigger="notification", deadline=world.now + 1.0)
+        second = reconciler.reconcile(trigger=Trigger.NOTIFICATION, deadline=world.now + 1.0)
         assert result(second, "m-a").error_code == "CycleTimeout"
         assert "still in flight" in (result(second, "m-a").error or "")
         assert workers_of(world).in_flight[target("a")] == 1  # still the first cycle's write

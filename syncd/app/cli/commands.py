@@ -23,7 +23,7 @@ import requests
 from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.config import Settings
 from syncd.config.compact import PRIMARY_SOURCE
-from syncd.engine.report import Action, CycleReport, MappingResult
+from syncd.engine.report import Action, CycleReport, MappingResult, Trigger
 from syncd.engine.state import MEMORY, MappingStatus, StateBackend, StateStore
 from syncd.errors import UsageError
 from syncd.model import Target
@@ -73,7 +73,7 @@ def _open_state_for(settings: Settings, *, dry_run: bool) -> StateBackend:
 def reconcile_once(
     settings: Settings,
     *,
-    trigger: str,
+    trigger: Trigger,
     dry_run: bool,
     vault_session: requests.Session | None = None,
     cloudflare_transport: httpx.BaseTransport | None = None,
@@ -130,7 +130,7 @@ def format_once(report: CycleReport) -> list[str]:
 
 
 def run_once(settings: Settings, out: TextIO, *, only_mappings: frozenset[str] | None = None, **clients: Any) -> int:
-    report = reconcile_once(settings, trigger="once", dry_run=False, only_mappings=only_mappings, **clients)
+    report = reconcile_once(settings, trigger=Trigger.ONCE, dry_run=False, only_mappings=only_mappings, **clients)
     for line in format_once(report):
         print(line, file=out)
     return report.exit_code
@@ -224,7 +224,7 @@ def run_plan(
 ) -> int:
     """Exit 0 in sync, 1 failed; with ``detailed_exitcode`` 3 when changes are pending (and nothing
     failed): terraform's ``-detailed-exitcode`` idea, on a code that does not collide with 2 (usage)."""
-    report = reconcile_once(settings, trigger="plan", dry_run=True, only_mappings=only_mappings, **clients)
+    report = reconcile_once(settings, trigger=Trigger.PLAN, dry_run=True, only_mappings=only_mappings, **clients)
     if as_json:
         print(json.dumps(plan_as_json(report), indent=2), file=out)
     else:

@@ -205,9 +205,12 @@ def configure_logging(*, format: LogFormat = "auto", level: str = "info", stream
     handler.setFormatter(formatter)
 
     root = logging.getLogger()
-    for existing in [h for h in root.handlers if isinstance(h, _SyncdHandler)]:
-        root.removeHandler(existing)
+    stale = [h for h in root.handlers if isinstance(h, _SyncdHandler)]
+    # The new handler first: a line logged meanwhile (a reload reconfigures a running service) is
+    # never without a handler, where logging's last resort would print it to stderr unredacted.
     root.addHandler(handler)
+    for existing in stale:
+        root.removeHandler(existing)
     root.setLevel(numeric_level)
     logging.raiseExceptions = False  # a broken log stream must not dump unredacted records to stderr
     for name in _QUIET_LOGGERS:

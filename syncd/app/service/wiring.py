@@ -47,6 +47,7 @@ from syncd.config import (
     CloudflareSettings,
     JwtAuth,
     KubernetesAuth,
+    LoggingSettings,
     Settings,
     TokenAuth,
 )
@@ -281,9 +282,11 @@ def build_service(
     clock: Callable[[], float] = time.time,
     scheduler: SchedulerLike | None = None,
     kubernetes_transport: httpx.BaseTransport | None = None,
+    apply_logging: Callable[[LoggingSettings], None] | None = None,
 ) -> Service:
     """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server, and with
-    ``[leader_election] enabled`` the Lease elector that gates every Cloudflare write."""
+    ``[leader_election] enabled`` the Lease elector that gates every Cloudflare write.
+    ``apply_logging``: how a reload applies a changed ``[logging]`` (default: the file's, on stdout)."""
     metrics = Metrics()
     service: list[Service] = []  # the elector's callbacks reach the service built below
 
@@ -345,6 +348,7 @@ def build_service(
             clock=clock,
             scheduler=scheduler,
             server_factory=make_server if server.enabled else None,
+            apply_logging=apply_logging,
         )
     )
     drift.request_cycle = service[0].request_cycle
