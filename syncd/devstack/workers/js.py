@@ -6,12 +6,13 @@ path (``/S/rest`` -> the Worker sees ``/rest``; ``/ACCOUNT_ID/S/rest`` for a scr
 account). A bare script name is looked up in the default account first, then in any account that
 has it. Unknown names answer 404. ``/__devstack/...`` goes to the runtime's own status routes.
 
-A gradual deployment splits by percentage, deterministically: the router counts the requests to
-each script since the runtime last reloaded, and request ``n`` (from 0) falls in bucket
-``(n * 61) % 100``; the versions take the buckets in the deployment's order, each as many as its
-percentage (``[0, p1)``, ``[p1, p1 + p2)``). 61 and 100 are coprime, so every 100 consecutive requests
-hit each version exactly its percentage of times, and under 50/50 requests alternate. Every answer
-carries ``x-devstack-version-id`` (and ``x-devstack-script``) naming the version that served it.
+A gradual deployment splits by percentage, deterministically, by smooth weighted round robin (as
+nginx balances upstreams): per script, each version's credit grows by its percentage on every
+request, the version with the most credit (the first on a tie) serves and gives back 100. From
+the runtime's (re)load on, every 100 consecutive requests reach each version exactly its (whole)
+percentage of times, spread evenly: under 50/50 the versions alternate, starting with the first
+one the deployment lists. Every answer carries ``x-devstack-version-id`` (and
+``x-devstack-script``) naming the version that served it.
 
 **Entry** (one per version, its main module). It imports the uploaded main module, hands its
 ``fetch`` handler the bindings as the version has them, plus what workerd has no binding type for:
@@ -26,26 +27,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-BUCKET_STRIDE = 61
 STATUS_BINDING = "__DEVSTACK_STATUS"
 BRIDGE_BINDING = "__DEVSTACK_SECRETS_STORE"
 
 ROUTER = r"""
 const TABLE = %TABLE%;
-const counters = new Map();
+const credits = new Map();
 
 function pick(key) {
   const split = TABLE.scripts[key];
-  const n = counters.get(key) || 0;
-  counters.set(key, n + 1);
-  const bucket = (n * %STRIDE%) % 100;
-  let upper = 0;
-  for (const [binding, percentage, versionId] of split) {
-    upper += percentage;
-    if (bucket < upper) return [binding, versionId];
-  }
-  const last = split[split.length - 1];
-  return [last[0], last[2]];
+  const credit = credits.get(key) || split.map(() => 0);
+  credits.set(key, credit);
+  let best = 0;
+  split.forEach(([, percentage], i) => {
+    credit[i] += percentage;
+    if (credit[i] > credit[best]) best = i;
+  });
+  credit[best] -= 100;
+  return [split[best][0], split[best][2]];
 }
 
 function resolve(name, account) {
@@ -143,11 +142,7 @@ export default {
 
 
 def router_source(table: dict[str, Any]) -> str:
-    return (
-        ROUTER.replace("%TABLE%", json.dumps(table, sort_keys=True))
-        .replace("%STRIDE%", str(BUCKET_STRIDE))
-        .replace("%STATUS%", STATUS_BINDING)
-    )
+    return ROUTER.replace("%TABLE%", json.dumps(table, sort_keys=True)).replace("%STATUS%", STATUS_BINDING)
 
 
 def entry_source(main_module: str, meta: dict[str, Any]) -> str:
