@@ -3,7 +3,8 @@
 A script upload or version upload (``PUT .../workers/scripts/{script}``, ``POST .../versions``) is
 multipart/form-data: a ``metadata`` JSON part and one part per module, whose ``filename`` is the
 module name and whose Content-Type says its kind (wrangler ``createWorkerUploadForm`` in
-``packages/workers-utils/src/worker-upload-form.ts`` / ``deploy-helpers``: ``application/javascript+module``
+``packages/deploy-helpers/src/deploy/helpers/create-worker-upload-form.ts``, which also sends
+``keep_bindings: ["secret_text", "secret_key"]`` to keep secrets): ``application/javascript+module``
 for ES modules, ``application/javascript`` for CommonJS / a service worker ``body_part``,
 ``text/plain``, ``application/octet-stream``, ``application/wasm``, ``application/json``,
 ``application/source-map`` for source maps). Versions made by secret or settings edits keep the

@@ -235,12 +235,9 @@ class WorkerStore:
                 other_bindings=others,
             )
             if deploy:
-                deployment = script.deployment
-                return {
-                    **script.summary(),
-                    "deployment_id": deployment.id if deployment is not None else None,
-                    "startup_time_ms": 1,
-                }
+                # wrangler prints ``deployment_id`` as "Current Version ID" (deploy-helpers deploy.ts
+                # fills it with the version id on its versions-API path too).
+                return {**script.summary(), "deployment_id": version.id, "startup_time_ms": 1}
             return {**version.detail(script.name), "startup_time_ms": 1}
 
     def script(self, account_id: str, name: str, namespace: str | None = None) -> Script:
