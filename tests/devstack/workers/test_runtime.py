@@ -52,6 +52,7 @@ def test_a_rotation_shows_in_the_workers_response_once_the_runtime_reloaded(
 ) -> None:
     emulator.hand_edit("my-worker", upserts={"API_KEY": text_secret("API_KEY", CANARY)})
     worker.wait_for("my-worker", lambda r: "API_KEY" in r["bindings"])
+    assert runtime.wait_settled()  # the new process answers a moment before the old one is gone
     generation = runtime.status()["generation"]
 
     rotated = emulator.hand_edit("my-worker", upserts={"API_KEY": text_secret("API_KEY", CANARY_2)})
@@ -211,6 +212,7 @@ def test_a_secrets_store_binding_reads_the_current_value_at_request_time_without
     assert httpx.patch(url, files=settings, headers=headers, timeout=10).status_code == 200
 
     first = worker.wait_for("my-worker", lambda r: "SHARED" in r["bindings"])
+    assert runtime_with_store.wait_settled()
     generation = runtime_with_store.status()["generation"]
     store_values[key] = CANARY_2
     second = worker.report("my-worker")
