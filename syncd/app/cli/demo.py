@@ -8,12 +8,19 @@ edits a binding syncd owns by hand (the emulator's admin API, as the dashboard w
 finds it and syncd puts Vault's value back, shown with its delay. Values are never
 printed: arrival is proven by comparing with what was written. Ctrl-C stops everything cleanly.
 
+When workerd is installed (``scripts/setup-workers.sh``) the devstack runs the Workers too, and
+after each rotation the demo asks ``payments-worker`` itself what it sees: the default Worker
+answers with a SHA-256 fingerprint of each binding, which changes with every rotation (and is
+checked against the value written). The ``curl`` line it prints asks the same question by hand.
+Without workerd the demo says so and shows the emulator's record only.
+
 Only the command line imports this module; the daemon never does (it needs the devstack).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import statistics
 import sys
@@ -35,6 +42,7 @@ from syncd.devstack.stack import Devstack
 
 SCRIPTS = ("payments-worker", "edge-router")
 ARRIVAL_TIMEOUT_SECONDS = 30.0
+WATCHED = ("payments-worker", "PAYMENTS_API_KEY")  # the binding whose fingerprint the Worker reports
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,36 @@ class _DemoRun:
             self.stop.wait(0.02)
         return False
 
+    def worker_fingerprint(self) -> tuple[str, int] | None:
+        """(the SHA-256 the Worker reports for the watched binding, its version number), if it runs."""
+        workers = self.stack.workers
+        if workers is None:
+            return None
+        script, binding = WATCHED
+        try:
+            report = httpx.get(f"{workers.url}/{script}/", timeout=5).json()
+            return str(report["bindings"][binding]["sha256"]), int(report["version"]["number"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
+    def show_worker(self, value: str, deadline: float) -> None:
+        """The Worker's own answer once it carries ``value``'s fingerprint (the runtime reloads first)."""
+        if self.stack.workers is None:
+            return
+        expected = hashlib.sha256(value.encode()).hexdigest()
+        seen = self.worker_fingerprint()
+        while (seen is None or seen[0] != expected) and time.monotonic() < deadline and not self.stop.is_set():
+            self.stop.wait(0.02)
+            seen = self.worker_fingerprint()
+        script, binding = WATCHED
+        if seen is not None and seen[0] == expected:
+            self.view.line(
+                self.view.dim(f"             the Worker itself: {script} v{seen[1]} reports {binding} sha256 ")
+                + f"{seen[0][:16]}… {self.view.ok('✓')}"
+            )
+        else:
+            self.view.line(f"             the Worker itself: {script} {self.view.bad('✗ still the old fingerprint')}")
+
     def seed(self) -> None:
         for secret in DEMO_SECRETS:
             self.vault.secrets.kv.v2.create_or_update_secret(path=secret.path, secret=secret.fresh_values())
@@ -240,7 +278,19 @@ class _DemoRun:
         versions = ", ".join(f"{s} v{self.stack.cloudflare.versions_of(s)}" for s in SCRIPTS)
         view.line(f"rotation {number:>2}  secret/{secret.path} → v{written['data']['version']}: " + "  ".join(parts))
         view.line(view.dim(f"             Worker versions now: {versions}"))
+        if "api_key" in values:
+            self.show_worker(values["api_key"], deadline)
         return delays
+
+
+def _header(view: LiveView, stack: Devstack, files: str) -> None:
+    view.line(f"syncd demo · Vault {stack.vault.url} · Cloudflare {stack.cloudflare.api_base}")
+    view.line(view.dim(files))
+    if stack.workers is not None:
+        view.line(f"Workers run in workerd; ask one yourself: curl -s {stack.workers.url}/{WATCHED[0]}/")
+    else:
+        view.line(view.dim(f"no Workers runtime ({stack.workers_note}): showing the emulator's record only"))
+    view.line()
 
 
 def run_demo(
@@ -254,7 +304,7 @@ def run_demo(
     log_path = workdir / "syncd.log"
     log_stream = log_path.open("w", encoding="utf-8")
     configure_logging(format="json", level="info", stream=log_stream)
-    stack = Devstack(scripts=SCRIPTS)
+    stack = Devstack(scripts=SCRIPTS, workers="auto")
     service: Service | None = None
     try:
         stack.wait_until_ready()
@@ -267,9 +317,7 @@ def run_demo(
         service.start()
         server = service.server
         base = getattr(server, "url", "(no server)")
-        view.line(f"syncd demo · Vault {stack.vault.url} · Cloudflare {stack.cloudflare.api_base}")
-        view.line(view.dim(f"config {config_path} · logs {log_path} · polling every {interval:g}s"))
-        view.line()
+        _header(view, stack, f"config {config_path} · logs {log_path} · polling every {interval:g}s")
         run.initial_sync()
         polled: list[float] = []
         notified: list[float] = []
