@@ -9,8 +9,9 @@ credential, typed errors from ``cloudflare_errors``. Every attempt:
    on the next request);
 3. feeds the ``Ratelimit`` header to the pacer, parses the envelope, maps failures to errors.
 
-Retries (stamina: exponential backoff with jitter, bounded attempts and an overall deadline) only
-for 429, 5xx, timeouts and connection errors. The overall deadline is ``retry_deadline`` or the time
+Retries (stamina's loop, bounded attempts and an overall deadline; the waits are
+``syncd.retrying``'s one backoff rule with ``RETRY_BACKOFF``'s numbers) only for 429, 5xx, timeouts
+and connection errors. The overall deadline is ``retry_deadline`` or the time
 the cycle has left (``syncd.deadlines``), whichever is shorter: a backoff or pacer wait that would
 pass it is not taken (the last error is raised), an attempt is started only while
 ``MIN_ATTEMPT_SECONDS`` are left (else ``CycleTimeout``, nothing sent) and with its timeout clipped
@@ -23,7 +24,6 @@ at least ``Retry-After`` long. When ``Retry-After`` would pass the deadline, the
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -52,11 +52,10 @@ from syncd.errors import (
     CloudflareTransportError,
 )
 from syncd.model import RemoteSecret, SecretBody, SecretValue, Target
+from syncd.retrying import Backoff
 
 MAX_BULK = 100
-RETRY_WAIT_INITIAL = 0.5
-RETRY_WAIT_MAX = 30.0
-RETRY_WAIT_JITTER = 1.0
+RETRY_BACKOFF = Backoff(initial=0.5, maximum=30.0, jitter=1.0)
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 
 
@@ -265,21 +264,18 @@ class CloudflareClient:
                 return 0.0  # the pacer's pause (set in _attempt) does the waiting, exactly
             if not exc.retryable:
                 return False
-            # Our own exponential backoff with jitter (as stamina's), so that a wait that would
-            # leave no time for the next attempt is not taken at all.
-            wait = min(RETRY_WAIT_MAX, RETRY_WAIT_INITIAL * 2.0 ** (failures - 1))
-            wait += random.uniform(0, RETRY_WAIT_JITTER)
-            if self._pacer.clock() + wait + MIN_ATTEMPT_SECONDS > deadline:
-                return False
-            return wait
+            # Computed here, not left to stamina, so that a wait that would leave no time for the
+            # next attempt is not taken at all.
+            wait = RETRY_BACKOFF.wait_within(
+                failures, now=self._pacer.clock(), deadline=deadline, reserve=MIN_ATTEMPT_SECONDS
+            )
+            return False if wait is None else wait
 
         for attempt in stamina.retry_context(
             on=backoff,
             attempts=self._attempts,
             timeout=max(budget, 0.001),
-            wait_initial=RETRY_WAIT_INITIAL,
-            wait_max=RETRY_WAIT_MAX,
-            wait_jitter=RETRY_WAIT_JITTER,
+            **RETRY_BACKOFF.stamina_arguments(),
         ):
             with attempt:
                 return self._attempt(
