@@ -7,7 +7,9 @@ credential, typed errors from ``cloudflare_errors``. Every attempt:
    says so; failing fast with ``RateBudgetExhausted`` when that would pass the call's deadline);
 2. sends the request with auth headers built just now (a rotated credential file takes effect
    on the next request);
-3. feeds the ``Ratelimit`` header to the pacer, parses the envelope, maps failures to errors.
+3. reports the answer's ``Ratelimit`` header to the pacer's slot (with slow start, the first
+   request after an idle period goes alone and releases the others by what this header says),
+   parses the envelope, maps failures to errors.
 
 Retries (stamina's loop, bounded attempts and an overall deadline; the waits are
 ``syncd.retrying``'s one backoff rule with ``RETRY_BACKOFF``'s numbers) only for 429, 5xx, timeouts
@@ -42,7 +44,7 @@ from syncd.clients.cloudflare_errors import (
     parse_retry_after,
 )
 from syncd.clients.observe import ERROR, NULL_OBSERVER, OK, RETRY, RequestObserver
-from syncd.clients.pacer import Pacer, RateBudgetExhausted
+from syncd.clients.pacer import Pacer, PacerSlot, RateBudgetExhausted
 from syncd.deadlines import MIN_ATTEMPT_SECONDS, attempt_timeout, time_left
 from syncd.errors import (
     CloudflareAuthError,
@@ -306,7 +308,23 @@ class CloudflareClient:
         left = time_left()
         if math.isfinite(left):
             deadline = min(deadline, self._pacer.clock() + left - min(MIN_ATTEMPT_SECONDS, self._timeout))
-        self._pacer.acquire(deadline)
+        with self._pacer.slot(deadline) as slot:
+            return self._send(
+                method, path, operation=operation, json=json, params=params, headers=headers, last=last, slot=slot
+            )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        last: bool,
+        slot: PacerSlot,
+    ) -> Any:
         timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
         if self._write_gate is not None and method != "GET":
             timeout = self._write_gate(timeout)
@@ -331,9 +349,7 @@ class CloudflareClient:
             # its body) is neither the cause nor the context of ours.
             self._observe(operation, ERROR if last else RETRY, kind, started)
             raise transport_error
-        budget = parse_ratelimit(response.headers.get("ratelimit"))
-        if budget is not None:
-            self._pacer.observe_server_budget(*budget)
+        slot.answered(parse_ratelimit(response.headers.get("ratelimit")))  # before a 429's pause
         result, failure = parse_envelope(response)
         if failure is None:
             self._observe(operation, OK, str(response.status_code), started)
