@@ -44,7 +44,7 @@ from syncd.clients.cloudflare_errors import (
     parse_retry_after,
 )
 from syncd.clients.observe import ERROR, NULL_OBSERVER, OK, RETRY, RequestObserver
-from syncd.clients.pacer import Pacer, PacerSlot, RateBudgetExhausted
+from syncd.clients.pacer import Pacer, RateBudgetExhausted
 from syncd.deadlines import MIN_ATTEMPT_SECONDS, attempt_timeout, time_left
 from syncd.errors import (
     CloudflareAuthError,
@@ -309,55 +309,39 @@ class CloudflareClient:
         if math.isfinite(left):
             deadline = min(deadline, self._pacer.clock() + left - min(MIN_ATTEMPT_SECONDS, self._timeout))
         with self._pacer.slot(deadline) as slot:
-            return self._send(
-                method, path, operation=operation, json=json, params=params, headers=headers, last=last, slot=slot
-            )
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        operation: str,
-        json: Any,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
-        last: bool,
-        slot: PacerSlot,
-    ) -> Any:
-        timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
-        if self._write_gate is not None and method != "GET":
-            timeout = self._write_gate(timeout)
-        started = time.perf_counter()
-        transport_error: CloudflareTransportError | None = None
-        try:
-            sent = {**(headers or {}), **self._auth.headers()}
-            response = self._http.request(method, path, json=json, params=params, headers=sent, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            kind, what = "timeout", f"timed out ({type(exc).__name__})"
-            transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
-        except httpx.TransportError as exc:
-            kind, what = "connection", f"connection failed ({type(exc).__name__})"
-            transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
-        except httpx.HTTPError as exc:
-            # DecodingError (a proxy's bad Content-Encoding), TooManyRedirects, ...: the response
-            # is unusable. Typed, so it fails this call's mappings only instead of the whole cycle.
-            kind, what = "response", f"unusable response ({type(exc).__name__})"
-            transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
-        if transport_error is not None:
-            # Raised outside the except block: the httpx exception (which holds the request and
-            # its body) is neither the cause nor the context of ours.
-            self._observe(operation, ERROR if last else RETRY, kind, started)
-            raise transport_error
-        slot.answered(parse_ratelimit(response.headers.get("ratelimit")))  # before a 429's pause
-        result, failure = parse_envelope(response)
-        if failure is None:
-            self._observe(operation, OK, str(response.status_code), started)
-            return result
-        error = self._error(failure, method, path, response)
-        outcome = RETRY if error.retryable and not last else ERROR
-        self._observe(operation, outcome, str(failure.code or failure.status), started)
-        raise error
+            timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
+            if self._write_gate is not None and method != "GET":
+                timeout = self._write_gate(timeout)
+            started = time.perf_counter()
+            transport_error: CloudflareTransportError | None = None
+            try:
+                sent = {**(headers or {}), **self._auth.headers()}
+                response = self._http.request(method, path, json=json, params=params, headers=sent, timeout=timeout)
+            except httpx.TimeoutException as exc:
+                kind, what = "timeout", f"timed out ({type(exc).__name__})"
+                transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
+            except httpx.TransportError as exc:
+                kind, what = "connection", f"connection failed ({type(exc).__name__})"
+                transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
+            except httpx.HTTPError as exc:
+                # DecodingError (a proxy's bad Content-Encoding), TooManyRedirects, ...: the response
+                # is unusable. Typed, so it fails this call's mappings only instead of the whole cycle.
+                kind, what = "response", f"unusable response ({type(exc).__name__})"
+                transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
+            if transport_error is not None:
+                # Raised outside the except block: the httpx exception (which holds the request and
+                # its body) is neither the cause nor the context of ours.
+                self._observe(operation, ERROR if last else RETRY, kind, started)
+                raise transport_error
+            slot.answered(parse_ratelimit(response.headers.get("ratelimit")))  # before a 429's pause
+            result, failure = parse_envelope(response)
+            if failure is None:
+                self._observe(operation, OK, str(response.status_code), started)
+                return result
+            error = self._error(failure, method, path, response)
+            outcome = RETRY if error.retryable and not last else ERROR
+            self._observe(operation, outcome, str(failure.code or failure.status), started)
+            raise error
 
     def _error(self, failure: ApiFailure, method: str, path: str, response: httpx.Response) -> CloudflareError:
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._wall_clock)

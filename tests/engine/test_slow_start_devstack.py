@@ -13,8 +13,6 @@ about 1 s on Cloudflare), so the writers are all under way before the first answ
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,15 +20,16 @@ import pytest
 from syncd.clients.cloudflare import ApiTokenAuth, CloudflareClient
 from syncd.clients.pacer import Pacer
 from syncd.devstack.httpkit import Clock
-from syncd.devstack.stack import Devstack
 from syncd.model import SecretValue
+from tests.engine import test_write_path_devstack as write_path
 from tests.engine.conftest import CANARY
 from tests.engine.fakes import keys_mapping
 from tests.engine.test_reconciler_devstack import Stack
 
 pytestmark = pytest.mark.integration
 
-SCRIPTS = tuple(f"w{i}" for i in range(5))
+SCRIPTS = write_path.SCRIPTS[:5]
+stack = write_path.stack  # the fixture: the devstack with its scripts
 LIMIT, WINDOW = 300, 30.0
 
 
@@ -48,18 +47,6 @@ class SharedSleep:
             target = self._clock.now() + seconds
         with self._lock:
             self._clock.advance(max(0.0, target - self._clock.now()))
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with Devstack(scripts=SCRIPTS) as devstack:
-        devstack.wait_until_ready()
-        s = Stack(devstack, tmp_path / "state.sqlite3")
-        try:
-            yield s
-        finally:
-            s.state.close()
-            s.cloudflare.close()
 
 
 def spend_as_another_client(stack: Stack, requests: int) -> None:
