@@ -11,6 +11,12 @@
     │   ├── StateLocked              exit_code 2: another syncd process is the state file's writer
     │   └── StateConflict            another writer changed the state (a 409 on a state Secret): nothing
     │                                was overwritten and the store writes no more; the leader steps down
+    ├── KubernetesApiError           a call on the Lease or a state Secret failed: .status (None: no
+    │   │                            answer), .api_reason (the Status reason; names objects, never data)
+    │   ├── KubernetesConflict       409: someone else wrote the object first (a stale resourceVersion)
+    │   │                            or created it first (AlreadyExists)
+    │   └── KubernetesNotInCluster   exit_code 2: outside a pod, the API address or namespace is not
+    │                                configured; the message names the [leader_election] key to set
     ├── ValueRejected                a Vault value cannot become a Cloudflare binding (too large,
     │                                undecodable key material, missing key); fails that mapping only
     ├── VaultError                   .path (the Vault path, never a value)
@@ -123,6 +129,29 @@ class StateLocked(StateError):
 
 class StateConflict(StateError):
     """Someone else wrote the state since this process read it: never overwritten, no more writes."""
+
+
+class KubernetesApiError(SyncdError):
+    """A Kubernetes API call failed. ``status`` is None when no answer came."""
+
+    def __init__(self, message: str, *, status: int | None = None, api_reason: str | None = None) -> None:
+        self.status = status
+        self.api_reason = api_reason
+        super().__init__(message)
+
+    @property
+    def reason(self) -> str:
+        return f"{type(self).__name__}({self.status})" if self.status is not None else type(self).__name__
+
+
+class KubernetesConflict(KubernetesApiError):
+    """409: a write's ``resourceVersion`` precondition failed, or a create found the name taken."""
+
+
+class KubernetesNotInCluster(KubernetesApiError):
+    """Outside a pod without the address or namespace configured: the message says what to set."""
+
+    exit_code = 2
 
 
 class ValueRejected(SyncdError):

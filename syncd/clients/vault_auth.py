@@ -36,6 +36,7 @@ from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.vault_calls import expect_dict, vault_call
 from syncd.errors import SyncdError, VaultAuthError, VaultError
 from syncd.model import SecretValue
+from syncd.retrying import Backoff
 
 log = structlog.get_logger("syncd.clients.vault_auth")
 
@@ -356,8 +357,9 @@ class VaultTokenManager:
     def _backoff_locked(self, exc: VaultError) -> float:
         self._failures += 1
         self.last_error = exc.reason
-        delay: float = min(self._max_backoff, self._min_backoff * 2.0 ** min(self._failures - 1, 30))
-        delay *= 0.75 + 0.5 * self._rng()
+        # syncd.retrying's rule, with up to min_backoff of jitter
+        rule = Backoff(initial=self._min_backoff, maximum=self._max_backoff, jitter=self._min_backoff)
+        delay = rule.delay(self._failures, self._rng)
         if self._has_token and self._expires_at is not None:
             left = self._expires_at - self._clock()
             if left > 0:  # try again well before the token runs out

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -45,6 +44,7 @@ from syncd.errors import (
     VaultSecretNotFound,
     VaultUnavailable,
 )
+from syncd.retrying import Backoff
 
 T = TypeVar("T")
 
@@ -71,8 +71,7 @@ _UNAVAILABLE = (
     hx.UnexpectedError,  # a status hvac does not know (without StatusAwareAdapter: maybe a 504)
 )
 _MAX_REASON = 200
-RETRY_WAIT_INITIAL = 0.2
-RETRY_WAIT_MAX = 5.0
+RETRY_BACKOFF = Backoff(initial=0.2, maximum=5.0, jitter=0.2)
 # hvac's exception class per status: the reason text when Vault's error list is empty.
 _HVAC_NAMES = {
     400: "InvalidRequest",
@@ -247,7 +246,7 @@ def vault_call(
 
     ``translate`` may map an exception first (e.g. a deleted version's 404); its result is
     reported and raised as is. ``clock`` and ``sleep`` time the ``Retry-After`` waits (the
-    exponential backoff without one is stamina's).
+    exponential backoff without one is ``RETRY_BACKOFF``, ``syncd.retrying``'s rule).
     """
     budget = min(deadline, time_left())
     retry_until = clock() + budget
@@ -278,10 +277,11 @@ def vault_call(
         failures[0] += 1
         wait = asked[0]
         if wait is None:
-            # Exponential with jitter (as stamina's), skipped when no attempt would fit after it.
-            wait = min(RETRY_WAIT_MAX, RETRY_WAIT_INITIAL * 2.0 ** (failures[0] - 1))
-            wait += random.uniform(0, RETRY_WAIT_INITIAL)
-            return False if clock() + wait + MIN_ATTEMPT_SECONDS > retry_until else wait
+            # syncd.retrying's rule, skipped when no attempt would fit after it.
+            backoff = RETRY_BACKOFF.wait_within(
+                failures[0], now=clock(), deadline=retry_until, reserve=MIN_ATTEMPT_SECONDS
+            )
+            return False if backoff is None else backoff
         if clock() + wait > retry_until:
             return False
         sleep(wait)
@@ -291,8 +291,7 @@ def vault_call(
         on=backoff,
         attempts=attempts,
         timeout=max(0.001, budget - (time.monotonic() - started)),
-        wait_initial=RETRY_WAIT_INITIAL,
-        wait_max=RETRY_WAIT_MAX,
+        **RETRY_BACKOFF.stamina_arguments(),
     ):
         with attempt:
             if attempt.num == 1:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from syncd.config.credentials import CredentialRef
-from syncd.config.strict import ConfigPath, RuleProblem, StrictModel, must_not_exceed
+from syncd.config.strict import ConfigPath, RuleProblem, StrictModel, number_in
 
 MIN_FINGERPRINT_KEY_BYTES = 32  # an external sync.fingerprint_key, as UTF-8 bytes
 
@@ -53,9 +53,20 @@ class SyncSettings(StrictModel):
 
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
-        if "backstop_interval_seconds" in data:  # the default follows a longer interval by itself
-            interval, backstop = ("interval_seconds", 30.0), ("backstop_interval_seconds", DEFAULT_BACKSTOP_SECONDS)
-            yield from must_not_exceed(data, interval, backstop, blame_larger=True)
+        # Unset, the backstop follows a longer interval by itself; set, it must be at least the
+        # interval (every tick sweeps a slice of it), and the message says both ways out.
+        if "backstop_interval_seconds" not in data:
+            return
+        interval = number_in(data, "interval_seconds", 30.0)
+        backstop = number_in(data, "backstop_interval_seconds", DEFAULT_BACKSTOP_SECONDS)
+        if interval is None or backstop is None or backstop >= interval:
+            return
+        yield (
+            ("backstop_interval_seconds",),
+            f"backstop_interval_seconds ({backstop:g}) must be at least interval_seconds ({interval:g}): "
+            f"raise it, or remove it (unset, it is {DEFAULT_BACKSTOP_SECONDS:g} or interval_seconds when that "
+            "is longer)",
+        )
 
 
 class ServerSettings(StrictModel):

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from kubernetes import client
 
-from syncd.clients.k8s_secrets import KubernetesEndpoint, SecretsClient
+from syncd.clients.kubernetes import KubernetesEndpoint, SecretsClient
 from syncd.devstack.kubernetes import SECRETS, KubernetesEmulator, Rule
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.report import Trigger

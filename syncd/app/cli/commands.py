@@ -274,17 +274,26 @@ def _checked(row: dict[str, Any]) -> str:
 
 
 def run_status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
+    """What the configured state backend recorded: the SQLite file, or with ``[state] backend =
+    "kubernetes"`` the state Secrets the leader writes (read-only: works while the service runs)."""
+    backend = settings.state.backend
     path = Path(settings.sync.state_path)
+    found = backend != "sqlite" or path.exists()  # the manifests create the Secrets (a missing one is named)
     known: dict[str, MappingStatus] = {}
-    if path.exists():
-        with open_state(settings, exclusive=False) as state:  # read-only: works while the service runs
+    if found:
+        with open_state(settings, exclusive=False) as state:
             known = {s.mapping: s for s in state.all_mapping_status()}
     rows = _status_rows(settings, known)
     configured_ok = all(r["in_sync"] for r in rows if r["configured"])
     if as_json:
-        print(json.dumps({"state_path": str(path), "mappings": rows}, indent=2), file=out)
+        where: dict[str, Any] = {"state_backend": backend}
+        if backend == "sqlite":
+            where["state_path"] = str(path)
+        else:
+            where["state_secrets"] = settings.state.kubernetes.secret_names()
+        print(json.dumps({**where, "mappings": rows}, indent=2), file=out)
     else:
-        if not path.exists():
+        if not found:
             print(f"no state yet at {path}", file=out)
         for r in rows:
             mark = "ok  " if r["in_sync"] else "FAIL" if r["last_error_code"] else "----"

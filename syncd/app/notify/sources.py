@@ -27,7 +27,7 @@ import structlog
 
 from syncd.app.notify.audit import AuditListener
 from syncd.app.notify.vault_events import VaultEventsSubscriber
-from syncd.app.service.vault_tls import vault_client_cert, vault_verify
+from syncd.app.vault_tls import vault_client_cert, vault_verify
 from syncd.config import Settings
 from syncd.model import SecretValue
 

@@ -45,6 +45,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from syncd.app.notify.dispatch import WriteDispatcher, report_connections
 from syncd.model import SecretValue
+from syncd.retrying import Backoff
 
 log = structlog.get_logger("syncd.vault_events")
 
@@ -232,16 +233,15 @@ class VaultEventsSubscriber:
             failures = self._backoff_max_exponent() if outcome == "forbidden" else failures + 1
             self._pause(self._delay(failures))
 
+    def _backoff(self) -> Backoff:
+        return Backoff(initial=self._backoff_initial, maximum=self._backoff_max, jitter=self._backoff_initial)
+
     def _backoff_max_exponent(self) -> int:
-        ratio, exponent = self._backoff_max / max(self._backoff_initial, 1e-9), 1
-        while 2 ** (exponent - 1) < ratio:
-            exponent += 1
-        return exponent
+        return self._backoff().failures_at_maximum()
 
     def _delay(self, failures: int) -> float:
-        """Exponential in the failures so far, capped, with jitter over its upper half."""
-        base = min(self._backoff_max, self._backoff_initial * 2.0 ** max(0, failures - 1))
-        return base * (0.5 + 0.5 * self._rng())
+        """``syncd.retrying``'s rule over the failures so far (jitter up to ``backoff_initial``)."""
+        return self._backoff().delay(max(1, failures), self._rng)
 
     def _pause(self, seconds: float) -> None:
         if self._sleep is not None:

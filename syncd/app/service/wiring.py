@@ -26,7 +26,8 @@ from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
 from syncd.app.service.drift_checks import DriftChecker
 from syncd.app.service.http_server import OpsServer
 from syncd.app.service.metrics import Metrics
-from syncd.app.service.vault_tls import vault_client_cert, vault_verify
+from syncd.app.state_backend import open_configured_state
+from syncd.app.vault_tls import vault_client_cert, vault_verify
 from syncd.clients.cloudflare import ApiTokenAuth, CloudflareAuth, CloudflareClient, GlobalKeyAuth
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.pacer import Pacer
@@ -53,7 +54,6 @@ from syncd.config import (
 )
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.state import StateBackend
-from syncd.engine.state.configured import open_configured_state
 from syncd.engine.state.kubernetes import KubernetesStateStore
 from syncd.model import SecretValue
 

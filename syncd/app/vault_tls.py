@@ -1,4 +1,7 @@
-"""The Vault TLS settings as the HTTP clients take them (the hvac session and the event WebSocket)."""
+"""The Vault TLS settings as the HTTP clients take them (the hvac session and the event WebSocket).
+
+In ``syncd.app``, not ``syncd.app.service``: the service's wiring and ``syncd.app.notify`` both use it,
+and notify imports nothing of the service."""
 
 from __future__ import annotations
 
