@@ -107,7 +107,12 @@ class ScriptBackedOff(SyncdError):
 
 class SecretsStoreNotOwned(SyncdError):
     """A store secret that a mapping names exists and carries no mark of syncd's: syncd never changes
-    or deletes a store secret it does not own unless the mapping's target says ``adopt = true``."""
+    or deletes a store secret it does not own unless the mapping's target says ``adopt = true``.
+    ``nothing_sent``: raised before any request of a write (so that write's intents can go)."""
+
+    def __init__(self, message: str, *, nothing_sent: bool = False) -> None:
+        self.nothing_sent = nothing_sent
+        super().__init__(message)
 
 
 class SecretsStoreQuotaExceeded(SyncdError):
