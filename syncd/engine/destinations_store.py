@@ -172,9 +172,9 @@ class SecretsStoreAdapter:
         try:
             try:
                 self._write(target, changes)
-            except SecretsStoreNotFound:
+            except SecretsStoreNotFound as exc:
                 # An id of the kept listing is gone (deleted by hand), or the store was made anew.
-                self.forget(target, store=True)
+                self.forget(target, store=exc.api_message != "secret_not_found")
                 self._write(target, changes)
         except SyncdError:
             self.forget(target)  # whatever Cloudflare did, the next use lists again
