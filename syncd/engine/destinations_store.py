@@ -49,7 +49,7 @@ from syncd.errors import (
     SyncdError,
 )
 from syncd.model import SecretBody, SecretValue, Target
-from syncd.model_store import WORKERS_SCOPE, NewStoreSecret, SecretsStore, StoreSecret
+from syncd.model_store import WORKERS_SCOPE, NewStoreSecret, SecretsStore, StoreQuota, StoreSecret
 from syncd.model_versions import StagedVersion
 
 OWNER_MARK = "managed by syncd"
@@ -104,6 +104,10 @@ class SecretsStoreAdapter:
             self._listings[target] = listing
         return dict(listing)
 
+    def quota(self, target: Target) -> StoreQuota:
+        """The account's store secrets quota and usage (``GET /quota``)."""
+        return self._client.quota(target.account_id)
+
     def last_written(self, target: Target, name: str) -> str | None:
         """The ``modified`` Cloudflare answered to syncd's last write of ``name`` (None: not known)."""
         with self._lock:
@@ -152,7 +156,7 @@ class SecretsStoreAdapter:
                 creating[mapping] = missing
         total = sum(len(names) for names in creating.values())
         if total:
-            quota = self._client.quota(target.account_id)
+            quota = self.quota(target)
             if quota.usage + total > quota.quota:
                 for mapping, names in creating.items():
                     refused[mapping] = SecretsStoreQuotaExceeded(
