@@ -7,6 +7,8 @@
     ├── CycleTimeout                 the cycle's deadline passed before this work started
     ├── LeadershipLost               this replica cannot prove its Lease outlasts a write: not started
     ├── ScriptBackedOff              the target script keeps failing (timeouts, 5xx): no write until .retry_at
+    ├── SecretsStoreNotOwned         a store secret of that name exists and is not syncd's (no adopt = true)
+    ├── SecretsStoreQuotaExceeded    the account's store secrets quota has no room for the secrets to create
     ├── StateError                   the state store cannot be opened or is of an unknown schema
     │   ├── StateLocked              exit_code 2: another syncd process is the state file's writer
     │   └── StateConflict            another writer changed the state (a 409 on a state Secret): nothing
@@ -107,6 +109,27 @@ class ScriptBackedOff(SyncdError):
     def __init__(self, message: str, *, retry_at: float) -> None:
         super().__init__(message)
         self.retry_at = retry_at
+
+
+class SecretsStoreNotOwned(SyncdError):
+    """A store secret that a mapping names exists and carries no mark of syncd's: syncd never changes
+    or deletes a store secret it does not own unless the mapping's target says ``adopt = true``.
+    ``nothing_sent``: raised before any request of a write (so that write's intents can go)."""
+
+    def __init__(self, message: str, *, nothing_sent: bool = False) -> None:
+        self.nothing_sent = nothing_sent
+        super().__init__(message)
+
+
+class SecretsStoreQuotaExceeded(SyncdError):
+    """Creating a cycle's new store secrets would pass the account's quota (``GET /quota``): nothing
+    was created; the message names the usage, the quota and how many were to be created."""
+
+    def __init__(self, message: str, *, usage: int, quota: int, creating: int) -> None:
+        self.usage = usage
+        self.quota = quota
+        self.creating = creating
+        super().__init__(message)
 
 
 class InternalError(SyncdError):

@@ -46,6 +46,7 @@ import structlog
 
 from syncd.config import MappingSettings, Settings, mapping_fingerprint
 from syncd.deadlines import deadline_scope
+from syncd.engine.admission import admit_new_names, prepare_bodies
 from syncd.engine.applier import Applier, ApplyResult, log_internal_for_target
 from syncd.engine.backoff import ScriptBackoff, ScriptHealth
 from syncd.engine.cycle_work import CycleWork, MappingWork
@@ -140,7 +141,9 @@ class Reconciler:
                 cycle = self._start(settings, only_mappings, deadline, dry_run)
                 cycle.corrections = frozenset((c.target, name) for c in corrections for name in c.names)
                 self._sources.run(cycle)
+                prepare_bodies(cycle, self._lister)
                 remote = self._remote_names(cycle)
+                admit_new_names(cycle, self._lister, remote)
                 the_plan = self._plan(cycle, remote, full=only_mappings is None)
                 applied = ApplyResult()
                 if not dry_run:

@@ -23,6 +23,14 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
         return values
 
     monkeypatch.setattr(demo.DemoSecret, "fresh_values", remember)
+    original_shared = demo.shared_value
+
+    def remember_shared() -> dict[str, str]:
+        values = original_shared()
+        written.extend(values.values())
+        return values
+
+    monkeypatch.setattr(demo, "shared_value", remember_shared)
     out = io.StringIO()
     assert demo.run_demo(out, rotations=2, interval=1.0, wait=False, workdir=tmp_path) == 0
     text = out.getvalue()
@@ -38,6 +46,8 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
     assert "hand edit  payments-worker.WEBHOOK_SECRET overwritten" in text
     corrected = r"^drift      payments-worker\.WEBHOOK_SECRET detected and Vault's value put back ✓ \d+\.\d\ds"
     assert re.search(corrected, text, re.M)
+    shared = r"^store      secret/demo/shared → store secret db-password, bound by payments-worker, edge-router: ✓ "
+    assert re.search(shared + r"\d+\.\d\ds, 1 Cloudflare write\(s\), no new Worker version$", text, re.M)
     if find_workerd() is not None:  # the Worker's own answer changes with each rotation
         assert re.search(r"curl -s http://127\.0\.0\.1:\d+/payments-worker/", text)
         fingerprints = re.findall(

@@ -16,6 +16,7 @@ from syncd.config import (
     parse_config,
 )
 from syncd.errors import ConfigError
+from syncd.model import DestinationKind, Target
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -44,7 +45,17 @@ def test_example_config_loads_with_every_mapping_kind() -> None:
     settings = load_config(EXAMPLE)
     assert isinstance(settings.vault.auth, KubernetesAuth)
     names = [m.name for m in settings.mappings]
-    assert names == ["payments-api", "payments-api-tenant", "search-all-keys", "feature-config", "signing-keys"]
+    assert names == [
+        "payments-api",
+        "payments-api-tenant",
+        "search-all-keys",
+        "feature-config",
+        "signing-keys",
+        "shared-db",
+    ]
+    assert settings.target_of(settings.mappings[5]) == Target(
+        ACCOUNT, "default_secrets_store", kind=DestinationKind.SECRETS_STORE
+    )
     tenant = settings.target_of(settings.mappings[1])
     assert tenant.dispatch_namespace == "customers"
     assert tenant.account_id == "fedcba9876543210fedcba9876543210"

@@ -4,7 +4,9 @@ Checks, in order: the configured credentials can be read; Vault answers ``sys/he
 login works; every mapping's current version is readable and its values pass the rule ``once``
 applies (``syncd.engine.values.bindings_for``: size limit, key material, missing keys; the values
 are then discarded); the Cloudflare credential verifies; every target
-script exists. Later checks still run when an earlier one fails, except that secret reads are
+script exists; every Secrets Store target can be listed, each secret its mappings name is syncd's
+or will be created (one syncd does not own only with ``adopt = true``), and the account's store
+quota has room for those to create. Later checks still run when an earlier one fails, except that secret reads are
 skipped without a Vault token. The exit code is the highest ``exit_code`` among the failures
 (a credential that cannot be read is a configuration error, 2), 0 when everything passed.
 """
@@ -30,9 +32,10 @@ from syncd.config import (
     Settings,
     TokenAuth,
 )
+from syncd.engine.destinations_store import is_syncds
 from syncd.engine.values import bindings_for
 from syncd.errors import CloudflareAuthError, SyncdError
-from syncd.model import KvVersion, Target
+from syncd.model import DestinationKind, KvVersion, Target
 
 _HEALTH_DETAIL = {
     429: "unsealed standby",
@@ -161,6 +164,34 @@ def _script(clients: Clients, target: Target) -> str:
     return "exists"
 
 
+def _store(settings: Settings, clients: Clients, target: Target) -> str:
+    """The token can list the store; every named secret is syncd's or will be created (one it does
+    not own only with ``adopt = true``); the quota has room for those to create."""
+    listing = clients.store.secrets(target, fresh=True)
+    store = clients.store.store(target)
+    mappings = [m for m in settings.mappings if settings.target_of(m) == target]
+    unowned, to_create, own = [], [], 0
+    for mapping in mappings:
+        for name in mapping.static_binding_names():
+            secret = listing.get(name)
+            if secret is None:
+                to_create.append(name)
+            elif is_syncds(secret):
+                own += 1
+            elif not mapping.target.adopt:
+                unowned.append(f"{name} ({mapping.name})")
+    quota = clients.store.quota(target) if to_create else None
+    problems = []
+    if unowned:
+        problems.append(f"not syncd's (set adopt = true to take over): {', '.join(sorted(unowned))}")
+    if quota is not None and quota.usage + len(to_create) > quota.quota:
+        problems.append(f"no room for {len(to_create)} new secret(s): {quota.usage} of {quota.quota} in use")
+    if problems:
+        raise SyncdError("; ".join(problems))
+    room = "" if quota is None else f"; quota {quota.usage} of {quota.quota} in use"
+    return f"store {store.id} listed ({len(listing)} secret(s)): {own} syncd's, {len(to_create)} to create{room}"
+
+
 def run_checks(
     settings: Settings,
     *,
@@ -182,7 +213,10 @@ def run_checks(
         yield _run("cloudflare auth", lambda: _cloudflare_auth(settings, clients))
         targets = sorted({settings.target_of(m) for m in settings.mappings})
         for target in targets:
-            yield _run(f"cloudflare script {target}", lambda t=target: _script(clients, t))  # type: ignore[misc]
+            if target.kind is DestinationKind.SECRETS_STORE:
+                yield _run(f"cloudflare store {target}", lambda t=target: _store(settings, clients, t))  # type: ignore[misc]
+            else:
+                yield _run(f"cloudflare script {target}", lambda t=target: _script(clients, t))  # type: ignore[misc]
     finally:
         clients.close()
 

@@ -5,7 +5,9 @@ service (scheduler, HTTP endpoints, state store) in this process, then rotates V
 shows each rotation arriving in the emulated Workers with its propagation delay: the first round
 by polling, the next ones by Vault's socket audit device, which the demo enables in between. Then someone
 edits a binding syncd owns by hand (the emulator's admin API, as the dashboard would): the drift check
-finds it and syncd puts Vault's value back, shown with its delay. Values are never
+finds it and syncd puts Vault's value back, shown with its delay. Last, one secret that several
+Workers share through the account's Secrets Store is rotated: one write reaches all of them, and
+no Worker gets a new version. Values are never
 printed: arrival is proven by comparing with what was written. Ctrl-C stops everything cleanly.
 
 When workerd is installed (``scripts/setup-workers.sh``) the devstack runs the Workers too, and
@@ -43,6 +45,9 @@ from syncd.devstack.stack import Devstack
 SCRIPTS = ("payments-worker", "edge-router")
 ARRIVAL_TIMEOUT_SECONDS = 30.0
 WATCHED = ("payments-worker", "PAYMENTS_API_KEY")  # the binding whose fingerprint the Worker reports
+STORE_NAME = "default_secrets_store"
+SHARED_PATH = "demo/shared"
+SHARED_SECRET = "db-password"  # the store secret every Worker binds (secrets_store_secrets)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,12 @@ target = {{ script = "edge-router" }}
 secret_text = {{ keys = {{ api_key = "PAYMENTS_API_KEY" }} }}
 
 [[mapping]]
+name = "shared-db"                  # one store secret, bound by every Worker: one write per rotation
+vault = {{ mount = "secret", path = "{SHARED_PATH}" }}
+target = {{ secrets_store = "{STORE_NAME}" }}
+secret_text = {{ keys = {{ password = "{SHARED_SECRET}" }} }}
+
+[[mapping]]
 name = "signing"
 vault = {{ mount = "secret", path = "demo/signing" }}
 target = {{ script = "edge-router" }}
@@ -152,12 +163,21 @@ class LiveView:
         self._out.flush()
 
 
+def shared_value() -> dict[str, str]:
+    return {"password": f"demo-{secrets.token_hex(8)}"}
+
+
+def _store_writes(requests: Any) -> list[dict[str, Any]]:
+    return [r for r in list(requests) if "/secrets_store/" in r["path"] and r["method"] in ("PATCH", "POST")]
+
+
 @dataclass
 class _DemoRun:
     view: LiveView
     stack: Devstack
     vault: hvac.Client
     stop: threading.Event
+    store_id: str = ""
 
     def arrived(self, script: str, binding: str, value: str) -> bool:
         body = self.stack.cloudflare.secrets_of(script).get(binding)
@@ -206,6 +226,36 @@ class _DemoRun:
     def seed(self) -> None:
         for secret in DEMO_SECRETS:
             self.vault.secrets.kv.v2.create_or_update_secret(path=secret.path, secret=secret.fresh_values())
+        self.vault.secrets.kv.v2.create_or_update_secret(path=SHARED_PATH, secret=shared_value())
+        cf = self.stack.cloudflare
+        self.store_id = cf.secrets_store.create_store(cf.account_id, {"name": STORE_NAME}).id
+
+    def rotate_shared(self) -> float | None:
+        """One Vault write of the secret every Worker binds from the store: one PATCH, no version."""
+        cf = self.stack.cloudflare
+        versions = {s: cf.versions_of(s) for s in SCRIPTS}
+        values = shared_value()
+        before = len(_store_writes(cf.state.requests))
+        self.vault.secrets.kv.v2.create_or_update_secret(path=SHARED_PATH, secret=values)
+        started = time.monotonic()
+        deadline = started + ARRIVAL_TIMEOUT_SECONDS
+        while cf.secrets_store_value(cf.account_id, self.store_id, SHARED_SECRET) != values["password"]:
+            if time.monotonic() > deadline or self.stop.wait(0.02):
+                self.view.line(f"store      {SHARED_SECRET} {self.view.bad('✗ not rotated yet')}")
+                return None
+        delay = time.monotonic() - started
+        logged = time.monotonic() + 1.0  # the request log notes a call once its answer is sent
+        while len(_store_writes(cf.state.requests)) == before and time.monotonic() < logged:
+            self.stop.wait(0.01)
+        writes = len(_store_writes(cf.state.requests)) - before
+        same = all(cf.versions_of(s) == n for s, n in versions.items())
+        self.view.line()
+        self.view.line(
+            f"store      secret/{SHARED_PATH} → store secret {SHARED_SECRET}, bound by {', '.join(SCRIPTS)}: "
+            f"{self.view.ok('✓')} {delay:.2f}s, {writes} Cloudflare write(s), "
+            + ("no new Worker version" if same else "Worker versions changed")
+        )
+        return delay
 
     def initial_sync(self) -> None:
         deadline = time.monotonic() + ARRIVAL_TIMEOUT_SECONDS
@@ -327,6 +377,7 @@ def run_demo(
             for secret in DEMO_SECRETS:
                 (polled if number == 1 else notified).extend(run.rotate(secret, number))
         run.hand_edit(interval)
+        run.rotate_shared()
         view.line()
         for label, delays in (("by polling", polled), ("by Vault notification", notified)):
             if delays:

@@ -45,7 +45,7 @@ from syncd.app.service.exposition import exposition_chunks
 from syncd.app.service.mapping_series import MappingSeries
 from syncd.engine.backoff import ScriptHealth
 from syncd.engine.report import CycleReport, MappingResult, PushRecord, Reason, Trigger
-from syncd.model import Target
+from syncd.model import DestinationKind, Target
 
 __all__ = ["Metrics"]
 
@@ -85,6 +85,10 @@ def failure_reason(error_code: str) -> str:
 
 
 def script_label(target: Target) -> str:
+    """The ``script`` label: a Worker's name (``namespace/name`` in a dispatch namespace), or
+    ``secrets_store:NAME`` for the account's Secrets Store (no script name holds ':')."""
+    if target.kind is DestinationKind.SECRETS_STORE:
+        return f"secrets_store:{target.script}"
     if target.dispatch_namespace:
         return f"{target.dispatch_namespace}/{target.script}"
     return target.script

@@ -26,11 +26,13 @@ from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
 from syncd.app.service.drift_checks import DriftChecker
 from syncd.app.service.http_server import OpsServer
 from syncd.app.service.metrics import Metrics
+from syncd.app.service.store_drift import StoreDriftCheck
 from syncd.app.state_backend import open_configured_state
 from syncd.app.vault_tls import vault_client_cert, vault_verify
 from syncd.clients.cloudflare import ApiTokenAuth, CloudflareAuth, CloudflareClient, GlobalKeyAuth
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.pacer import Pacer
+from syncd.clients.secrets_store import SecretsStoreClient
 from syncd.clients.vault import VaultReader, build_hvac_client
 from syncd.clients.vault_auth import (
     AppRoleLogin,
@@ -52,10 +54,11 @@ from syncd.config import (
     Settings,
     TokenAuth,
 )
+from syncd.engine.destinations_store import SecretsStoreAdapter
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.state import StateBackend
 from syncd.engine.state.kubernetes import KubernetesStateStore
-from syncd.model import SecretValue
+from syncd.model import DestinationKind, SecretValue
 
 CLOUDFLARE_RETRY_DEADLINE = 60.0
 
@@ -193,6 +196,12 @@ class Clients:
     reader: VaultReader
     cloudflare: CloudflareClient
     pacer: Pacer
+    # The Secrets Store kind: one adapter per process (its store, listing and own-write memory are
+    # shared by the reconciler and the store drift check), over the same client (same pacer).
+    store: SecretsStoreAdapter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = SecretsStoreAdapter(SecretsStoreClient(self.cloudflare))
 
     @property
     def versions(self) -> WorkerVersionsClient:
@@ -263,6 +272,7 @@ def build_reconciler(
         concurrency=settings.vault.concurrency,
         fingerprint_key=fingerprint_key(settings),
         versions=clients.versions,
+        destinations={DestinationKind.SECRETS_STORE: clients.store},
     )
 
 
@@ -319,7 +329,14 @@ def build_service(
         state.on_conflict = stopped_leading  # another writer wrote the state: step down as on a lost Lease
     reconciler = build_reconciler(settings, clients, state, clock=clock)
     drift = DriftChecker(
-        settings, clients.versions, state, clients.pacer, request_cycle=lambda _: None, metrics=metrics, clock=clock
+        settings,
+        clients.versions,
+        state,
+        clients.pacer,
+        request_cycle=lambda _: None,
+        metrics=metrics,
+        clock=clock,
+        store=StoreDriftCheck(clients.store),
     )
     parts = ServiceParts(
         drift=drift,
