@@ -57,6 +57,7 @@ from syncd.engine.state import BindingRecord, MappingOutcome, MappingStatus, Sta
 from syncd.engine.values import bindings_for
 from syncd.errors import CycleTimeout, InternalError, SyncdError, VaultSecretDeleted, VaultSecretNotFound
 from syncd.model import KvVersion, SecretVersion, Target, VaultSecretRef, VersionInfo
+from syncd.redaction import scrub_error
 
 log = structlog.get_logger("syncd.engine")
 
@@ -84,7 +85,7 @@ class _Work:
 
     def fail(self, exc: SyncdError) -> None:
         if self.error_code is None:
-            self.error_code, self.error = exc.reason, str(exc)
+            self.error_code, self.error = exc.reason, scrub_error(str(exc))  # kept: state, /status, CLI
         self.desire = None
 
     def fail_internal(self, exc: BaseException) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syncd.model import Target, VaultSecretRef
+from syncd.redaction import scrub_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,6 @@ class MappingOutcome:
             last_attempt_at=self.at,
             last_pushed_at=self.at if self.pushed else previous.last_pushed_at,
             last_error_code=self.error_code,
-            last_error=self.error,
+            last_error=None if self.error is None else scrub_error(self.error),
             in_sync=self.in_sync,
         )
