@@ -38,6 +38,7 @@ import stamina
 from syncd.clients.cloudflare_errors import parse_retry_after
 from syncd.clients.observe import ERROR, OK, RETRY, RequestObserver
 from syncd.clients.vault_http import HttpReply, VaultTransportError
+from syncd.clients.vault_redirects import RedirectRefused
 from syncd.deadlines import MIN_ATTEMPT_SECONDS, attempt_timeout, time_left
 from syncd.errors import (
     VaultAuthError,
@@ -191,6 +192,8 @@ def map_error(exc: Exception, *, operation: str, path: str, auth: bool = False) 
     where = f"Vault {operation} {path}"
     if isinstance(exc, VaultHttpError):
         return _status_error(exc.status_code, exc.reason, where=where, path=path, auth=auth), str(exc.status_code)
+    if isinstance(exc, RedirectRefused):  # nothing was sent there; asking again would not change it
+        return VaultError(f"{where}: {exc}", path=path), "redirect"
     if isinstance(exc, VaultTransportError):
         what = "timed out" if exc.kind == "timeout" else f"connection failed ({exc.cause})"
         return VaultUnavailable(f"{where}: {what}", path=path), exc.kind

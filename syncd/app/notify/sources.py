@@ -27,7 +27,7 @@ import structlog
 
 from syncd.app.notify.audit import AuditListener
 from syncd.app.notify.vault_events import VaultEventsSubscriber
-from syncd.app.service.vault_tls import vault_client_cert, vault_verify
+from syncd.app.service.vault_tls import vault_connection
 from syncd.config import Settings
 from syncd.model import SecretValue
 
@@ -122,14 +122,15 @@ class NotificationSources:
                 log.warning("vault event notifications need the Vault token manager: not subscribing")
                 self.failed.add(EVENTS)
             else:
+                connection = vault_connection(settings)
                 self.vault_events = VaultEventsSubscriber(
                     settings.vault.address,
                     vault_token,
                     _counted(EVENTS, on_write, metrics),
                     event_types=notifications.vault_event_types,
                     namespace=settings.vault.namespace,
-                    verify=vault_verify(settings),
-                    client_cert=vault_client_cert(settings),
+                    verify=connection.verify,
+                    client_cert=connection.client_cert,
                     debounce_seconds=notifications.debounce_seconds,
                     on_connections=_connections_of(EVENTS, metrics, on_connections),
                 ).start()

@@ -26,11 +26,11 @@ from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
 from syncd.app.service.drift_checks import DriftChecker
 from syncd.app.service.http_server import OpsServer
 from syncd.app.service.metrics import Metrics
-from syncd.app.service.vault_tls import vault_client_cert, vault_verify
+from syncd.app.service.vault_tls import vault_connection
 from syncd.clients.cloudflare import ApiTokenAuth, CloudflareAuth, CloudflareClient, GlobalKeyAuth
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.pacer import Pacer
-from syncd.clients.vault import VaultReader, build_hvac_client
+from syncd.clients.vault import VaultReader
 from syncd.clients.vault_auth import (
     AppRoleLogin,
     JwtLogin,
@@ -94,19 +94,16 @@ def build_vault(
 ) -> tuple[Any, VaultTokenManager, VaultReader]:
     """``(hvac.Client, VaultTokenManager, VaultReader)``: TLS, namespace, timeout, a pool sized to
     ``vault.concurrency`` (plus one for the token manager), the configured login."""
-    vault = settings.vault
-    client = build_hvac_client(
-        vault.address,
-        namespace=vault.namespace,
-        timeout=vault.timeout_seconds,
-        verify=vault_verify(settings),
-        client_cert=vault_client_cert(settings),
-        pool_size=vault.concurrency + 1,
-        session=session,
-    )
+    connection = vault_connection(settings)  # one setting: hvac's session and the lean read path
+    client = connection.hvac_client(session)
     tokens = VaultTokenManager(client, vault_login_strategy(settings), clock, observer)
     reader = VaultReader(
-        client, observer=observer, clock=clock, token_valid=tokens.is_valid, on_token_refused=tokens.invalidate
+        client,
+        observer=observer,
+        clock=clock,
+        token_valid=tokens.is_valid,
+        on_token_refused=tokens.invalidate,
+        http=connection.lean_transport(),
     )
     return client, tokens, reader
 
