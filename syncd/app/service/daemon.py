@@ -50,6 +50,7 @@ import structlog
 
 from syncd.app.leadership.sole import SoleWriter
 from syncd.app.notify.audit import AuditListener, paths_to_mappings
+from syncd.app.notify.flapping import SweepSpacing
 from syncd.app.notify.sources import NotificationMetrics, NotificationSources, needed_connections
 from syncd.app.notify.vault_events import VaultEventsSubscriber
 from syncd.app.service.heap import release_free_memory
@@ -161,6 +162,7 @@ class Service:
         self._slicer = SweepSlicer()
         self._retry: set[str] = set()  # mappings whose last cycle failed: every backstop tick retries them
         self._sweep_due = False  # a queued cycle was lost (skipped, crashed): the next tick sweeps all
+        self._sweep_spacing = SweepSpacing()  # mode changes sweep at most once per interval
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -307,6 +309,11 @@ class Service:
         """Sweep everything at once: into interval mode for the writes whose notifications the
         broken connection lost, into backstop mode for those made while no source was connected."""
         level = log.info if change.mode == BACKSTOP else log.warning
+        if not self._sweep_spacing.sweep_now(self._clock(), self._settings.sync.interval_seconds):
+            level("sync mode changed again; the next tick sweeps every secret", mode=change.mode, reason=change.reason)
+            with self._lock:
+                self._sweep_due = True  # flapping: at most one extra sweep per interval (notify/flapping.py)
+            return
         level(
             "sync mode changed; sweeping every secret now",
             mode=change.mode,
