@@ -138,6 +138,23 @@ def credential_from(ref: CredentialRef, *, key: str) -> Credential:
     return InlineCredential(ref.value)
 
 
+MIN_TRIGGER_TOKEN_BYTES = 32
+
+
+def trigger_token_from(ref: CredentialRef) -> Credential:
+    """``server.trigger_token``'s reader, after reading it once now: a token shorter than
+    ``MIN_TRIGGER_TOKEN_BYTES`` (UTF-8) is refused with a ``CredentialError`` naming the key and
+    where it comes from (a one-character token was accepted; a bearer token must not be guessable)."""
+    read = credential_from(ref, key="server.trigger_token")
+    if len(read().reveal().encode()) < MIN_TRIGGER_TOKEN_BYTES:
+        raise CredentialError(
+            "server.trigger_token",
+            ref.describe(),
+            f"the trigger token needs at least {MIN_TRIGGER_TOKEN_BYTES} bytes (e.g. `openssl rand -hex 32`)",
+        )
+    return read
+
+
 def read_token_file(path: Path | str, *, key: str = "vault.auth.token_file") -> Credential:
     """A Kubernetes / JWT service-account token file, re-read when it rotates."""
     return FileCredential(path, key=key)
@@ -151,4 +168,5 @@ __all__ = [
     "InlineCredential",
     "credential_from",
     "read_token_file",
+    "trigger_token_from",
 ]

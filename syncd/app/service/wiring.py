@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import requests
+import structlog
 
 import syncd
 from syncd.app.leadership import LeaderMetrics, build_leadership
 from syncd.app.leadership.gate import write_gate
-from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
+from syncd.app.service.credentials import CredentialError, credential_from, read_token_file, trigger_token_from
 from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
 from syncd.app.service.drift_checks import DriftChecker
 from syncd.app.service.http_server import OpsServer
@@ -50,6 +51,7 @@ from syncd.config import (
     Settings,
     TokenAuth,
 )
+from syncd.config.insecure import insecure_settings
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.state import StateBackend
 from syncd.engine.state.configured import open_configured_state
@@ -57,6 +59,8 @@ from syncd.engine.state.kubernetes import KubernetesStateStore
 from syncd.model import SecretValue
 
 CLOUDFLARE_RETRY_DEADLINE = 60.0
+
+log = structlog.get_logger("syncd.service")
 
 
 # -- Vault -----------------------------------------------------------------------------------------
@@ -327,9 +331,9 @@ def build_service(
         leadership=leadership,
     )
     server = settings.server
-    trigger_token = (
-        credential_from(server.trigger_token, key="server.trigger_token") if server.trigger_token is not None else None
-    )
+    trigger_token = trigger_token_from(server.trigger_token) if server.trigger_token is not None else None
+    for finding in insecure_settings(settings):  # also in `syncd check`
+        log.warning("insecure setting", key=finding.key, problem=finding.problem, fix=finding.fix)
 
     def make_server(source: Service) -> OpsServer:
         return OpsServer(source, metrics, bind=server.bind, port=server.port, trigger_token=trigger_token)
