@@ -16,9 +16,8 @@ from syncd.config.insecure import insecure_settings
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 
 
-def _settings(vault: str = "http://127.0.0.1:8200", extra: str = "", cloudflare: str = "", tail: str = "") -> Settings:
-    return parse_config(
-        f"""
+def _settings_text(vault: str = "http://127.0.0.1:8200", extra: str = "", cloudflare: str = "", tail: str = "") -> str:
+    return f"""
 [vault]
 address = "{vault}"
 {extra}
@@ -33,9 +32,11 @@ api_token = {{ env = "CF_TOKEN" }}
 [sync]
 fingerprint_key = {{ env = "FP_KEY" }}
 {tail}
-""",
-        "syncd.toml",
-    )
+"""
+
+
+def _settings(vault: str = "http://127.0.0.1:8200", extra: str = "", cloudflare: str = "", tail: str = "") -> Settings:
+    return parse_config(_settings_text(vault, extra, cloudflare, tail), "syncd.toml")
 
 
 def _keys(settings: Settings) -> list[str]:
@@ -57,25 +58,8 @@ def test_plain_http_to_vault_cloudflare_and_kubernetes_is_said() -> None:
 
 
 def test_disabled_verification_and_inline_credentials_are_said() -> None:
-    settings = parse_config(
-        f"""
-[vault]
-address = "https://vault.internal:8200"
-allow_inline_credentials = true
-[vault.tls]
-verify = false
-[vault.auth]
-method = "token"
-token = {{ value = "dev-only-token-value" }}
-[cloudflare]
-account_id = "{ACCOUNT}"
-[cloudflare.auth]
-api_token = {{ env = "CF_TOKEN" }}
-[sync]
-fingerprint_key = {{ env = "FP_KEY" }}
-""",
-        "syncd.toml",
-    )
+    text = _settings_text("https://vault.internal:8200", "allow_inline_credentials = true\n[vault.tls]\nverify = false")
+    settings = parse_config(text.replace('{ env = "VAULT_TOKEN" }', '{ value = "dev-only-token-value" }'), "syncd.toml")
     assert _keys(settings) == ["vault.tls.verify", "vault.auth.token"]
 
 
@@ -99,22 +83,6 @@ def test_credential_files_readable_by_others_are_said_with_the_fix(tmp_path: Pat
     assert insecure_settings(settings) == []
     os.chmod(token, 0o640)  # our own group (a Kubernetes Secret with the pod's fsGroup)
     assert insecure_settings(settings) == []
-
-
-def _settings_text() -> str:
-    return f"""
-[vault]
-address = "http://127.0.0.1:8200"
-[vault.auth]
-method = "token"
-token = {{ env = "VAULT_TOKEN" }}
-[cloudflare]
-account_id = "{ACCOUNT}"
-[cloudflare.auth]
-api_token = {{ env = "CF_TOKEN" }}
-[sync]
-fingerprint_key = {{ env = "FP_KEY" }}
-"""
 
 
 def test_the_default_fingerprint_key_beside_the_fingerprints_is_said() -> None:
