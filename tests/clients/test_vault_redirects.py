@@ -91,7 +91,7 @@ def test_https_to_plain_http_gets_neither_the_token_nor_the_login_body(plain_htt
         with pytest.raises(VaultError, match="refused"):
             reader.kv_version("secret")  # hvac's session
         assert len(redirector.received) == 3  # each request reached the HTTPS address once
-        assert plain_http.received == []  # and nothing, no token, no body, went to plain HTTP
+        assert len(plain_http.received) == 0  # and nothing, no token, no body, went to plain HTTP
     finally:
         redirector.stop()
 
