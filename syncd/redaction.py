@@ -11,9 +11,9 @@ Two kinds of text need it:
   only the API's own message (the caller passes what it took from a JSON envelope, never a raw
   body), cuts it short and scrubs it; ``scrub_error`` is the same scrubbing for text about to be
   kept (the state, the status document), so an error built anywhere passes through it once more.
-  Header-like content (``Name-With-Dashes: value``, ``Authorization: ...``, ``Cookie: ...``) is
-  replaced whole: a proxy that echoes the request's headers into its error page must not get them
-  kept, whatever their names.
+  Header-like content (a line starting ``Name-With-Dashes: value``, ``Authorization: ...``,
+  ``Cookie: ...``, and ``X-Anything: value`` anywhere) is replaced whole: a proxy that echoes the
+  request's headers into its error page must not get them kept, whatever their names.
 
 **Known credentials.** Whatever syncd reads as a credential (the Vault token it logged in with, the
 Cloudflare token or key, the trigger token, an AppRole secret id) is remembered here
@@ -53,11 +53,15 @@ _CREDENTIAL_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"\bhv[sbr]\.[A-Za-z0-9_\-]{20,}"), MASK),  # Vault service/batch/recovery tokens
 )
 
-# "Name-With-Dashes: value" (X-Vault-Token, Content-Type, X-Forwarded-For...) or a single-word
-# credential header, up to the end of its line or the next header: what an echoed request looks like.
-_HEADER_LIKE: Final = re.compile(
-    r"(?im)\b(?:[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+|authorization|cookie|host)[ \t]*:[ \t]*[^\r\n]*"
+# What an echoed request looks like: a line that starts with a header ("Name-With-Dashes: value",
+# "Authorization: ...", "Cookie: ...", "Host: ..."), up to its end; and, anywhere in a line, an
+# "X-Something: value" pair. Only line starts, so "scripts/app-worker: HTTP 409" stays whole.
+_HEADER_LINE: Final = re.compile(
+    r"(?im)^[ \t]*(?:<[^>\n]*>)*[ \t]*"  # the line's start, after any markup
+    r"(?:[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+|authorization|cookie|host)[ \t]*:[^\r\n]*"
 )
+_X_HEADER: Final = re.compile(r"\bX-[A-Za-z0-9-]+[ \t]*:[ \t]*[^\s,;]+")
+
 
 _known_lock = threading.Lock()
 _known: OrderedDict[str, None] = OrderedDict()
@@ -104,7 +108,7 @@ def scrub_text(text: str) -> str:
 def scrub_error(text: str, limit: int = 2 * MAX_UPSTREAM_MESSAGE) -> str:
     """Text about to be kept (state, ``/status``, CLI): header-like content removed, credentials
     masked, whitespace collapsed, cut to ``limit`` characters."""
-    text = _HEADER_LIKE.sub(HEADER_MASK, _mask_known(text))
+    text = _X_HEADER.sub(HEADER_MASK, _HEADER_LINE.sub(HEADER_MASK, _mask_known(text)))
     text = scrub_text(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 

@@ -83,3 +83,13 @@ def test_a_cloudflare_message_echoing_a_known_token_is_scrubbed() -> None:
     assert failure is not None
     error = error_for(failure, method="GET", path="/accounts/x")
     assert CF_TOKEN not in str(error) and error.code == 10000 and "Authentication error" in str(error)
+
+
+def test_our_own_message_with_a_hyphenated_name_before_a_colon_stays_whole() -> None:
+    message = "Cloudflare PATCH /accounts/a/workers/scripts/app-worker: HTTP 409, code 10214: not deployed"
+    assert scrub_error(message) == message
+
+
+def test_an_echoed_page_on_one_line_loses_its_x_headers() -> None:
+    kept = scrub_error("<html><pre>GET /v1/x</pre> X-Forwarded-For: 10.0.0.1 X-Request-Id: abc</html>")
+    assert "10.0.0.1" not in kept and "abc" not in kept
