@@ -36,6 +36,7 @@ from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.vault_calls import expect_dict, vault_call
 from syncd.errors import SyncdError, VaultAuthError, VaultError
 from syncd.model import SecretValue
+from syncd.redaction import remember_credential
 from syncd.retrying import Backoff
 
 log = structlog.get_logger("syncd.clients.vault_auth")
@@ -80,7 +81,9 @@ def _from_auth(response: Any, path: str) -> LoginResult:
     if not isinstance(auth, dict) or not auth.get("client_token"):
         raise VaultAuthError(f"Vault login {path}: the response has no token", path=path)
     lease = float(auth.get("lease_duration") or 0)
-    return LoginResult(SecretValue(str(auth["client_token"])), lease, bool(auth.get("renewable")), lease)
+    token = str(auth["client_token"])
+    remember_credential(token)  # masked wherever syncd.redaction scrubs text
+    return LoginResult(SecretValue(token), lease, bool(auth.get("renewable")), lease)
 
 
 class TokenLogin:

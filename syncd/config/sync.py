@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -96,6 +97,24 @@ class NotificationSettings(StrictModel):
     vault_event_types: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9*?_./-]+$")]] = Field(
         default_factory=lambda: ["kv-v2/*", "kv-v1/*"], min_length=1, max_length=8
     )
+    # The audit port trusts nothing by itself (syncd.app.notify.audit): the shared secret of the
+    # socket device's `prefix` option (lines without it are dropped), the peer networks allowed to
+    # connect (CIDR; empty: any), the connection slots, and how long a connection may stay silent
+    # before it sent a valid audit entry.
+    audit_prefix: CredentialRef | None = None
+    audit_allow: list[str] = Field(default_factory=list, max_length=64)
+    audit_max_connections: int = Field(default=32, ge=1, le=256)
+    audit_unverified_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("audit_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an IP network (CIDR, e.g. 10.0.0.0/8)") from None
+        return value
 
 
 class LoggingSettings(StrictModel):

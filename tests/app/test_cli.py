@@ -167,6 +167,7 @@ def test_check_passes_every_check_and_exits_0(stack: Stack, config: Path, capsys
         "ok config",
         "ok credential vault.auth.token",
         "ok credential cloudflare.auth.api_token",
+        "WARN insecure sync.fingerprint_key",  # the devstack's http on loopback draws no warning
         "ok vault health",
         "ok vault auth",
         "ok vault read app-api",

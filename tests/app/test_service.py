@@ -624,7 +624,7 @@ def test_rotated_cloudflare_token_file_is_used_by_the_next_cycle(stack: Stack, t
 def test_ops_endpoints_over_http_with_the_real_wiring(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SYNCD_TEST_TRIGGER", "trigger-token-for-tests")
+    monkeypatch.setenv("SYNCD_TEST_TRIGGER", "trigger-token-for-tests-0123456789abcdef")
     path = tmp_path / "syncd.toml"
     text = config_text(stack, tmp_path / "state.sqlite3").replace(
         "[server]\nenabled = false",
@@ -654,7 +654,7 @@ def test_ops_endpoints_over_http_with_the_real_wiring(
         request = urllib.request.Request(
             url + "/trigger?mapping=app-api",
             method="POST",
-            headers={"Authorization": "Bearer trigger-token-for-tests"},
+            headers={"Authorization": "Bearer trigger-token-for-tests-0123456789abcdef"},
         )
         with urllib.request.urlopen(request, timeout=WAIT) as response:
             assert response.status == 202

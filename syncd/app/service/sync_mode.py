@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from syncd.app.notify.flapping import SweepSpacing
 from syncd.app.service.parts import MetricsLike
 from syncd.app.service.running import Lifetime, SettingsInForce
 from syncd.app.service.sweep import BACKSTOP, ModeChange, SweepSlicer, SyncModeMetrics, SyncModeTracker
@@ -50,6 +51,7 @@ class SyncMode:
         self._slicer = SweepSlicer()
         self._retry: set[str] = set()  # mappings whose last cycle failed: every backstop tick retries them
         self._sweep_due = False  # a queued cycle was lost: the next tick sweeps everything
+        self._sweep_spacing = SweepSpacing()  # mode changes sweep at most once per interval
 
     def configure(self, needed: Mapping[str, int]) -> None:
         """The configured sources, each with the open connections that make it connected."""
@@ -114,6 +116,11 @@ class SyncMode:
 
     def _changed(self, change: ModeChange) -> None:
         level = log.info if change.mode == BACKSTOP else log.warning
+        if not self._sweep_spacing.sweep_now(self._clock(), self._settings().sync.interval_seconds):
+            level("sync mode changed again; the next tick sweeps every secret", mode=change.mode, reason=change.reason)
+            with self._lock:
+                self._sweep_due = True  # flapping: at most one extra sweep per interval (notify/flapping.py)
+            return
         level(
             "sync mode changed; sweeping every secret now",
             mode=change.mode,
