@@ -36,6 +36,7 @@ class Endpoints:
     cloudflare_api_base: str
     cloudflare_api_token: str
     cloudflare_account_id: str
+    workers_url: str | None = None  # with ``DevstackProcess(workers=True)`` and workerd installed
 
     @property
     def cloudflare_url(self) -> str:
@@ -43,11 +44,16 @@ class Endpoints:
 
 
 class DevstackProcess:
-    """``python -m syncd.devstack`` on free ports; stopped with SIGTERM."""
+    """``python -m syncd.devstack`` on free ports; stopped with SIGTERM.
 
-    def __init__(self, python: str = sys.executable, extra_args: Sequence[str] = ()) -> None:
+    Without the Workers runtime unless ``workers=True``: workerd restarts on every deployment,
+    which would weigh on what the other benchmarks measure (see ``bench/workers_runtime.py``).
+    """
+
+    def __init__(self, python: str = sys.executable, *, workers: bool = False, extra_args: Sequence[str] = ()) -> None:
         """``extra_args``: more ``syncd.devstack`` options, e.g. ``["--db-role", "app:5s"]``."""
         self._python = python
+        self._workers = workers
         self._extra_args = list(extra_args)
         self._process: subprocess.Popen[str] | None = None
         self.endpoints: Endpoints | None = None
@@ -56,7 +62,17 @@ class DevstackProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
-            [self._python, "-m", "syncd.devstack", "--vault-port", "0", "--cloudflare-port", "0", *self._extra_args],
+            [
+                self._python,
+                "-m",
+                "syncd.devstack",
+                "--vault-port",
+                "0",
+                "--cloudflare-port",
+                "0",
+                *([] if self._workers else ["--no-workers"]),
+                *self._extra_args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -65,7 +81,7 @@ class DevstackProcess:
         )
         line = _first_line(self._process, timeout)
         described = json.loads(line)
-        self.endpoints = Endpoints(**{k: str(described[k]) for k in Endpoints.__dataclass_fields__})
+        self.endpoints = Endpoints(**{k: str(described[k]) for k in Endpoints.__dataclass_fields__ if k in described})
         return self.endpoints
 
     def cpu_seconds(self) -> float | None:

@@ -2,7 +2,7 @@
 
 ```
 python bench/propagation.py [--rotations 20] [--slow-rotations 3] [--repeat 1] [--secrets 100]
-                            [--modes audit audit-spaced poll-1s poll-30s] [--json]
+                            [--modes audit audit-spaced poll-1s poll-30s] [--no-worker] [--json]
 ```
 
 The devstack runs in one subprocess and ``syncd run`` (the real command: scheduler, HTTP server,
@@ -28,12 +28,20 @@ sent once the previous value arrived, after a random pause within the mode's per
 interval, the debounce spacing; none for the default audit mode), so writes land at random phases
 of the poll instead of always just after one.
 
+A second end point, at the Worker itself: when workerd is installed the devstack runs the deployed
+Workers (``syncd.devstack.workers``), and ``write -> Worker answers`` is from the write to the first
+answer of the script's default Worker (polled every 10 ms on the Workers address, after the
+emulator's record has the value) that carries the new value's SHA-256 fingerprint. It adds the
+runtime's reload (debounce 50 ms, then a new workerd process for two scripts) to the first end
+point. ``--no-worker`` (or no workerd) leaves it out and runs the devstack without the runtime.
+
 Exit status 1 when a rotation did not arrive within its deadline.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -53,6 +61,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` and ``syncd`` i
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._stack import REPO_ROOT, Admin, DevstackProcess, Endpoints, Http, new_value
+from syncd.devstack.workers.tools import find_workerd
 
 BINDINGS_PER_SCRIPT = 50
 ROTATED = "bench/p00000"
@@ -84,14 +93,16 @@ class Series:
     label: str
     rotations: int
     latencies: list[float] = field(default_factory=list)
+    worker_latencies: list[float] = field(default_factory=list)  # to the Worker's own answer
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
     lost: int = 0
 
-    def quantile(self, q: float) -> float | None:
-        if not self.latencies:
+    def quantile(self, q: float, *, at_worker: bool = False) -> float | None:
+        latencies = self.worker_latencies if at_worker else self.latencies
+        if not latencies:
             return None
-        ordered = sorted(self.latencies)
+        ordered = sorted(latencies)
         return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
@@ -223,6 +234,22 @@ def arrival_time(admin: Admin, script: str, sent_at: float) -> float | None:
     return min(times) if times else None
 
 
+def worker_answered(worker: Http, script: str, value: str, deadline: float) -> float | None:
+    """Wall-clock time of the first answer of ``script``'s Worker carrying ``value``'s fingerprint."""
+    expected = hashlib.sha256(value.encode()).hexdigest()
+    pause = threading.Event()  # never set
+    while time.monotonic() <= deadline:
+        try:
+            code, body = worker.request("GET", f"/{script}/")
+        except OSError:
+            code, body = 0, None  # the runtime is between two workerd processes
+        fingerprint = body.get("bindings", {}).get("P00000", {}).get("sha256") if isinstance(body, dict) else None
+        if code == 200 and fingerprint == expected:
+            return time.time()
+        pause.wait(POLL_SECONDS)
+    return None
+
+
 def run_series(admin: Admin, syncd: Syncd, key: str, rotations: int, timeout: float) -> Series:
     mode = MODES[key]
     series = Series(key, str(mode["label"]), rotations)
@@ -230,6 +257,8 @@ def run_series(admin: Admin, syncd: Syncd, key: str, rotations: int, timeout: fl
     account = admin.endpoints.cloudflare_account_id
     pause = threading.Event()  # never set
     phases = random.Random(rotations)  # a reproducible spread of start times
+    workers_url = admin.endpoints.workers_url
+    worker = Http(workers_url, timeout=10) if workers_url else None
     cpu_before, wall_before = syncd.cpu(), time.monotonic()
     for n in range(rotations):
         # A random moment within the mode's period, so a write does not always land just after a
@@ -251,6 +280,12 @@ def run_series(admin: Admin, syncd: Syncd, key: str, rotations: int, timeout: fl
         arrived = arrival_time(admin, script, sent_at) if time.monotonic() <= deadline else None
         if arrived is not None:
             series.latencies.append(max(0.0, arrived - sent_at))
+        if worker is not None:
+            answered = worker_answered(worker, script, value, deadline)
+            if answered is None:
+                series.lost += 1
+            else:
+                series.worker_latencies.append(max(0.0, answered - sent_at))
     series.cpu_seconds = syncd.cpu() - cpu_before
     series.wall_seconds = time.monotonic() - wall_before
     return series
@@ -304,6 +339,8 @@ def summarize(runs: list[list[Series]]) -> list[dict[str, Any]]:
                 "rotations": first.rotations,
                 "p50": median_of([s.quantile(0.5) for s in same]),
                 "p99": median_of([s.quantile(0.99) for s in same]),
+                "worker_p50": median_of([s.quantile(0.5, at_worker=True) for s in same]),
+                "worker_p99": median_of([s.quantile(0.99, at_worker=True) for s in same]),
                 "cpu_seconds": median_of([s.cpu_seconds for s in same]),
                 "wall_seconds": median_of([s.wall_seconds for s in same]),
                 "lost": sum(s.lost for s in same),
@@ -322,12 +359,14 @@ def format_table(rows: list[dict[str, Any]], repeat: int, secrets: int) -> str:
     lines = [
         f"{secrets} secrets, sequential rotations of one; medians over {repeat} repetition(s)",
         "",
-        "| mode | rotations | p50 write -> Worker | p99 | syncd CPU over the series | wall |",
-        "|---|---|---|---|---|---|",
+        "| mode | rotations | p50 write -> Worker (emulator's record) | p99 | p50 write -> Worker answers"
+        " (workerd) | p99 | syncd CPU over the series | wall |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['label']} | {row['rotations']} | {_duration(row['p50'])} | {_duration(row['p99'])}"
+            f" | {_duration(row['worker_p50'])} | {_duration(row['worker_p99'])}"
             f" | {row['cpu_seconds']:.2f} s | {row['wall_seconds']:.1f} s |"
         )
     lost = sum(row["lost"] for row in rows)
@@ -343,9 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="repetitions of the whole comparison (default 1)")
     parser.add_argument("--secrets", type=int, default=100, help="mapped secrets (default 100)")
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=list(MODES))
+    parser.add_argument("--no-worker", action="store_true", help="no end point at the Worker (no workerd)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args(argv)
-    with DevstackProcess() as devstack:
+    at_worker = not args.no_worker and find_workerd() is not None
+    if not args.no_worker and not at_worker:
+        print("propagation: workerd not found, measuring to the emulator's record only", file=sys.stderr)
+    with DevstackProcess(workers=at_worker) as devstack:
         assert devstack.endpoints is not None
         admin = Admin(devstack.endpoints)
         seed(admin, args.secrets)

@@ -44,7 +44,7 @@ from prometheus_client.metrics_core import Metric
 from bench.workload import Workload
 from syncd.app.service.exposition import BATCH_LINES, exposition_chunks
 from syncd.app.service.metrics import Metrics
-from syncd.engine.report import CycleReport, MappingResult, PushRecord
+from syncd.engine.report import CycleReport, MappingResult, PushRecord, Trigger
 from syncd.model import Target, VaultSecretRef
 
 MIB = 1024 * 1024
@@ -86,7 +86,7 @@ def converged_metrics(paths: int) -> Metrics:
     metrics.configure_mappings(f"bench-{i:05d}" for i in range(paths))
     report = CycleReport(
         cycle_id="bench",
-        trigger="startup",
+        trigger=Trigger.STARTUP,
         started_at=now - 5,
         finished_at=now,
         results=tuple(results),

@@ -40,10 +40,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` and ``syncd`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from syncd.clients.k8s_secrets import SecretsApiError
 from syncd.engine.state import BindingRecord, MappingOutcome
 from syncd.engine.state.chunks import DATA_KEY, bucket_of, encode
 from syncd.engine.state.kubernetes import KubernetesStateStore
+from syncd.errors import KubernetesApiError
 from syncd.model import Target, VaultSecretRef
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -67,7 +67,7 @@ class CountingSecrets:
 
     def replace(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         if body["metadata"]["resourceVersion"] != self.objects[name]["metadata"]["resourceVersion"]:
-            raise SecretsApiError("conflict", status=409, api_reason="Conflict")
+            raise KubernetesApiError("conflict", status=409, api_reason="Conflict")
         stored = dict(body)
         stored["metadata"] = {**body["metadata"], "resourceVersion": str(next(self._version))}
         self.objects[name] = stored
@@ -192,7 +192,7 @@ def run(mappings: int, secret_count: int, per_script: int, *, http: bool = False
 
 def http_walls(mappings: int, secret_count: int, per_script: int) -> list[float]:
     """Wall ms of the same steps through ``SecretsClient`` against the emulator over loopback HTTP."""
-    from syncd.clients.k8s_secrets import KubernetesEndpoint, SecretsClient  # noqa: PLC0415
+    from syncd.clients.kubernetes import KubernetesEndpoint, SecretsClient  # noqa: PLC0415
     from syncd.devstack.kubernetes import SECRETS, KubernetesEmulator  # noqa: PLC0415
 
     names = [f"syncd-state-{i}" for i in range(secret_count)]

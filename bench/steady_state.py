@@ -35,7 +35,7 @@ from bench.workload import Workload, settings_for
 from syncd.app.service.logs import configure_logging
 from syncd.app.service.metrics import Metrics
 from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
-from syncd.engine.report import CycleReport
+from syncd.engine.report import CycleReport, Trigger
 from syncd.engine.state import StateBackend
 
 DEFAULT_ROTATIONS = ((1, 1), (50, 5), (100, 1))
@@ -171,7 +171,8 @@ class _Bench:
         reconciler = build_reconciler(settings, clients, self.state)
 
         def cycle() -> CycleReport:
-            return reconciler.reconcile(trigger="interval", deadline=time.time() + settings.sync.cycle_timeout_seconds)
+            deadline = time.time() + settings.sync.cycle_timeout_seconds
+            return reconciler.reconcile(trigger=Trigger.INTERVAL, deadline=deadline)
 
         return clients, cycle
 

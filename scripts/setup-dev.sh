@@ -43,3 +43,4 @@ else
     install_venv
 fi
 bash scripts/setup-prometheus.sh   # promtool and prometheus for tests/monitoring (skips them if it cannot)
+bash scripts/setup-workers.sh      # workerd, wrangler and Node 22 in .tools/ for the Workers runtime (skips them if it cannot)

@@ -7,10 +7,18 @@
     ├── CycleTimeout                 the cycle's deadline passed before this work started
     ├── LeadershipLost               this replica cannot prove its Lease outlasts a write: not started
     ├── ScriptBackedOff              the target script keeps failing (timeouts, 5xx): no write until .retry_at
+    ├── SecretsStoreNotOwned         a store secret of that name exists and is not syncd's (no adopt = true)
+    ├── SecretsStoreQuotaExceeded    the account's store secrets quota has no room for the secrets to create
     ├── StateError                   the state store cannot be opened or is of an unknown schema
     │   ├── StateLocked              exit_code 2: another syncd process is the state file's writer
     │   └── StateConflict            another writer changed the state (a 409 on a state Secret): nothing
     │                                was overwritten and the store writes no more; the leader steps down
+    ├── KubernetesApiError           a call on the Lease or a state Secret failed: .status (None: no
+    │   │                            answer), .api_reason (the Status reason; names objects, never data)
+    │   ├── KubernetesConflict       409: someone else wrote the object first (a stale resourceVersion)
+    │   │                            or created it first (AlreadyExists)
+    │   └── KubernetesNotInCluster   exit_code 2: outside a pod, the API address or namespace is not
+    │                                configured; the message names the [leader_election] key to set
     ├── ValueRejected                a Vault value cannot become a Cloudflare binding (too large,
     │                                undecodable key material, missing key); fails that mapping only
     ├── VaultError                   .path (the Vault path, never a value)
@@ -103,6 +111,27 @@ class ScriptBackedOff(SyncdError):
         self.retry_at = retry_at
 
 
+class SecretsStoreNotOwned(SyncdError):
+    """A store secret that a mapping names exists and carries no mark of syncd's: syncd never changes
+    or deletes a store secret it does not own unless the mapping's target says ``adopt = true``.
+    ``nothing_sent``: raised before any request of a write (so that write's intents can go)."""
+
+    def __init__(self, message: str, *, nothing_sent: bool = False) -> None:
+        self.nothing_sent = nothing_sent
+        super().__init__(message)
+
+
+class SecretsStoreQuotaExceeded(SyncdError):
+    """Creating a cycle's new store secrets would pass the account's quota (``GET /quota``): nothing
+    was created; the message names the usage, the quota and how many were to be created."""
+
+    def __init__(self, message: str, *, usage: int, quota: int, creating: int) -> None:
+        self.usage = usage
+        self.quota = quota
+        self.creating = creating
+        super().__init__(message)
+
+
 class InternalError(SyncdError):
     """An unexpected exception (a bug, not a refusal), reduced to its type: its text could hold a value."""
 
@@ -123,6 +152,29 @@ class StateLocked(StateError):
 
 class StateConflict(StateError):
     """Someone else wrote the state since this process read it: never overwritten, no more writes."""
+
+
+class KubernetesApiError(SyncdError):
+    """A Kubernetes API call failed. ``status`` is None when no answer came."""
+
+    def __init__(self, message: str, *, status: int | None = None, api_reason: str | None = None) -> None:
+        self.status = status
+        self.api_reason = api_reason
+        super().__init__(message)
+
+    @property
+    def reason(self) -> str:
+        return f"{type(self).__name__}({self.status})" if self.status is not None else type(self).__name__
+
+
+class KubernetesConflict(KubernetesApiError):
+    """409: a write's ``resourceVersion`` precondition failed, or a create found the name taken."""
+
+
+class KubernetesNotInCluster(KubernetesApiError):
+    """Outside a pod without the address or namespace configured: the message says what to set."""
+
+    exit_code = 2
 
 
 class ValueRejected(SyncdError):

@@ -7,10 +7,13 @@ credential, typed errors from ``cloudflare_errors``. Every attempt:
    says so; failing fast with ``RateBudgetExhausted`` when that would pass the call's deadline);
 2. sends the request with auth headers built just now (a rotated credential file takes effect
    on the next request);
-3. feeds the ``Ratelimit`` header to the pacer, parses the envelope, maps failures to errors.
+3. reports the answer's ``Ratelimit`` header to the pacer's slot (with slow start, the first
+   request after an idle period goes alone and releases the others by what this header says),
+   parses the envelope, maps failures to errors.
 
-Retries (stamina: exponential backoff with jitter, bounded attempts and an overall deadline) only
-for 429, 5xx, timeouts and connection errors. The overall deadline is ``retry_deadline`` or the time
+Retries (stamina's loop, bounded attempts and an overall deadline; the waits are
+``syncd.retrying``'s one backoff rule with ``RETRY_BACKOFF``'s numbers) only for 429, 5xx, timeouts
+and connection errors. The overall deadline is ``retry_deadline`` or the time
 the cycle has left (``syncd.deadlines``), whichever is shorter: a backoff or pacer wait that would
 pass it is not taken (the last error is raised), an attempt is started only while
 ``MIN_ATTEMPT_SECONDS`` are left (else ``CycleTimeout``, nothing sent) and with its timeout clipped
@@ -23,7 +26,6 @@ at least ``Retry-After`` long. When ``Retry-After`` would pass the deadline, the
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -52,11 +54,10 @@ from syncd.errors import (
     CloudflareTransportError,
 )
 from syncd.model import RemoteSecret, SecretBody, SecretValue, Target
+from syncd.retrying import Backoff
 
 MAX_BULK = 100
-RETRY_WAIT_INITIAL = 0.5
-RETRY_WAIT_MAX = 30.0
-RETRY_WAIT_JITTER = 1.0
+RETRY_BACKOFF = Backoff(initial=0.5, maximum=30.0, jitter=1.0)
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 
 
@@ -265,21 +266,18 @@ class CloudflareClient:
                 return 0.0  # the pacer's pause (set in _attempt) does the waiting, exactly
             if not exc.retryable:
                 return False
-            # Our own exponential backoff with jitter (as stamina's), so that a wait that would
-            # leave no time for the next attempt is not taken at all.
-            wait = min(RETRY_WAIT_MAX, RETRY_WAIT_INITIAL * 2.0 ** (failures - 1))
-            wait += random.uniform(0, RETRY_WAIT_JITTER)
-            if self._pacer.clock() + wait + MIN_ATTEMPT_SECONDS > deadline:
-                return False
-            return wait
+            # Computed here, not left to stamina, so that a wait that would leave no time for the
+            # next attempt is not taken at all.
+            wait = RETRY_BACKOFF.wait_within(
+                failures, now=self._pacer.clock(), deadline=deadline, reserve=MIN_ATTEMPT_SECONDS
+            )
+            return False if wait is None else wait
 
         for attempt in stamina.retry_context(
             on=backoff,
             attempts=self._attempts,
             timeout=max(budget, 0.001),
-            wait_initial=RETRY_WAIT_INITIAL,
-            wait_max=RETRY_WAIT_MAX,
-            wait_jitter=RETRY_WAIT_JITTER,
+            **RETRY_BACKOFF.stamina_arguments(),
         ):
             with attempt:
                 return self._attempt(
@@ -310,42 +308,40 @@ class CloudflareClient:
         left = time_left()
         if math.isfinite(left):
             deadline = min(deadline, self._pacer.clock() + left - min(MIN_ATTEMPT_SECONDS, self._timeout))
-        self._pacer.acquire(deadline)
-        timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
-        if self._write_gate is not None and method != "GET":
-            timeout = self._write_gate(timeout)
-        started = time.perf_counter()
-        transport_error: CloudflareTransportError | None = None
-        try:
-            sent = {**(headers or {}), **self._auth.headers()}
-            response = self._http.request(method, path, json=json, params=params, headers=sent, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            kind, what = "timeout", f"timed out ({type(exc).__name__})"
-            transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
-        except httpx.TransportError as exc:
-            kind, what = "connection", f"connection failed ({type(exc).__name__})"
-            transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
-        except httpx.HTTPError as exc:
-            # DecodingError (a proxy's bad Content-Encoding), TooManyRedirects, ...: the response
-            # is unusable. Typed, so it fails this call's mappings only instead of the whole cycle.
-            kind, what = "response", f"unusable response ({type(exc).__name__})"
-            transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
-        if transport_error is not None:
-            # Raised outside the except block: the httpx exception (which holds the request and
-            # its body) is neither the cause nor the context of ours.
-            self._observe(operation, ERROR if last else RETRY, kind, started)
-            raise transport_error
-        budget = parse_ratelimit(response.headers.get("ratelimit"))
-        if budget is not None:
-            self._pacer.observe_server_budget(*budget)
-        result, failure = parse_envelope(response)
-        if failure is None:
-            self._observe(operation, OK, str(response.status_code), started)
-            return result
-        error = self._error(failure, method, path, response)
-        outcome = RETRY if error.retryable and not last else ERROR
-        self._observe(operation, outcome, str(failure.code or failure.status), started)
-        raise error
+        with self._pacer.slot(deadline) as slot:
+            timeout = attempt_timeout(self._timeout, f"Cloudflare {method} {path}")
+            if self._write_gate is not None and method != "GET":
+                timeout = self._write_gate(timeout)
+            started = time.perf_counter()
+            transport_error: CloudflareTransportError | None = None
+            try:
+                sent = {**(headers or {}), **self._auth.headers()}
+                response = self._http.request(method, path, json=json, params=params, headers=sent, timeout=timeout)
+            except httpx.TimeoutException as exc:
+                kind, what = "timeout", f"timed out ({type(exc).__name__})"
+                transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
+            except httpx.TransportError as exc:
+                kind, what = "connection", f"connection failed ({type(exc).__name__})"
+                transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
+            except httpx.HTTPError as exc:
+                # DecodingError (a proxy's bad Content-Encoding), TooManyRedirects, ...: the response
+                # is unusable. Typed, so it fails this call's mappings only instead of the whole cycle.
+                kind, what = "response", f"unusable response ({type(exc).__name__})"
+                transport_error = CloudflareTransportError(f"Cloudflare {method} {path}: {what}")
+            if transport_error is not None:
+                # Raised outside the except block: the httpx exception (which holds the request and
+                # its body) is neither the cause nor the context of ours.
+                self._observe(operation, ERROR if last else RETRY, kind, started)
+                raise transport_error
+            slot.answered(parse_ratelimit(response.headers.get("ratelimit")))  # before a 429's pause
+            result, failure = parse_envelope(response)
+            if failure is None:
+                self._observe(operation, OK, str(response.status_code), started)
+                return result
+            error = self._error(failure, method, path, response)
+            outcome = RETRY if error.retryable and not last else ERROR
+            self._observe(operation, outcome, str(failure.code or failure.status), started)
+            raise error
 
     def _error(self, failure: ApiFailure, method: str, path: str, response: httpx.Response) -> CloudflareError:
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._wall_clock)

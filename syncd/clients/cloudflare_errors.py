@@ -4,7 +4,9 @@ Pure functions over a status, headers and a body: no I/O, no retries. ``error_fo
 place that maps an API failure to the typed errors of ``syncd.errors``.
 
 Messages carry the method, the request path (account, script and binding names), the HTTP status,
-Cloudflare's code and Cloudflare's message, never a request body (it holds values) nor a header.
+Cloudflare's code and Cloudflare's message (from the JSON envelope only, scrubbed by
+``syncd.redaction``: no header-like text, no known credential), never a request body (it holds
+values), a non-envelope response body, nor a header.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from syncd.errors import (
     CloudflareServerError,
     CloudflareValidationError,
 )
+from syncd.redaction import upstream_message
 
 SCRIPT_NOT_FOUND = 10007
 BINDING_NOT_FOUND = 10056
@@ -71,7 +74,7 @@ def parse_envelope(response: httpx.Response) -> tuple[Any, ApiFailure | None]:
         return None, None
     code, message = _first_error(envelope)
     if message is None:
-        message = response.reason_phrase or f"HTTP {response.status_code}"
+        message = upstream_message(response.reason_phrase, 80) or f"HTTP {response.status_code}"
         if envelope is None and ok_status:
             message = "response is not a Cloudflare API envelope"
     return None, ApiFailure(response.status_code, code, message)
@@ -89,8 +92,8 @@ def _first_error(envelope: Mapping[str, Any] | None) -> tuple[int | None, str | 
     if code is None and isinstance(raw_code, str) and raw_code.isdigit():
         code = int(raw_code)
     message = first.get("message")
-    text = " ".join(str(message).split())[:_MAX_API_MESSAGE] if message is not None else None
-    return code, text
+    text = upstream_message(str(message), _MAX_API_MESSAGE) if message is not None else None
+    return code, text or None
 
 
 def error_for(failure: ApiFailure, *, method: str, path: str, retry_after: float | None = None) -> CloudflareError:

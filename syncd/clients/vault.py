@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import hvac
 import hvac.exceptions as hx
 import requests
-from requests.adapters import HTTPAdapter
 
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
-from syncd.clients.vault_calls import StatusAwareAdapter, VaultHttpError, expect_dict, reply_error, vault_call
-from syncd.clients.vault_http import VaultTransport, vault_http_for
+from syncd.clients.vault_calls import VaultHttpError, expect_dict, reply_error, vault_call
+from syncd.clients.vault_connection import VaultConnection, vault_http_for
+from syncd.clients.vault_http import VaultTransport
 from syncd.errors import VaultAuthError, VaultError, VaultPermissionDenied, VaultSecretDeleted, VaultSecretNotFound
 from syncd.model import KvVersion, SecretData, SecretVersion, StaticRoleCreds, VaultSecretRef, VersionInfo
 
@@ -43,35 +42,15 @@ def build_hvac_client(
     pool_size: int,
     session: requests.Session | None = None,
 ) -> Any:
-    """An ``hvac.Client`` without a token (the token manager sets it), with a connection pool
-    sized for ``pool_size`` concurrent requests and no urllib3-level retries (ours are typed).
-
-    ``verify`` is True, False or a CA bundle path; ``client_cert`` is ``(cert_file, key_file)``.
-    hvac's token sources (VAULT_TOKEN, ~/.vault-token) are deliberately not consulted. Proxy
-    variables (HTTPS_PROXY, NO_PROXY) still apply, but are resolved once here: with ``trust_env``
-    requests rescans the whole environment on every request, a third of a version check's CPU
-    (bench/README.md). ``trust_env = False`` also ignores ~/.netrc and REQUESTS_CA_BUNDLE; TLS
-    verification is set explicitly. A ``session`` passed in keeps its own connection pool.
-    """
-    if session is None:
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-    session.verify = verify
-    session.cert = client_cert
-    session.proxies = requests.utils.get_environ_proxies(address)
-    session.trust_env = False
-    return hvac.Client(
-        url=address,
-        token="",
-        namespace=namespace or None,
-        timeout=timeout,
-        verify=verify,
-        cert=client_cert,
-        session=session,
-        adapter=StatusAwareAdapter,
+    """An ``hvac.Client`` without a token (the token manager sets it), built by
+    ``VaultConnection`` (``vault_connection``): a pool sized for ``pool_size`` concurrent requests,
+    no urllib3-level retries, the TLS options, the proxies resolved once, the redirect policy.
+    ``verify`` is True, False or a CA bundle path; ``client_cert`` is ``(cert_file, key_file)``. A
+    ``session`` passed in keeps its own adapters (and connection pools)."""
+    connection = VaultConnection.resolve(
+        address, namespace=namespace, timeout=timeout, verify=verify, client_cert=client_cert, pool_size=pool_size
     )
+    return connection.hvac_client(session)
 
 
 def parse_vault_time(value: object) -> datetime | None:

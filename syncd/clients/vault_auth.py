@@ -36,6 +36,8 @@ from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.vault_calls import expect_dict, vault_call
 from syncd.errors import SyncdError, VaultAuthError, VaultError
 from syncd.model import SecretValue
+from syncd.redaction import remember_credential
+from syncd.retrying import Backoff
 
 log = structlog.get_logger("syncd.clients.vault_auth")
 
@@ -79,7 +81,9 @@ def _from_auth(response: Any, path: str) -> LoginResult:
     if not isinstance(auth, dict) or not auth.get("client_token"):
         raise VaultAuthError(f"Vault login {path}: the response has no token", path=path)
     lease = float(auth.get("lease_duration") or 0)
-    return LoginResult(SecretValue(str(auth["client_token"])), lease, bool(auth.get("renewable")), lease)
+    token = str(auth["client_token"])
+    remember_credential(token)  # masked wherever syncd.redaction scrubs text
+    return LoginResult(SecretValue(token), lease, bool(auth.get("renewable")), lease)
 
 
 class TokenLogin:
@@ -356,8 +360,9 @@ class VaultTokenManager:
     def _backoff_locked(self, exc: VaultError) -> float:
         self._failures += 1
         self.last_error = exc.reason
-        delay: float = min(self._max_backoff, self._min_backoff * 2.0 ** min(self._failures - 1, 30))
-        delay *= 0.75 + 0.5 * self._rng()
+        # syncd.retrying's rule, with up to min_backoff of jitter
+        rule = Backoff(initial=self._min_backoff, maximum=self._max_backoff, jitter=self._min_backoff)
+        delay = rule.delay(self._failures, self._rng)
         if self._has_token and self._expires_at is not None:
             left = self._expires_at - self._clock()
             if left > 0:  # try again well before the token runs out

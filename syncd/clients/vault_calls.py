@@ -15,16 +15,16 @@ whichever is shorter: no backoff wait passes it, an attempt starts only while
 ``MIN_ATTEMPT_SECONDS`` are left (else ``CycleTimeout``, nothing sent), and ``StatusAwareAdapter``
 clips each request's timeout to the time left.
 
-Messages carry the operation, the Vault path and Vault's own error text (collapsed, truncated),
-never a value or a token. hvac and requests exceptions are not chained to ours (their attributes
-hold response bodies and request details), so a traceback cannot show them.
+Messages carry the operation, the Vault path and Vault's own error text from its JSON envelope
+(collapsed, truncated, scrubbed by ``syncd.redaction``), never a response body that is not such an
+envelope, a header, a value or a token. hvac and requests exceptions are not chained to ours (their
+attributes hold response bodies and request details), so a traceback cannot show them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -37,6 +37,7 @@ import stamina
 from syncd.clients.cloudflare_errors import parse_retry_after
 from syncd.clients.observe import ERROR, OK, RETRY, RequestObserver
 from syncd.clients.vault_http import HttpReply, VaultTransportError
+from syncd.clients.vault_redirects import RedirectRefused
 from syncd.deadlines import MIN_ATTEMPT_SECONDS, attempt_timeout, time_left
 from syncd.errors import (
     VaultAuthError,
@@ -45,6 +46,8 @@ from syncd.errors import (
     VaultSecretNotFound,
     VaultUnavailable,
 )
+from syncd.redaction import upstream_message
+from syncd.retrying import Backoff
 
 T = TypeVar("T")
 
@@ -71,8 +74,7 @@ _UNAVAILABLE = (
     hx.UnexpectedError,  # a status hvac does not know (without StatusAwareAdapter: maybe a 504)
 )
 _MAX_REASON = 200
-RETRY_WAIT_INITIAL = 0.2
-RETRY_WAIT_MAX = 5.0
+RETRY_BACKOFF = Backoff(initial=0.2, maximum=5.0, jitter=0.2)
 # hvac's exception class per status: the reason text when Vault's error list is empty.
 _HVAC_NAMES = {
     400: "InvalidRequest",
@@ -101,37 +103,40 @@ class VaultHttpError(Exception):
 
 
 def reply_error(reply: HttpReply) -> VaultHttpError:
-    """The error for a >= 400 reply, read as hvac's ``JSONAdapter`` reads it: ``errors`` from a JSON
-    body (``Content-Type: application/json``), else the body's text."""
-    text = reply.body.decode("utf-8", "replace")
+    """The error for a >= 400 reply: Vault's ``errors`` from a JSON body (``Content-Type:
+    application/json``), as hvac's ``JSONAdapter`` reads them. A body that is not such an envelope
+    (a proxy's error page, which may echo the request's headers) is not kept: the reason is then
+    the name hvac gives the status (``syncd.redaction``)."""
     body: Any = None
     errors: Any = None
     if reply.headers.get("Content-Type") == "application/json":
         try:
-            body = json.loads(text)
+            body = json.loads(reply.body.decode("utf-8", "replace"))
         except ValueError:
             body = None
         errors = body.get("errors") if isinstance(body, dict) else None
-    if isinstance(errors, list):
-        reason = "; ".join(str(e) for e in errors)
-    elif errors:
-        reason = str(errors)
-    else:
-        reason = text if errors is None else ""
-    reason = " ".join(reason.split())[:_MAX_REASON] or _HVAC_NAMES.get(reply.status, "UnexpectedError")
+    reason = _reason_from(errors) or _HVAC_NAMES.get(reply.status, "UnexpectedError")
     return VaultHttpError(reply.status, reason, parse_retry_after(reply.headers.get("Retry-After")), body)
 
 
+def _reason_from(errors: Any) -> str:
+    """Vault's ``errors`` (a list of strings in its envelope) as one scrubbed, short line."""
+    if isinstance(errors, list):
+        return upstream_message("; ".join(str(e) for e in errors), _MAX_REASON)
+    return upstream_message(str(errors), _MAX_REASON) if errors else ""
+
+
 def vault_reason(exc: BaseException) -> str:
-    """Vault's error text from an hvac exception (``errors`` list), collapsed and truncated."""
-    errors = getattr(exc, "errors", None)
-    if isinstance(errors, list) and errors:
-        text = "; ".join(str(e) for e in errors)
-    elif isinstance(exc, hx.VaultError) and exc.args and exc.args[0]:
-        text = str(exc.args[0])
-    else:
-        text = type(exc).__name__
-    return " ".join(text.split())[:_MAX_REASON]
+    """Vault's error text from an hvac exception: its ``errors`` list, scrubbed and cut short. When
+    the exception came from a response without that list (hvac keeps the raw body as its message),
+    the body is not used: the exception's class name stands for it."""
+    reason = _reason_from(getattr(exc, "errors", None))
+    if reason:
+        return reason
+    from_response = getattr(exc, "text", None) is not None or getattr(exc, "json", None) is not None
+    if isinstance(exc, hx.VaultError) and exc.args and exc.args[0] and not from_response:
+        return upstream_message(str(exc.args[0]), _MAX_REASON)  # hvac's own text, not a server's
+    return type(exc).__name__
 
 
 class StatusAwareAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
@@ -186,6 +191,8 @@ def map_error(exc: Exception, *, operation: str, path: str, auth: bool = False) 
     where = f"Vault {operation} {path}"
     if isinstance(exc, VaultHttpError):
         return _status_error(exc.status_code, exc.reason, where=where, path=path, auth=auth), str(exc.status_code)
+    if isinstance(exc, RedirectRefused):  # nothing was sent there; asking again would not change it
+        return VaultError(f"{where}: {exc}", path=path), "redirect"
     if isinstance(exc, VaultTransportError):
         what = "timed out" if exc.kind == "timeout" else f"connection failed ({exc.cause})"
         return VaultUnavailable(f"{where}: {what}", path=path), exc.kind
@@ -247,7 +254,7 @@ def vault_call(
 
     ``translate`` may map an exception first (e.g. a deleted version's 404); its result is
     reported and raised as is. ``clock`` and ``sleep`` time the ``Retry-After`` waits (the
-    exponential backoff without one is stamina's).
+    exponential backoff without one is ``RETRY_BACKOFF``, ``syncd.retrying``'s rule).
     """
     budget = min(deadline, time_left())
     retry_until = clock() + budget
@@ -278,10 +285,11 @@ def vault_call(
         failures[0] += 1
         wait = asked[0]
         if wait is None:
-            # Exponential with jitter (as stamina's), skipped when no attempt would fit after it.
-            wait = min(RETRY_WAIT_MAX, RETRY_WAIT_INITIAL * 2.0 ** (failures[0] - 1))
-            wait += random.uniform(0, RETRY_WAIT_INITIAL)
-            return False if clock() + wait + MIN_ATTEMPT_SECONDS > retry_until else wait
+            # syncd.retrying's rule, skipped when no attempt would fit after it.
+            backoff = RETRY_BACKOFF.wait_within(
+                failures[0], now=clock(), deadline=retry_until, reserve=MIN_ATTEMPT_SECONDS
+            )
+            return False if backoff is None else backoff
         if clock() + wait > retry_until:
             return False
         sleep(wait)
@@ -291,8 +299,7 @@ def vault_call(
         on=backoff,
         attempts=attempts,
         timeout=max(0.001, budget - (time.monotonic() - started)),
-        wait_initial=RETRY_WAIT_INITIAL,
-        wait_max=RETRY_WAIT_MAX,
+        **RETRY_BACKOFF.stamina_arguments(),
     ):
         with attempt:
             if attempt.num == 1:

@@ -19,7 +19,10 @@ sends the reads through urllib3's ``ProxyManager`` instead.
 
 A transport answers ``get(target, headers)`` with an ``HttpReply`` (any status) and raises only
 ``VaultTransportError`` (``kind`` "timeout" or "connection"), whose text names the failure's type,
-never a header (the token) or a body.
+never a header (the token) or a body, or ``RedirectRefused``. Redirects are followed as every Vault
+transport follows them (``syncd.clients.vault_redirects``): one 301/302/307, never ``https`` ->
+``http``, another origin only for a standby's redirect (same path and query), on a connection of
+its own. The transports are built by ``syncd.clients.vault_connection``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from urllib.parse import urlsplit
 import certifi
 import urllib3
 
+from syncd.clients.vault_redirects import origin, redirect_target
 from syncd.deadlines import attempt_timeout
 
 TransportFailure = Literal["timeout", "connection"]
@@ -127,6 +131,18 @@ class PooledHttp:
         return f"PooledHttp({self.base_url!r}, pool_size={self._pool_size})"
 
     def get(self, target: str, headers: Mapping[str, str]) -> HttpReply:
+        reply = self._get_pooled(target, headers)
+        location = redirect_target(reply.status, self.base_url + target, reply.headers.get("Location"))
+        if location is None:
+            return reply
+        if origin(location) == origin(self.base_url):
+            parts = urlsplit(location)
+            return self._get_pooled(
+                parts.path[len(self._prefix) :] + (f"?{parts.query}" if parts.query else ""), headers
+            )
+        return self._get_elsewhere(location, headers)  # a standby's redirect to the active node
+
+    def _get_pooled(self, target: str, headers: Mapping[str, str]) -> HttpReply:
         timeout = attempt_timeout(self._timeout, f"Vault GET {target}")  # clipped to the cycle's time left
         with self._lock:
             conn = self._idle.pop() if self._idle else None
@@ -166,6 +182,30 @@ class PooledHttp:
             conn.close()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _get_elsewhere(self, url: str, headers: Mapping[str, str]) -> HttpReply:
+        """One GET of an absolute URL on a connection of its own (closed after), same TLS."""
+        parts = urlsplit(url)
+        timeout = attempt_timeout(self._timeout, "Vault GET after a redirect")
+        https = parts.scheme == "https"
+        conn: http.client.HTTPConnection
+        try:
+            if https:
+                if self._context is None:
+                    self._context = tls_context(self._verify, self._client_cert)
+                conn = http.client.HTTPSConnection(
+                    parts.hostname or "", parts.port, timeout=timeout, context=self._context
+                )
+            else:
+                conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+            try:
+                return self._exchange(conn, parts.path + (f"?{parts.query}" if parts.query else ""), headers)
+            finally:
+                conn.close()
+        except TimeoutError as exc:
+            raise VaultTransportError("timeout", type(exc).__name__) from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise VaultTransportError("connection", type(exc).__name__) from None
 
     @staticmethod
     def _exchange(conn: http.client.HTTPConnection, target: str, headers: Mapping[str, str]) -> HttpReply:
@@ -215,12 +255,17 @@ class ProxiedHttp:
         return f"ProxiedHttp({self.base_url!r})"
 
     def get(self, target: str, headers: Mapping[str, str]) -> HttpReply:
+        reply = self._get_url(self.base_url + target, headers)
+        location = redirect_target(reply.status, self.base_url + target, reply.headers.get("Location"))
+        return reply if location is None else self._get_url(location, headers)
+
+    def _get_url(self, url: str, headers: Mapping[str, str]) -> HttpReply:
         failure: VaultTransportError | None = None
-        timeout = attempt_timeout(self._timeout, f"Vault GET {target}")
+        timeout = attempt_timeout(self._timeout, "Vault GET")
         try:
             response = self._pool().request(
                 "GET",
-                self.base_url + target,
+                url,
                 headers=dict(headers),
                 retries=False,
                 redirect=False,
@@ -271,26 +316,8 @@ def build_vault_http(
     scheme = urlsplit(address).scheme
     proxy = (proxies or {}).get(scheme) or (proxies or {}).get("all")
     if proxy:
-        return ProxiedHttp(
-            address, proxy, timeout=timeout, pool_size=pool_size, verify=verify, client_cert=client_cert
-        )
+        return ProxiedHttp(address, proxy, timeout=timeout, pool_size=pool_size, verify=verify, client_cert=client_cert)
     return PooledHttp(address, timeout=timeout, pool_size=pool_size, verify=verify, client_cert=client_cert)
-
-
-def vault_http_for(client: Any) -> VaultTransport:
-    """The lean transport with the settings of an ``hvac.Client`` made by ``build_hvac_client``:
-    its URL, timeout, TLS options, proxies and pool size."""
-    session = client.session
-    adapter = session.get_adapter(client.url)
-    timeout = client.adapter._kwargs.get("timeout")
-    return build_vault_http(
-        client.url,
-        timeout=float(timeout) if isinstance(timeout, (int, float)) else 30.0,
-        verify=session.verify if isinstance(session.verify, (bool, str)) else True,
-        client_cert=(str(session.cert[0]), str(session.cert[1])) if isinstance(session.cert, (tuple, list)) else None,
-        pool_size=int(getattr(adapter, "_pool_maxsize", 10)),
-        proxies=dict(session.proxies or {}),
-    )
 
 
 __all__ = [
@@ -301,5 +328,4 @@ __all__ = [
     "VaultTransportError",
     "build_vault_http",
     "tls_context",
-    "vault_http_for",
 ]

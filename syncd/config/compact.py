@@ -20,17 +20,22 @@ from typing import Any, Literal
 from syncd.config.mappings import (
     ENCODINGS_BY_FORMAT,
     PRIMARY_SOURCE,
+    STORE_NAMES,
     KeyFormat,
     KeyUsage,
     MappingTable,
     SecretKeyTable,
     SecretTextTable,
     SourceTable,
+    TargetTable,
+    names_store_secrets,
 )
 from syncd.config.templates import CompiledTemplate
-from syncd.model import KvVersion, VaultSecretRef
+from syncd.model import DestinationKind, KvVersion, VaultSecretRef
+from syncd.model_store import WORKERS_SCOPE
 
 __all__ = [
+    "PRIMARY_SOURCE",
     "MappingSettings",
     "SecretKeyBinding",
     "SecretTextBindings",
@@ -87,9 +92,31 @@ class VaultSource:
 
 @dataclass(frozen=True, slots=True)
 class TargetSettings:
+    """``script`` is the Worker's name, or for ``kind = SECRETS_STORE`` the store's name or id as
+    configured (``secrets_store``); ``scopes`` and ``adopt`` apply to a store only."""
+
     script: str
     account_id: str | None = None
     dispatch_namespace: str | None = None
+    kind: DestinationKind = DestinationKind.WORKER_SCRIPT
+    scopes: tuple[str, ...] = ()
+    adopt: bool = False
+
+    @property
+    def is_store(self) -> bool:
+        return self.kind is DestinationKind.SECRETS_STORE
+
+    def as_table(self) -> dict[str, Any]:
+        """The target as its table gives it; a script target exactly as before stores existed (its
+        mappings' digests, hence an upgrade, stay the same)."""
+        if not self.is_store:
+            return {"script": self.script, "account_id": self.account_id, "dispatch_namespace": self.dispatch_namespace}
+        return {
+            "secrets_store": self.script,
+            "account_id": self.account_id,
+            "scopes": list(self.scopes),
+            "adopt": self.adopt,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +194,8 @@ class MappingSettings:
     @classmethod
     def from_table(cls, raw: Any) -> MappingSettings:
         """Validate one ``[[mapping]]`` table (raises ``pydantic.ValidationError``)."""
-        return compact_mappings([MappingTable.model_validate(raw)])[0]
+        context = {STORE_NAMES: names_store_secrets(raw)}
+        return compact_mappings([MappingTable.model_validate(raw, context=context)])[0]
 
     def static_binding_names(self) -> list[str]:
         """Binding names known from the config alone (``all_keys`` names depend on Vault's keys)."""
@@ -197,11 +225,7 @@ class MappingSettings:
         document: dict[str, Any] = {
             "name": self.name,
             "vault": None if vault is None else vault.as_table(),
-            "target": {
-                "script": self.target.script,
-                "account_id": self.target.account_id,
-                "dispatch_namespace": self.target.dispatch_namespace,
-            },
+            "target": self.target.as_table(),
             "secret_text": None
             if text is None
             else {
@@ -267,18 +291,29 @@ def _named_source(name: str, table: SourceTable, strings: dict[str, str]) -> Vau
     return VaultSource(mount, table.path, table.kv_version or "auto", name=name)
 
 
+def _target(table: TargetTable) -> TargetSettings:
+    if table.secrets_store is None:
+        assert table.script is not None  # guaranteed by TargetTable._rules
+        return TargetSettings(table.script, table.account_id, table.dispatch_namespace)
+    return TargetSettings(
+        table.secrets_store,
+        table.account_id,
+        None,
+        DestinationKind.SECRETS_STORE,
+        tuple(table.scopes or (WORKERS_SCOPE,)),
+        table.adopt is True,
+    )
+
+
 def compact_mappings(tables: Iterable[MappingTable]) -> tuple[MappingSettings, ...]:
     """The compact form of validated tables, in order; equal targets become one shared object, and
     so do equal mounts and equal Vault key names (10,000 mappings of one mount hold one string)."""
-    targets: dict[tuple[str, str | None, str | None], TargetSettings] = {}
+    targets: dict[TargetSettings, TargetSettings] = {}
     strings: dict[str, str] = {}
     compact = []
     for table in tables:
-        t = table.target
-        key = (t.script, t.account_id, t.dispatch_namespace)
-        target = targets.get(key)
-        if target is None:
-            target = targets[key] = TargetSettings(*key)
+        target = _target(table.target)
+        target = targets.setdefault(target, target)
         sources = [_named_source(name, source, strings) for name, source in table.sources.items()]
         if table.vault is not None:
             mount = strings.setdefault(table.vault.mount, table.vault.mount)

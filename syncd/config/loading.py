@@ -20,7 +20,7 @@ from pydantic_core import InitErrorDetails
 from syncd.config.cloudflare import DEFAULT_CLOUDFLARE_TOKEN_ENV, MAX_BULK_SECRETS, CloudflareSettings
 from syncd.config.compact import MappingSettings, TargetSettings, compact_mappings
 from syncd.config.leader import LeaderElectionSettings
-from syncd.config.mappings import MappingTable, raw_binding_names
+from syncd.config.mappings import STORE_NAMES, MappingTable, names_store_secrets, raw_binding_names
 from syncd.config.messages import problems_from_validation
 from syncd.config.state import KUBERNETES_NEEDS_KEY, StateSettings
 from syncd.config.strict import INLINE_ALLOWED, RuleProblem, StrictModel, ValidatedAs, carried_error
@@ -38,13 +38,16 @@ def _compact_mapping_tables(value: Any, info: ValidationInfo) -> tuple[MappingSe
     if not isinstance(value, list):
         raise ValidationError.from_exception_data("list", [InitErrorDetails(type="list_type", loc=(), input=value)])
     errors: list[InitErrorDetails] = []
+    context = info.context if isinstance(info.context, dict) else {}
 
     def tables() -> Iterator[MappingTable]:
         for index, table in enumerate(value):
+            context[STORE_NAMES] = names_store_secrets(table)  # store secret names follow the store's rule
             try:
-                yield MappingTable.model_validate(table, context=info.context)
+                yield MappingTable.model_validate(table, context=context)
             except ValidationError as exc:
                 errors.extend(carried_error(e, (index,)) for e in exc.errors(include_url=False))
+        context.pop(STORE_NAMES, None)
 
     compact = compact_mappings(tables())
     if errors:
@@ -79,13 +82,13 @@ class Settings(StrictModel):
         return self.mapping
 
     def target_of(self, mapping: MappingSettings) -> Target:
-        """The mapping's Worker, one shared object per distinct target (not one per call)."""
+        """The mapping's Worker or Secrets Store, one shared object per distinct target (not one per call)."""
         key = (mapping.target, self.cloudflare.account_id)
         target = self._targets.get(key)
         if target is None:
             account = mapping.target.account_id or self.cloudflare.account_id
             assert account is not None  # guaranteed by validation
-            target = Target(account, mapping.target.script, mapping.target.dispatch_namespace)
+            target = Target(account, mapping.target.script, mapping.target.dispatch_namespace, mapping.target.kind)
             target = self._targets.setdefault(key, target)
         return target
 
@@ -110,7 +113,7 @@ class Settings(StrictModel):
         cloudflare = data.get("cloudflare")
         default_account = cloudflare.get("account_id") if isinstance(cloudflare, dict) else None
         seen_names: dict[str, int] = {}
-        owners: dict[tuple[str, str, Any, str], tuple[int, str]] = {}
+        owners: dict[tuple[str, str, str, Any, str], tuple[int, str]] = {}
         for index, mapping in enumerate(mappings):
             if not isinstance(mapping, dict):
                 continue
@@ -125,7 +128,10 @@ class Settings(StrictModel):
                     )
                 seen_names.setdefault(name, index)
             target = mapping.get("target")
-            if not isinstance(target, dict) or not isinstance(target.get("script"), str):
+            if not isinstance(target, dict):
+                continue
+            store = target.get("secrets_store")
+            if not isinstance(target.get("script"), str) and not isinstance(store, str):
                 continue
             account = target.get("account_id") or default_account
             if account is None:
@@ -138,9 +144,15 @@ class Settings(StrictModel):
                 )
                 continue
             bindings = list(raw_binding_names(mapping))
-            script = (str(account), target["script"], target.get("dispatch_namespace"))
+            # A store secret is one per account and name: the key of a store names no script.
+            script = (
+                (str(account), target["script"], target.get("dispatch_namespace"))
+                if store is None
+                else (str(account), "secrets_store", store)
+            )
+            kind = "script" if store is None else "store"
             for where, binding in bindings:
-                other_index, other = owners.setdefault((*script, binding), (index, label))
+                other_index, other = owners.setdefault((kind, *script, binding), (index, label))
                 if other_index != index:
                     shown = "/".join(str(p) for p in script if p is not None)
                     yield (

@@ -72,6 +72,16 @@ _JS_RESERVED = frozenset(
 )
 _SCRIPT_NAME = re.compile(r"^[a-z0-9_][a-z0-9-_]*$")
 _MAPPING_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# A store's name or id: the API states no rule for store names (UNVERIFIED), so only what cannot be
+# meant (spaces, '/', empty, absurd length) is refused here; an unknown name fails at find_store.
+_STORE_NAME = re.compile(r"^[^\s/]{1,255}$")
+# Store secret names: wrangler checks ^[A-z0-9-_]+$, Infisical ^[a-zA-Z0-9_-]+$, and the API answers
+# invalid_secret_name for '.' or '%' (see /work/shared/reference/cloudflare-secrets-store.md); the
+# stricter of the two. The maximum length is UNVERIFIED: 255 here, well above any real name.
+_STORE_SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+STORE_SECRET_NAME_RULE = "a store secret name is letters, digits, '_' and '-' (at most 255), e.g. DB_PASSWORD"
+STORE_NAMES = "store_secret_names"  # the validation-context key: this mapping's bindings name store secrets
+StoreScope = Literal["workers", "ai_gateway", "dex", "access", "containers", "websearch"]
 
 
 def is_binding_name(name: str) -> bool:
@@ -165,21 +175,66 @@ TemplateText = Annotated[CompiledTemplate, PlainValidator(_compiled), PlainSeria
 
 
 class TargetTable(StrictModel):
-    script: str
+    """A Worker script (``script``, optionally in a ``dispatch_namespace``) or the account's Secrets
+    Store (``secrets_store``, by name or id, with the ``scopes`` of the secrets syncd creates and
+    ``adopt``: take over an existing store secret of the same name that syncd did not create)."""
+
+    script: str | None = None
+    secrets_store: str | None = None
     account_id: str | None = None
     dispatch_namespace: str | None = None
+    scopes: list[StoreScope] | None = None
+    adopt: bool | None = None
 
     @field_validator("script")
     @classmethod
-    def _script(cls, value: str) -> str:
-        if not _SCRIPT_NAME.match(value):
+    def _script(cls, value: str | None) -> str | None:
+        if value is not None and not _SCRIPT_NAME.match(value):
             raise ValueError("not a Worker script name (lowercase letters, digits, - and _)")
+        return value
+
+    @field_validator("secrets_store")
+    @classmethod
+    def _store(cls, value: str | None) -> str | None:
+        if value is not None and not _STORE_NAME.match(value):
+            raise ValueError("not a Secrets Store name or id (1-255 characters, no spaces or '/')")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: list[StoreScope] | None) -> list[StoreScope] | None:
+        if value is not None and not value:
+            raise ValueError('give at least one scope; a Worker binding needs "workers"')
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("scopes repeat")
         return value
 
     @field_validator("account_id")
     @classmethod
     def _account(cls, value: str | None) -> str | None:
         return check_account_id(value)
+
+    @classmethod
+    def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        script, store = data.get("script"), data.get("secrets_store")
+        if (script is None) == (store is None):
+            yield (
+                (),
+                'give exactly one of script (a Worker) or secrets_store (the account\'s Secrets Store), e.g. '
+                'target = { script = "api-gateway" } or target = { secrets_store = "default_secrets_store" }',
+            )
+        elif store is not None and data.get("dispatch_namespace") is not None:
+            yield ("dispatch_namespace",), "a Secrets Store is not in a dispatch namespace"
+        elif script is not None:
+            for key in ("scopes", "adopt"):
+                if data.get(key) is not None:
+                    yield (key,), f"{key} applies only to a secrets_store target"
+
+
+def names_store_secrets(mapping: Any) -> bool:
+    """Whether a raw ``[[mapping]]`` table targets a Secrets Store (its bindings name store secrets)."""
+    target = mapping.get("target") if isinstance(mapping, dict) else None
+    return isinstance(target, dict) and target.get("secrets_store") is not None
 
 
 BINDING_NAME_RULE = (
@@ -188,17 +243,26 @@ BINDING_NAME_RULE = (
 )
 
 
-def binding_name_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be a binding name, or None (a non-string is left to the type check)."""
-    if not isinstance(value, str) or is_binding_name(value):
+def binding_name_problem(value: Any, *, store: bool = False) -> str | None:
+    """Why ``value`` cannot be a binding name (``store``: a store secret's name), or None (a
+    non-string is left to the type check)."""
+    if not isinstance(value, str):
         return None
+    if store:
+        if _STORE_SECRET_NAME.match(value):
+            return None
+        rule = STORE_SECRET_NAME_RULE
+    elif is_binding_name(value):
+        return None
+    else:
+        rule = BINDING_NAME_RULE
     shown = value if len(value) <= 80 else value[:79] + "\u2026"
-    return f"{shown!r} is not a valid binding name: {BINDING_NAME_RULE}"
+    return f"{shown!r} is not a valid {'store secret' if store else 'binding'} name: {rule}"
 
 
-def _binding_name_rules(data: dict[str, Any], *fields: str) -> Iterator[RuleProblem]:
+def _binding_name_rules(data: dict[str, Any], *fields: str, store: bool = False) -> Iterator[RuleProblem]:
     for field in fields:
-        why = binding_name_problem(data.get(field))
+        why = binding_name_problem(data.get(field), store=store)
         if why:
             yield (field,), why
 
@@ -214,15 +278,16 @@ class SecretTextTable(StrictModel):
 
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        store = context.get(STORE_NAMES) is True
         keys = data.get("keys")
         if isinstance(keys, dict):
             if not keys:
                 yield ("keys",), 'must map at least one Vault key, e.g. keys = { api_key = "API_KEY" }'
             for vault_key, binding in keys.items():
-                why = binding_name_problem(binding)
+                why = binding_name_problem(binding, store=store)
                 if why:
                     yield ("keys", vault_key), why
-        yield from _binding_name_rules(data, "json_binding")
+        yield from _binding_name_rules(data, "json_binding", store=store)
         all_keys = data.get("all_keys") is True
         modes = [
             m
@@ -319,6 +384,11 @@ class MappingTable(StrictModel):
 
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
+        if names_store_secrets(data) and data.get("secret_key"):
+            yield (
+                ("secret_key",),
+                "a Secrets Store holds text: a secrets_store target takes secret_text bindings only",
+            )
         if data.get("secret_text") is None and not data.get("secret_key") and not data.get("templates"):
             yield (
                 (),

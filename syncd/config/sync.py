@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -9,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from syncd.config.credentials import CredentialRef
-from syncd.config.strict import ConfigPath, RuleProblem, StrictModel, must_not_exceed
+from syncd.config.strict import ConfigPath, RuleProblem, StrictModel, number_in
 
 MIN_FINGERPRINT_KEY_BYTES = 32  # an external sync.fingerprint_key, as UTF-8 bytes
 
@@ -53,9 +54,20 @@ class SyncSettings(StrictModel):
 
     @classmethod
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
-        if "backstop_interval_seconds" in data:  # the default follows a longer interval by itself
-            interval, backstop = ("interval_seconds", 30.0), ("backstop_interval_seconds", DEFAULT_BACKSTOP_SECONDS)
-            yield from must_not_exceed(data, interval, backstop, blame_larger=True)
+        # Unset, the backstop follows a longer interval by itself; set, it must be at least the
+        # interval (every tick sweeps a slice of it), and the message says both ways out.
+        if "backstop_interval_seconds" not in data:
+            return
+        interval = number_in(data, "interval_seconds", 30.0)
+        backstop = number_in(data, "backstop_interval_seconds", DEFAULT_BACKSTOP_SECONDS)
+        if interval is None or backstop is None or backstop >= interval:
+            return
+        yield (
+            ("backstop_interval_seconds",),
+            f"backstop_interval_seconds ({backstop:g}) must be at least interval_seconds ({interval:g}): "
+            f"raise it, or remove it (unset, it is {DEFAULT_BACKSTOP_SECONDS:g} or interval_seconds when that "
+            "is longer)",
+        )
 
 
 class ServerSettings(StrictModel):
@@ -85,6 +97,24 @@ class NotificationSettings(StrictModel):
     vault_event_types: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9*?_./-]+$")]] = Field(
         default_factory=lambda: ["kv-v2/*", "kv-v1/*"], min_length=1, max_length=8
     )
+    # The audit port trusts nothing by itself (syncd.app.notify.audit): the shared secret of the
+    # socket device's `prefix` option (lines without it are dropped), the peer networks allowed to
+    # connect (CIDR; empty: any), the connection slots, and how long a connection may stay silent
+    # before it sent a valid audit entry.
+    audit_prefix: CredentialRef | None = None
+    audit_allow: list[str] = Field(default_factory=list, max_length=64)
+    audit_max_connections: int = Field(default=32, ge=1, le=256)
+    audit_unverified_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("audit_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an IP network (CIDR, e.g. 10.0.0.0/8)") from None
+        return value
 
 
 class LoggingSettings(StrictModel):

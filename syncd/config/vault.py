@@ -28,6 +28,8 @@ class VaultTls(StrictModel):
     def _rules(cls, data: dict[str, Any], context: dict[str, Any]) -> Iterator[RuleProblem]:
         if ("client_cert" in data) != ("client_key" in data):
             yield (), "client_cert and client_key go together"
+        if data.get("verify") is False and data.get("ca_bundle") is not None:
+            yield ("verify",), "verify = false would ignore ca_bundle: remove verify = false to verify with the bundle"
 
 
 class TokenAuth(StrictModel):

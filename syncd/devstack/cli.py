@@ -3,7 +3,8 @@
 ```
 syncd devstack [--bind 127.0.0.1] [--vault-port 8200] [--cloudflare-port 8787] [--kubernetes-port 0]
                [--kubernetes-namespace syncd] [--script NAME ...] [--write-config PATH]
-               [--write-latency SPEC] [--db-role NAME[:PERIOD] ...]
+               [--write-latency SPEC] [--workers-port 0] [--workerd PATH] [--no-workers]
+               [--db-role NAME[:PERIOD] ...]
 ```
 
 ``--db-role app:1h`` mounts Vault's database engine at ``database/`` with a connection ``devdb`` and a
@@ -18,11 +19,19 @@ device (``syncd.devstack.write_config``); without ``--script`` it creates the Wo
 version and takes about a second): ``off`` (default), ``SECONDS``, ``uniform:LOW,HIGH`` or
 ``lognormal:MEDIAN,SIGMA``, optionally ``@SEED``; changeable later with ``POST /__devstack/latency``.
 
+The deployed version(s) of every script run in one workerd process (``syncd.devstack.workers``):
+each Worker answers on the Workers address (``workers_url`` in the JSON line) at
+``{workers_url}/{script}/`` or with ``Host: {script}.localhost``; a script without uploaded code
+runs the default Worker, which reports a fingerprint of each binding. workerd comes from
+``--workerd``, ``$SYNCD_WORKERD``, ``.tools`` (``scripts/setup-workers.sh``) or ``PATH``; without it
+the devstack says so on stderr and serves the APIs alone (no ``workers_url``). ``--no-workers``
+turns the runtime off.
+
 Port 0 picks a free port; the Kubernetes API takes one by default (callers read its address from
 the JSON line; a fixed default would collide with callers that pin only the other two ports to 0).
 Once every emulator accepts connections, exactly one JSON line goes to stdout (``vault_addr``,
 ``vault_token``, ``cloudflare_api_base``, ``cloudflare_api_token``, ``cloudflare_account_id``,
-``kubernetes_api``, ``kubernetes_token``, ``kubernetes_namespace``); then the process waits for a
+``kubernetes_api``, ``kubernetes_token``, ``kubernetes_namespace``, ``workers_url``); then the process waits for a
 signal and exits 0. Exit 1 when the emulators cannot start (a port in use), 2 for bad usage (an
 invalid script name or latency spec).
 """
@@ -38,6 +47,7 @@ from pathlib import Path
 from types import FrameType
 
 from syncd.devstack.stack import Devstack
+from syncd.devstack.workers.process import WorkerdFailed
 from syncd.devstack.write_config import DEFAULT_SCRIPT, instructions, write_devstack_config
 
 EXIT_OK = 0
@@ -77,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[:PERIOD]",
         help="seed a Vault database static role rotating every PERIOD (default 1h; repeatable)",
     )
+    parser.add_argument("--workers-port", type=int, default=0, help="Workers address port (default 0: any free port)")
+    parser.add_argument("--workerd", metavar="PATH", help="the workerd binary (default: $SYNCD_WORKERD, .tools, PATH)")
+    parser.add_argument("--no-workers", action="store_true", help="do not run the deployed Workers in workerd")
     return parser
 
 
@@ -101,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                 kubernetes_namespace=args.kubernetes_namespace,
                 write_latency=args.write_latency,
                 db_roles=args.db_role,
+                workers="off" if args.no_workers else ("on" if args.workerd else "auto"),
+                workerd=args.workerd,
+                workers_port=args.workers_port,
             )
-        except OSError as exc:
+        except (OSError, WorkerdFailed) as exc:
             print(f"syncd devstack: cannot start the emulators: {exc}", file=sys.stderr)
             return EXIT_START_FAILED
         except ValueError as exc:
@@ -110,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         try:
             stack.wait_until_ready()
+            if stack.workers_note is not None:
+                print(
+                    f"syncd devstack: {stack.workers_note}; serving the APIs without a Workers runtime",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if args.write_config is not None:
                 try:
                     written = write_devstack_config(args.write_config, stack.describe(), args.script[0])

@@ -4,15 +4,24 @@
 with Devstack(scripts=["my-worker"]) as stack:
     stack.describe()  # {"vault_addr", "vault_token", "cloudflare_api_base", "cloudflare_api_token",
                       #  "cloudflare_account_id", "kubernetes_api", "kubernetes_token",
-                      #  "kubernetes_namespace"}
+                      #  "kubernetes_namespace", "workers_url" (when the Workers runtime runs)}
 ```
+
+``workers``: ``"off"`` (the default here: most tests need no runtime), ``"auto"`` (run the deployed
+Workers in workerd when it is found, else say why in ``workers_note`` and serve the API alone) or
+``"on"`` (workerd is required: ``ValueError`` without it). ``workerd`` names the binary (else
+``$SYNCD_WORKERD``, ``.tools``, ``PATH``: ``workers.tools``); ``workers_port`` is the Workers address
+(0: any free port). See ``syncd.devstack.workers`` for what the runtime serves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from syncd.devstack.cloudflare import CloudflareEmulator
@@ -20,6 +29,8 @@ from syncd.devstack.cloudflare.edits import LatencySpec
 from syncd.devstack.kubernetes import KubernetesEmulator
 from syncd.devstack.vault import VaultEmulator
 from syncd.devstack.vault.database_rotation import parse_role_spec
+from syncd.devstack.workers.runtime import WorkersRuntime
+from syncd.devstack.workers.tools import find_workerd, missing_workerd_reason
 
 READY_TIMEOUT_SECONDS = 10.0
 
@@ -37,6 +48,9 @@ class Devstack:
         kubernetes_port: int = 0,
         kubernetes_namespace: str = "syncd",
         write_latency: str | None = None,
+        workers: Literal["off", "auto", "on"] = "off",
+        workerd: str | Path | None = None,
+        workers_port: int = 0,
         db_roles: Iterable[str] = (),
     ) -> None:
         """``write_latency``: the Cloudflare write latency spec (``cloudflare.edits``); bad is ``ValueError``.
@@ -44,23 +58,36 @@ class Devstack:
         ``db_roles``: ``NAME[:PERIOD]`` database static roles to seed in Vault (``database_rotation``).
         """
         spec = LatencySpec.parse(write_latency) if write_latency is not None else None
-        self.vault = VaultEmulator(host=host, port=vault_port).start()
-        try:
+        self.workers: WorkersRuntime | None = None
+        self.workers_note: str | None = None
+        binary = find_workerd(workerd) if workers != "off" else None
+        if workers != "off" and binary is None:
+            self.workers_note = missing_workerd_reason(workerd)
+            if workers == "on":
+                raise ValueError(self.workers_note)
+        with contextlib.ExitStack() as started:  # on any failure, stop what already runs
+            self.vault = VaultEmulator(host=host, port=vault_port).start()
+            started.callback(self.vault.stop)
             for role_spec in db_roles:
                 self.vault.seed_database_static_role(*parse_role_spec(role_spec))
             self.cloudflare = CloudflareEmulator(
                 host=host, port=cloudflare_port, scripts=tuple(scripts), write_latency=spec
             ).start()
-            try:
-                self.kubernetes = KubernetesEmulator(
-                    host=host, port=kubernetes_port, namespace=kubernetes_namespace
+            started.callback(self.cloudflare.stop)
+            self.kubernetes = KubernetesEmulator(
+                host=host, port=kubernetes_port, namespace=kubernetes_namespace
+            ).start()
+            started.callback(self.kubernetes.stop)
+            if binary is not None:
+                self.workers = WorkersRuntime(
+                    self.cloudflare.store,
+                    binary,
+                    default_account=self.cloudflare.account_id,
+                    host=host,
+                    port=workers_port,
+                    secrets_store_value=self.cloudflare.secrets_store_value,
                 ).start()
-            except BaseException:
-                self.cloudflare.stop()
-                raise
-        except BaseException:
-            self.vault.stop()
-            raise
+            started.pop_all()
         self._running = True
 
     def start(self) -> Devstack:
@@ -70,11 +97,14 @@ class Devstack:
     def wait_until_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         """Return once every emulator accepts TCP connections; ``TimeoutError`` otherwise."""
         deadline = time.monotonic() + timeout
-        for url in (self.vault.url, self.cloudflare.url, self.kubernetes.url):
+        urls = [self.vault.url, self.cloudflare.url, self.kubernetes.url]
+        if self.workers is not None:
+            urls.append(self.workers.url)
+        for url in urls:
             _wait_for_port(url, deadline)
 
     def describe(self) -> dict[str, str]:
-        return {
+        described = {
             "vault_addr": self.vault.url,
             "vault_token": self.vault.root_token,
             "cloudflare_api_base": self.cloudflare.api_base,
@@ -84,10 +114,15 @@ class Devstack:
             "kubernetes_token": self.kubernetes.token,
             "kubernetes_namespace": self.kubernetes.namespace,
         }
+        if self.workers is not None:
+            described["workers_url"] = self.workers.url
+        return described
 
     def stop(self) -> None:
         if self._running:
             self._running = False
+            if self.workers is not None:
+                self.workers.stop()
             self.kubernetes.stop()
             self.cloudflare.stop()
             self.vault.stop()

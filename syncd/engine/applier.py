@@ -87,7 +87,10 @@ def frames_of(exc: BaseException) -> list[str]:
 
 
 def definitely_refused(error: SyncdError) -> bool:
-    """Cloudflare answered and refused the whole call (a 4xx other than 429): nothing was written."""
+    """Cloudflare answered and refused the whole call (a 4xx other than 429), or the adapter refused
+    it before sending anything (``nothing_sent``): nothing was written."""
+    if getattr(error, "nothing_sent", False) is True:
+        return True
     return (
         isinstance(error, CloudflareError)
         and not isinstance(error, CloudflareRateLimited | CloudflareTransportError)

@@ -1,9 +1,10 @@
 """Per-script backoff: a Worker script whose writes keep failing is left alone for a while.
 
 A script (``Target``) whose call fails with a timeout, a connection error or a 5xx (after the
-client's own retries) is *backed off*: the next ``backoff_seconds`` (jittered down by up to 20 %)
-no cycle writes to it; its mappings report ``ScriptBackedOff`` naming the retry time. Each further
-failure doubles the backoff up to ``max_seconds``. Any answer that is not such a failure (success,
+client's own retries) is *backed off*: for the next ``backoff_seconds`` (plus a jitter of up to a
+fifth of ``initial_seconds``, never past ``max_seconds``: ``syncd.retrying``'s rule) no cycle writes
+to it; its mappings report ``ScriptBackedOff`` naming the retry time. Each further failure doubles
+the backoff up to ``max_seconds``. Any answer that is not such a failure (success,
 or a 4xx, which is the mapping's problem, not the script's reachability) makes it healthy again.
 A 429 is pacing, not failure, and a call that was never started (cycle deadline, state store
 error, a bug) says nothing about the script: neither changes its state.
@@ -29,10 +30,11 @@ import structlog
 
 from syncd.errors import CloudflareServerError, CloudflareTransportError, ScriptBackedOff, SyncdError
 from syncd.model import Target
+from syncd.retrying import Backoff
 
 log = structlog.get_logger("syncd.engine")
 
-JITTER = 0.2  # the actual wait is 80-100 % of the nominal backoff, so failing scripts spread out
+JITTER = 0.2  # of initial_seconds, added to the nominal backoff, so failing scripts spread out
 
 
 def counts_as_script_failure(error: SyncdError) -> bool:
@@ -80,7 +82,7 @@ class ScriptBackoff:
         if not 0 < initial_seconds <= max_seconds:
             raise ValueError("backoff needs 0 < initial_seconds <= max_seconds")
         with self._lock:
-            self._initial, self._max = initial_seconds, max_seconds
+            self._rule = Backoff(initial=initial_seconds, maximum=max_seconds, jitter=JITTER * initial_seconds)
 
     def blocked(self, target: Target) -> ScriptBackedOff | None:
         """The error to report instead of writing to ``target`` now, or None when it may be written."""
@@ -105,8 +107,8 @@ class ScriptBackoff:
         with self._lock:
             previous = self._scripts.get(target)
             failures = 1 if previous is None else previous.consecutive_failures + 1
-            nominal = min(self._max, self._initial * 2.0 ** (failures - 1))
-            wait = nominal * (1 - JITTER * self._rng())
+            nominal = self._rule.nominal(failures)
+            wait = self._rule.delay(failures, self._rng)
             health = ScriptHealth(target, failures, nominal, now + wait, error.reason)
             self._scripts[target] = health
         log.warning(

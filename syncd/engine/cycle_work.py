@@ -12,6 +12,7 @@ from syncd.engine.planner import MappingDesire, Policy
 from syncd.engine.state import BindingRecord, MappingStatus
 from syncd.errors import InternalError, SyncdError
 from syncd.model import SecretVersion, Target, VaultSecretRef, VersionInfo
+from syncd.redaction import scrub_error
 
 
 @dataclass(slots=True)
@@ -40,7 +41,7 @@ class MappingWork:
 
     def fail(self, exc: SyncdError) -> None:
         if self.error_code is None:
-            self.error_code, self.error = exc.reason, str(exc)
+            self.error_code, self.error = exc.reason, scrub_error(str(exc))  # kept: state, /status, CLI
         self.desire = None
         self.settled = True
 

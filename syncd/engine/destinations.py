@@ -8,11 +8,12 @@ staging through ``versions/latest``. ``Destinations`` holds one adapter per kind
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Literal
 
+from syncd.config import MappingSettings
 from syncd.engine.ports import DestinationAdapter, WorkerSecrets, WorkerVersions
-from syncd.errors import CloudflareNotFound, InternalError
+from syncd.errors import CloudflareNotFound, InternalError, SyncdError
 from syncd.model import DestinationKind, SecretBody, Target
 from syncd.model_versions import StagedVersion
 
@@ -40,6 +41,14 @@ class WorkerScriptAdapter:
 
     def names(self, target: Target) -> set[str]:
         return {s.name for s in self._workers.list_secrets(target)}
+
+    def prepare(self, target: Target, mapping: MappingSettings, body: SecretBody) -> SecretBody:
+        return body
+
+    def admit(
+        self, target: Target, new: Mapping[str, Collection[str]], adopting: Collection[str]
+    ) -> dict[str, SyncdError]:
+        return {}  # a pre-existing name is written or adopted as initial_sync says
 
     def max_changes_per_call(self) -> int:
         return self._chunk
@@ -80,6 +89,9 @@ class Destinations:
         if adapter is None:
             raise InternalError(f"no destination adapter for {target.kind.value} ({target}) is configured")
         return adapter
+
+    def adapters(self) -> list[DestinationAdapter]:
+        return list(self._adapters.values())
 
     def with_adapter(self, kind: DestinationKind, adapter: DestinationAdapter) -> Destinations:
         return Destinations({**self._adapters, kind: adapter})

@@ -87,6 +87,7 @@ class DriftFinding:
     culprit: WorkerVersion | None = None  # the newest foreign secret version, for the log line
     newest: int | None = None  # the newest version number seen: the next check's last_seen
     deployed_staged: frozenset[str] = frozenset()  # mappings whose staged version is now deployed
+    changed: frozenset[str] = frozenset()  # names someone else changed, where the kind tells them apart (a store)
 
     @property
     def drifted(self) -> bool:

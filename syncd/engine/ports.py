@@ -1,24 +1,29 @@
 """What the engine needs from the clients layer, as protocols.
 
-``syncd.clients.vault.VaultReader`` and ``syncd.clients.cloudflare.CloudflareClient`` implement
-them; tests may pass fakes. Every method raises only ``syncd.errors`` types.
+``syncd.clients.vault.VaultReader``, ``syncd.clients.cloudflare.CloudflareClient`` and
+``syncd.clients.secrets_store.SecretsStoreClient`` implement them; tests may pass fakes. Every
+method raises only ``syncd.errors`` types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
+from syncd.config import MappingSettings
+from syncd.errors import SyncdError
 from syncd.model import (
     KvVersion,
     RemoteSecret,
     SecretBody,
+    SecretValue,
     SecretVersion,
     StaticRoleCreds,
     Target,
     VaultSecretRef,
     VersionInfo,
 )
+from syncd.model_store import NewStoreSecret, SecretsStore, StoreQuota, StoreSecret
 from syncd.model_versions import StagedVersion, WorkerDeployment, WorkerVersion
 
 
@@ -89,6 +94,43 @@ class WorkerVersions(Protocol):
         ...
 
 
+class StoreSecrets(Protocol):
+    """An account's Secrets Store (``syncd.clients.secrets_store.SecretsStoreClient`` implements it)."""
+
+    def find_store(self, account_id: str, name_or_id: str) -> SecretsStore:
+        """The store with that id, else that name; ``SecretsStoreNotFound`` if none."""
+        ...
+
+    def list_secrets(self, account_id: str, store_id: str) -> list[StoreSecret]:
+        """Every live secret's metadata (all pages; rows with status ``deleted`` left out)."""
+        ...
+
+    def create_secrets(self, account_id: str, store_id: str, secrets: Sequence[NewStoreSecret]) -> list[StoreSecret]:
+        """One ``POST`` for all of ``secrets`` (all or nothing)."""
+        ...
+
+    def update_secret(
+        self,
+        account_id: str,
+        store_id: str,
+        secret_id: str,
+        *,
+        value: SecretValue | None = None,
+        scopes: Sequence[str] | None = None,
+        comment: str | None = None,
+    ) -> StoreSecret:
+        """``PATCH`` the fields given, by id."""
+        ...
+
+    def delete_secret(self, account_id: str, store_id: str, secret_id: str) -> None:
+        """``DELETE`` by id; one already gone counts as deleted."""
+        ...
+
+    def quota(self, account_id: str) -> StoreQuota:
+        """``GET /quota``: the account's store secrets quota and usage."""
+        ...
+
+
 class DestinationAdapter(Protocol):
     """One kind of destination (``Target.kind``): what the engine asks of it, whatever the kind.
 
@@ -98,7 +140,25 @@ class DestinationAdapter(Protocol):
     """
 
     def names(self, target: Target) -> set[str]:
-        """The binding names that exist at ``target`` now (who owns a name is decided from this)."""
+        """The binding names that exist at ``target`` now and are not syncd's: a desired name among
+        them is pre-existing, not owned (who owns a name is decided from this). A Worker script:
+        every secret name (nothing marks a script secret as syncd's). A store: the secrets that
+        carry no mark of syncd's."""
+        ...
+
+    def prepare(self, target: Target, mapping: MappingSettings, body: SecretBody) -> SecretBody:
+        """The body as this kind keeps it, from the mapping's target settings (a store secret adds
+        its scopes and syncd's mark); it is what is fingerprinted and written. A script: as it is."""
+        ...
+
+    def admit(
+        self, target: Target, new: Mapping[str, Collection[str]], adopting: Collection[str]
+    ) -> dict[str, SyncdError]:
+        """Before planning: which mappings cannot write their names that have no record yet
+        (``new``: mapping -> names; called after ``names``), mapping -> why; those mappings fail this
+        cycle and nothing of theirs is written. ``adopting``: mappings allowed to take a pre-existing
+        name over as syncd's own. A script admits all (``initial_sync`` decides on pre-existing
+        names); a store refuses a name it holds unowned (unless adopted) and creations past its quota."""
         ...
 
     def max_changes_per_call(self) -> int:

@@ -46,6 +46,7 @@ import structlog
 
 from syncd.config import MappingSettings, Settings, mapping_fingerprint
 from syncd.deadlines import deadline_scope
+from syncd.engine.admission import admit_new_names, prepare_bodies
 from syncd.engine.applier import Applier, ApplyResult, log_internal_for_target
 from syncd.engine.backoff import ScriptBackoff, ScriptHealth
 from syncd.engine.cycle_work import CycleWork, MappingWork
@@ -54,7 +55,7 @@ from syncd.engine.drift import DriftCorrection
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import DestinationAdapter, SecretSource, WorkerSecrets, WorkerVersions
-from syncd.engine.report import Action, CycleReport, MappingResult
+from syncd.engine.report import Action, CycleReport, MappingResult, Trigger
 from syncd.engine.script_gate import ScriptGate
 from syncd.engine.source_checks import SourceChecks
 from syncd.engine.state import STAGED_CODE, BindingRecord, MappingOutcome, StateBackend
@@ -126,7 +127,7 @@ class Reconciler:
     def reconcile(
         self,
         *,
-        trigger: str = "interval",
+        trigger: Trigger = Trigger.INTERVAL,
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,
@@ -142,7 +143,9 @@ class Reconciler:
                 cycle = self._start(settings, only_mappings, deadline, dry_run)
                 cycle.corrections = frozenset((c.target, name) for c in corrections for name in c.names)
                 self._sources.run(cycle)
+                prepare_bodies(cycle, self._lister)
                 remote = self._remote_names(cycle)
+                admit_new_names(cycle, self._lister, remote)
                 the_plan = self._plan(cycle, remote, full=only_mappings is None)
                 applied = ApplyResult()
                 if not dry_run:

@@ -20,6 +20,21 @@ class Action(enum.StrEnum):
     ADOPT = "adopt"  # initial_sync = "missing-only": the Worker already has it; recorded, not written
 
 
+class Trigger(enum.StrEnum):
+    """Why a cycle runs: the ``trigger`` of a ``CycleReport``, its log lines and the
+    ``syncd_cycles_total{trigger}`` label (every member is a label value, nothing else is)."""
+
+    STARTUP = "startup"  # the service's first cycle
+    INTERVAL = "interval"  # a full sweep: the interval job, or the sweep at a change of sync mode
+    BACKSTOP = "backstop"  # backstop mode: the interval job's slice of the secrets plus the retries
+    NOTIFICATION = "notification"  # a Vault write that the audit device or the event stream reported
+    MANUAL = "manual"  # an operator's POST /trigger
+    DRIFT = "drift"  # a correction of bindings someone else changed (drift checks)
+    TAKEOVER = "takeover"  # this replica just took the leader Lease
+    ONCE = "once"  # `syncd once`
+    PLAN = "plan"  # `syncd plan` (a dry run)
+
+
 class Reason(enum.StrEnum):
     NEW = "new"  # never pushed by syncd
     CHANGED = "changed"  # the value's fingerprint differs from the one recorded
@@ -80,7 +95,7 @@ class MappingResult:
 @dataclass(frozen=True)
 class CycleReport:
     cycle_id: str
-    trigger: str  # "interval" | "startup" | "manual" | "notification" | "once" | "plan"
+    trigger: Trigger
     started_at: float
     finished_at: float
     results: tuple[MappingResult, ...]

@@ -144,6 +144,13 @@ def test_plan_json_is_machine_readable(stack: Stack, config: Path, capsys: pytes
     changes = {(c["binding"], c["action"], c["reason"]) for c in by_name["app-api"]["changes"]}
     assert changes == {("API_KEY", "write", "new"), ("WEBHOOK_SECRET", "write", "new")}
     assert by_name["app-api"]["vault_version"] == 1
+    assert by_name["app-api"]["sources"] == {"vault": 1}
+    destination = by_name["app-api"]["destination"]
+    assert (destination["kind"], destination["name"], destination["dispatch_namespace"]) == (
+        "worker_script",
+        SCRIPT,
+        None,
+    )
     assert stack.cf.secrets_of(SCRIPT) == {}
     assert_clean(stack, out, err)
 
@@ -160,6 +167,7 @@ def test_check_passes_every_check_and_exits_0(stack: Stack, config: Path, capsys
         "ok config",
         "ok credential vault.auth.token",
         "ok credential cloudflare.auth.api_token",
+        "WARN insecure sync.fingerprint_key",  # the devstack's http on loopback draws no warning
         "ok vault health",
         "ok vault auth",
         "ok vault read app-api",

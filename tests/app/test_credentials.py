@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
+from syncd.app.credentials import CredentialError, credential_from, read_token_file
 from syncd.config import CredentialRef
 from syncd.errors import ConfigError
 

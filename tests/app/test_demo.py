@@ -10,6 +10,7 @@ import pytest
 
 from syncd.app.cli import demo
 from syncd.app.cli.main import main
+from syncd.devstack.workers.tools import find_workerd
 
 
 def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -22,6 +23,14 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
         return values
 
     monkeypatch.setattr(demo.DemoSecret, "fresh_values", remember)
+    original_shared = demo.shared_value
+
+    def remember_shared() -> dict[str, str]:
+        values = original_shared()
+        written.extend(values.values())
+        return values
+
+    monkeypatch.setattr(demo, "shared_value", remember_shared)
     out = io.StringIO()
     assert demo.run_demo(out, rotations=2, interval=1.0, wait=False, workdir=tmp_path) == 0
     text = out.getvalue()
@@ -37,6 +46,16 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
     assert "hand edit  payments-worker.WEBHOOK_SECRET overwritten" in text
     corrected = r"^drift      payments-worker\.WEBHOOK_SECRET detected and Vault's value put back ✓ \d+\.\d\ds"
     assert re.search(corrected, text, re.M)
+    shared = r"^store      secret/demo/shared → store secret db-password, bound by payments-worker, edge-router: ✓ "
+    assert re.search(shared + r"\d+\.\d\ds, 1 Cloudflare write\(s\), no new Worker version$", text, re.M)
+    if find_workerd() is not None:  # the Worker's own answer changes with each rotation
+        assert re.search(r"curl -s http://127\.0\.0\.1:\d+/payments-worker/", text)
+        fingerprints = re.findall(
+            r"the Worker itself: payments-worker v\d+ reports PAYMENTS_API_KEY sha256 (\w+)… ✓", text
+        )
+        assert len(set(fingerprints)) == 2
+    else:
+        assert "no Workers runtime (workerd not found" in text
     # A template over a KV secret and a database static role: after a write to one of its sources,
     # then after a rotation Vault made by itself (no request: the schedule syncd derived from its ttl).
     assert re.search(r"^composed   secret/demo/orders-db → v2: orders-worker\.DATABASE_URL ✓ \d+\.\d\ds", text, re.M)
@@ -50,3 +69,15 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
 def test_demo_is_reachable_from_the_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--help"]) == 0
     assert "--rotations" in capsys.readouterr().out
+
+
+def test_demo_without_workerd_says_so_and_still_shows_every_rotation(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SYNCD_WORKERD", "/nonexistent/workerd")
+    out = io.StringIO()
+    assert demo.run_demo(out, rotations=1, interval=1.0, wait=False, workdir=tmp_path) == 0
+    text = out.getvalue()
+    assert "no Workers runtime (workerd not found at /nonexistent/workerd" in text
+    assert len(re.findall(r"^rotation ", text, flags=re.MULTILINE)) == 2 and "✗" not in text
+    assert "the Worker itself" not in text

@@ -24,6 +24,7 @@ from syncd.clients.worker_versions import WorkerVersionsClient
 from syncd.config import Settings
 from syncd.devstack.stack import Devstack
 from syncd.engine.reconciler import Reconciler
+from syncd.engine.report import Trigger
 from syncd.model import Target
 from tests.engine.conftest import CANARY, leaks
 from tests.engine.fakes import keys_mapping
@@ -69,7 +70,9 @@ class Rig:
 
     def cycle(self, only: set[str] | None = None) -> Any:
         report = self.reconciler.reconcile(
-            trigger="drift" if only else "interval", only_mappings=only, corrections=self.checker.corrections()
+            trigger=Trigger.DRIFT if only else Trigger.INTERVAL,
+            only_mappings=only,
+            corrections=self.checker.corrections(),
         )
         self.checker.note_cycle(report)
         return report

@@ -19,8 +19,9 @@ from syncd.app.service.metrics import Metrics
 from syncd.config import Settings, load_config
 from syncd.devstack.vault import VaultEmulator
 from syncd.engine.drift import DriftCorrection
-from syncd.engine.report import CycleReport
+from syncd.engine.report import CycleReport, Trigger
 from syncd.model import SecretValue
+from tests.app.test_sync_mode import AUDIT_PROBE
 from tests.waiting import wait_until
 
 WAIT = 10.0
@@ -236,7 +237,7 @@ class _Reconciler:
     def reconcile(
         self,
         *,
-        trigger: str = "interval",
+        trigger: Trigger = Trigger.INTERVAL,
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,
@@ -283,7 +284,8 @@ def test_service_reports_audit_connections_in_its_metrics(tmp_path: Path) -> Non
         listener = service.audit_listener
         assert listener is not None
         assert _gauge(metrics, "audit") == 0
-        with socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT):
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT) as vault:
+            vault.sendall(AUDIT_PROBE)  # a connection counts once it sent an audit entry
             assert _wait(lambda: _gauge(metrics, "audit") == 1)
         assert _wait(lambda: _gauge(metrics, "audit") == 0)
     finally:

@@ -70,9 +70,9 @@ class RawListener(AuditListener):
         super().__init__(*args, **kwargs)
         self.raw: list[bytes] = []
 
-    def _line(self, line: bytes) -> None:
+    def _line(self, line: bytes, entry: dict[str, Any]) -> None:
         self.raw.append(line)
-        super()._line(line)
+        super()._line(line, entry)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from syncd.app.service.rotation_schedule import ROTATION_JOB, RotationSchedule
-from syncd.engine.report import CycleReport
+from syncd.engine.report import CycleReport, Trigger
 
 T0 = 1_700_000_000.0
 
@@ -47,7 +47,7 @@ class FakeScheduler:
 
 
 def report(**next_checks: float) -> CycleReport:
-    return CycleReport("c", "interval", T0, T0, (), next_checks=dict(next_checks))
+    return CycleReport("c", Trigger.INTERVAL, T0, T0, (), next_checks=dict(next_checks))
 
 
 def schedule() -> tuple[RotationSchedule, FakeScheduler, list[set[str]]]:

@@ -83,7 +83,7 @@ def test_a_script_answering_5xx_is_backed_off_visibly_and_recovers(
             assert _backoff_lines(logs) == ["entered"]
 
             httpx.delete(faults).raise_for_status()
-            skipped[0] += 30.0  # the backoff (at most 30 s) has passed: the next cycle retries
+            skipped[0] += 36.0  # the backoff (30 s, plus at most 6 s of jitter) has passed: the next cycle retries
             with capture_logs() as logs:
                 assert service.run_cycle("manual") is not None
             assert json.loads(_get(url + "/status"))["scripts"] == []

@@ -24,7 +24,7 @@ from syncd.app.service.logs import configure_logging
 from syncd.app.service.wiring import build_service
 from syncd.config import Settings, load_config
 from syncd.engine.drift import DriftCorrection
-from syncd.engine.report import CycleReport, MappingResult
+from syncd.engine.report import CycleReport, MappingResult, Trigger
 from syncd.engine.state import MappingStatus
 from syncd.model import SecretValue, Target, VaultSecretRef
 from tests.app.service_conftest_helpers import (
@@ -134,7 +134,7 @@ class RecordingScheduler:
         return [j for j in self.jobs if j.startswith("manual")]
 
 
-def report_for(trigger: str, names: Iterable[str], *, failed: Collection[str] = ()) -> CycleReport:
+def report_for(trigger: Trigger | str, names: Iterable[str], *, failed: Collection[str] = ()) -> CycleReport:
     target = Target("0123456789abcdef0123456789abcdef", "w")
     results = tuple(
         MappingResult(
@@ -148,7 +148,7 @@ def report_for(trigger: str, names: Iterable[str], *, failed: Collection[str] = 
         )
         for n in names
     )
-    return CycleReport("c1", trigger, 1000.0, 1001.0, results)
+    return CycleReport("c1", Trigger(trigger), 1000.0, 1001.0, results)
 
 
 @dataclass
@@ -159,6 +159,7 @@ class FakeReconciler:
     block: threading.Event | None = None
     entered: threading.Event = field(default_factory=threading.Event)
     events: list[str] | None = None
+    corrections_seen: list[tuple[DriftCorrection, ...]] = field(default_factory=list)
 
     def update_settings(self, settings: Settings) -> None:
         self.settings_updates.append(settings)
@@ -166,13 +167,14 @@ class FakeReconciler:
     def reconcile(
         self,
         *,
-        trigger: str = "interval",
+        trigger: Trigger = Trigger.INTERVAL,
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,
         corrections: Collection[DriftCorrection] = (),
     ) -> CycleReport:
         self.calls.append({"trigger": trigger, "only": only_mappings, "deadline": deadline})
+        self.corrections_seen.append(tuple(corrections))
         self.entered.set()
         if self.block is not None:
             self.block.wait(WAIT)
@@ -622,7 +624,7 @@ def test_rotated_cloudflare_token_file_is_used_by_the_next_cycle(stack: Stack, t
 def test_ops_endpoints_over_http_with_the_real_wiring(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SYNCD_TEST_TRIGGER", "trigger-token-for-tests")
+    monkeypatch.setenv("SYNCD_TEST_TRIGGER", "trigger-token-for-tests-0123456789abcdef")
     path = tmp_path / "syncd.toml"
     text = config_text(stack, tmp_path / "state.sqlite3").replace(
         "[server]\nenabled = false",
@@ -652,7 +654,7 @@ def test_ops_endpoints_over_http_with_the_real_wiring(
         request = urllib.request.Request(
             url + "/trigger?mapping=app-api",
             method="POST",
-            headers={"Authorization": "Bearer trigger-token-for-tests"},
+            headers={"Authorization": "Bearer trigger-token-for-tests-0123456789abcdef"},
         )
         with urllib.request.urlopen(request, timeout=WAIT) as response:
             assert response.status == 202

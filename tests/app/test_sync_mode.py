@@ -113,14 +113,32 @@ def test_the_order_is_stable_by_mount_and_path() -> None:
 def test_backstop_interval_is_validated_against_the_interval() -> None:
     text = BASE_CONFIG.replace("interval_seconds = 30", "interval_seconds = 30\nbackstop_interval_seconds = 10")
     with pytest.raises(ConfigError) as refused:
-        parse_config(text + "\n[[mapping]]\nname='a'\nvault={mount='secret', path='a'}\ntarget={script='w'}\n"
-                     "secret_text={keys={k='K'}}\n", "syncd.toml")
+        parse_config(
+            text + "\n[[mapping]]\nname='a'\nvault={mount='secret', path='a'}\ntarget={script='w'}\n"
+            "secret_text={keys={k='K'}}\n",
+            "syncd.toml",
+        )
     assert "backstop_interval_seconds (10) must be at least interval_seconds (30)" in str(refused.value)
     with pytest.raises(ConfigError):
         parse_config(text.replace("= 10", "= 0"), "syncd.toml")
 
 
 # -- the service ----------------------------------------------------------------------------------
+
+
+INTERVAL_SECONDS = 30.0  # BASE_CONFIG's
+
+# What Vault sends when the device is enabled (a "request" entry for sys/audit/test).
+AUDIT_PROBE = (
+    json.dumps(
+        {
+            "time": "2026-01-01T00:00:00Z",
+            "type": "request",
+            "request": {"operation": "update", "path": "sys/audit/test"},
+        }
+    ).encode()
+    + b"\n"
+)
 
 
 class Harness:
@@ -152,27 +170,31 @@ class Harness:
         listener = self.service.audit_listener
         assert listener is not None
         conn = socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT)
+        conn.sendall(AUDIT_PROBE)  # counts as Vault only once it sent an audit entry
         self._switched_to(BACKSTOP)
+        self.clock.now += INTERVAL_SECONDS  # time passes: the next change may sweep at once again
         return conn
 
     def drop(self, conn: socket.socket) -> None:
         conn.close()
         self._switched_to(INTERVAL)
+        self.clock.now += INTERVAL_SECONDS
 
     def _switched_to(self, mode: str) -> None:
         """The mode is in force and the sweep its switch asks for is queued (just after, off the lock)."""
-        assert wait_until(
-            lambda: self.service.sync_mode()["mode"] == mode and bool(self.scheduler.manual_jobs()), WAIT
-        )
+        assert wait_until(lambda: self.service.sync_mode()["mode"] == mode and bool(self.scheduler.manual_jobs()), WAIT)
 
 
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
+def started_harness(tmp_path: Path) -> Iterator[Harness]:
+    """A started service with its start-up cycle run, shut down after (the ``harness`` fixture)."""
     running = Harness(tmp_path)
     running.service.start()
     running.scheduler.run(STARTUP_JOB)
     yield running
     running.service.shutdown()
+
+
+harness = pytest.fixture(started_harness, name="harness")
 
 
 def test_without_notifications_every_tick_is_a_full_sweep_as_before(tmp_path: Path) -> None:

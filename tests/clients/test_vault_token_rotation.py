@@ -17,7 +17,7 @@ import hvac
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.app.service.credentials import FileCredential
+from syncd.app.credentials import FileCredential
 from syncd.clients.vault import VaultReader, build_hvac_client
 from syncd.clients.vault_auth import TokenLogin, VaultTokenManager
 from syncd.devstack.vault import VaultEmulator

@@ -16,6 +16,7 @@ from syncd.config import (
     parse_config,
 )
 from syncd.errors import ConfigError
+from syncd.model import DestinationKind, Target
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -50,15 +51,19 @@ def test_example_config_loads_with_every_mapping_kind() -> None:
         "search-all-keys",
         "feature-config",
         "signing-keys",
+        "shared-db",
         "orders-db",
     ]
+    assert settings.target_of(settings.mappings[5]) == Target(
+        ACCOUNT, "default_secrets_store", kind=DestinationKind.SECRETS_STORE
+    )
     tenant = settings.target_of(settings.mappings[1])
     assert tenant.dispatch_namespace == "customers"
     assert tenant.account_id == "fedcba9876543210fedcba9876543210"
     assert settings.target_of(settings.mappings[0]).account_id == ACCOUNT
     keys = settings.mappings[4].secret_key
     assert [k.value_encoding for k in keys] == ["base64", "pem", "json"]
-    composed = settings.mappings[5]
+    composed = settings.mappings[6]
     assert [(s.name, s.kind) for s in composed.sources] == [("db", "database"), ("cfg", "kv")]
     assert [t.binding for t in composed.templates] == ["DATABASE_URL", "DB_PASSWORD", "CLIENTS_JSON"]
 

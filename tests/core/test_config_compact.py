@@ -65,8 +65,15 @@ def test_the_compact_form_holds_what_the_table_validated(raw: dict[str, Any]) ->
     compact = MappingSettings.from_table(raw)
     # canonical_json feeds mapping_fingerprint: byte for byte the table's JSON, so digests recorded
     # before the compact form existed still match and nothing is re-read after an upgrade.
-    # What issue 17 added (sources, templates, a key's source or template) appears only when used.
-    added: Any = {"sources": True, "templates": True, "secret_key": {"__all__": {"source", "template"}}}
+    # What issue 17 added (sources, templates, a key's source or template) appears only when used;
+    # the store-only target keys (secrets_store, scopes, adopt) came later too: a script target's
+    # JSON is what it was before them.
+    added: Any = {
+        "sources": True,
+        "templates": True,
+        "secret_key": {"__all__": {"source", "template"}},
+        "target": {"secrets_store", "scopes", "adopt"},
+    }
     assert compact.canonical_json() == table.model_dump_json(exclude={"on_undeployed": True, **added})
     assert compact.as_table() == table.model_dump(exclude=added)
     assert table.vault is not None
@@ -155,3 +162,33 @@ def test_settings_of_many_mappings_stay_small() -> None:
     assert retained < 1000, f"{retained:.0f} bytes retained per mapping"
     # The raw TOML tables (~1.6 KiB per mapping here) are alive throughout; the models are not.
     assert (peak - before) / count < 3000, f"{(peak - before) / count:.0f} bytes per mapping at the peak"
+
+
+def test_a_script_targets_digest_input_is_pinned_byte_for_byte() -> None:
+    """What the digests of every existing configuration are made of (an upgrade re-reads nothing)."""
+    compact = MappingSettings.from_table(TABLES[0])
+    assert compact.canonical_json() == (
+        '{"name":"plain","vault":{"mount":"secret","path":"app/db","kv_version":"auto"},'
+        '"target":{"script":"edge","account_id":null,"dispatch_namespace":null},'
+        '"secret_text":{"keys":{"password":"DB_PASSWORD","user":"DB_USER"},"all_keys":false,"prefix":"",'
+        '"uppercase":false,"json_binding":null},"secret_key":[]}'
+    )
+
+
+def test_a_store_target_keeps_its_store_scopes_and_adopt() -> None:
+    raw = {
+        "name": "shared",
+        "vault": {"mount": "secret", "path": "db"},
+        "target": {"secrets_store": "default_secrets_store", "adopt": True},
+        "secret_text": {"keys": {"password": "db-password"}},
+    }
+    compact = MappingSettings.from_table(raw)
+    assert compact.target.is_store
+    assert (compact.target.script, compact.target.scopes, compact.target.adopt) == (
+        "default_secrets_store",
+        ("workers",),
+        True,
+    )
+    assert '"target":{"secrets_store":"default_secrets_store","account_id":null,"scopes":["workers"],"adopt":true}' in (
+        compact.canonical_json()
+    )

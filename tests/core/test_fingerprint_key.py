@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.app.service.credentials import CredentialError
+from syncd.app.credentials import CredentialError
 from syncd.app.service.wiring import fingerprint_key
 from syncd.config import CredentialRef, Settings, parse_config
 from syncd.engine.reconciler import Reconciler

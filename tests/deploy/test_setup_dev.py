@@ -28,6 +28,7 @@ def project(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "scripts" / "setup-dev.sh", tmp_path / "scripts" / "setup-dev.sh")
     # Prometheus has its own script and tests (tests/monitoring): here a stand-in that says nothing.
     (tmp_path / "scripts" / "setup-prometheus.sh").write_text("exit 0\n")
+    (tmp_path / "scripts" / "setup-workers.sh").write_text("exit 0\n")  # its own tests: tests/devstack/workers
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
     (tmp_path / "constraints.txt").write_text("pydantic==2.14.4\n")
     bin_dir = tmp_path / ".venv" / "bin"

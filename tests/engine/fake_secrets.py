@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.clients.k8s_secrets import SecretsApiError
+from syncd.errors import KubernetesApiError
 
 MAX_SECRET_SIZE = 1024 * 1024
 
@@ -32,7 +32,7 @@ class FakeSecrets:
         self.namespace = namespace
         self.objects: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
-        self.fail_next: dict[str, SecretsApiError] = {}  # verb -> error raised once
+        self.fail_next: dict[str, KubernetesApiError] = {}  # verb -> error raised once
         self.puts_before_failure: int | None = None  # then every PUT fails (503) until reset
         self._versions = itertools.count(1000)
         self._lock = threading.Lock()
@@ -113,4 +113,5 @@ class FakeSecrets:
     def _refuse(self, verb: str, name: str, status: int, reason: str, message: str) -> dict[str, Any]:
         self.calls.append(Call(verb, name, status))
         where = f"{self.namespace}/{name}"
-        raise SecretsApiError(f"{verb} secret {where}: {status} {reason}: {message}", status=status, api_reason=reason)
+        text = f"{verb} secret {where}: {status} {reason}: {message}"
+        raise KubernetesApiError(text, status=status, api_reason=reason)

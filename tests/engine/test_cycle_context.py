@@ -8,6 +8,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from syncd.engine.reconciler import Reconciler
+from syncd.engine.report import Trigger
 from syncd.engine.state import StateStore
 from syncd.model import KvVersion, VaultSecretRef, VersionInfo
 from tests.engine.fakes import FakeSource, FakeWorkers, keys_mapping, make_settings
@@ -33,7 +34,7 @@ def test_push_and_failure_lines_carry_the_reports_cycle_id(tmp_path: Path) -> No
     try:
         reconciler = Reconciler(settings, source, workers, state, concurrency=2)
         with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-            report = reconciler.reconcile(trigger="manual")
+            report = reconciler.reconcile(trigger=Trigger.MANUAL)
     finally:
         state.close()
     assert {r.mapping: r.failed for r in report.results} == {"ok": False, "gone": True}

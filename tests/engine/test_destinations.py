@@ -3,17 +3,18 @@ state keeps bindings of different kinds apart even where account, name and bindi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from syncd.config import MappingSettings
 from syncd.engine.applier import Applier
 from syncd.engine.destinations import Destinations, WorkerScriptAdapter
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import Policy, plan
 from syncd.engine.state import StateStore
-from syncd.errors import InternalError
+from syncd.errors import InternalError, SyncdError
 from syncd.model import DestinationKind, SecretBody, Target
 from syncd.model_versions import StagedVersion
 from tests.engine.conftest import CANARY, leaks
@@ -35,6 +36,14 @@ class FakeStore:
     def names(self, target: Target) -> set[str]:
         self.calls.append(("names", ()))
         return set(self.values)
+
+    def prepare(self, target: Target, mapping: MappingSettings, body: SecretBody) -> SecretBody:
+        return body
+
+    def admit(
+        self, target: Target, new: Mapping[str, Collection[str]], adopting: Collection[str]
+    ) -> dict[str, SyncdError]:
+        return {}
 
     def max_changes_per_call(self) -> int:
         return 1000

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from syncd.config import Settings
 from syncd.engine.drift import DriftCorrection
 from syncd.engine.reconciler import Reconciler
-from syncd.engine.report import Action, CycleReport, Reason
+from syncd.engine.report import Action, CycleReport, Reason, Trigger
 from syncd.engine.state import StateStore
 from syncd.errors import VaultPermissionDenied
 from syncd.model import VaultSecretRef
@@ -76,7 +76,7 @@ def seed(world: World) -> None:
 
 def test_first_cycle_pushes_every_binding_with_one_call_per_script(world: World) -> None:
     seed(world)
-    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger="startup")
+    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger=Trigger.STARTUP)
     assert report.ok
     assert world.workers.texts(A) == {"ONE": CANARY, "TWO": "two", "THREE": "three", "OTHER": "x"}
     assert set(world.workers.texts(B)) == {"ONE", "TWO", "THREE"}
@@ -119,7 +119,7 @@ def test_a_drift_correction_rewrites_exactly_its_bindings_with_one_call_and_plan
     world.reset_counts()
 
     correction = DriftCorrection(A, frozenset({"ONE", "OTHER"}), "changed by someone else", found_at=999.0)
-    report = reconciler.reconcile(trigger="drift", only_mappings={"to-a", "other"}, corrections=[correction])
+    report = reconciler.reconcile(trigger=Trigger.DRIFT, only_mappings={"to-a", "other"}, corrections=[correction])
 
     assert report.ok
     assert sorted((c.mapping, c.binding, c.reason) for c in report.changes) == [
@@ -140,7 +140,7 @@ def test_rotating_a_secret_mapped_to_two_scripts_costs_exactly_two_bulk_calls(wo
     reconciler.reconcile()
     world.source.put("app", {"k1": CANARY_2, "k2": "two-2", "k3": "three-2"})
     world.reset_counts()
-    report = reconciler.reconcile(trigger="notification")
+    report = reconciler.reconcile(trigger=Trigger.NOTIFICATION)
     assert [(c.operation, c.target.script, c.names) for c in world.workers.writes()] == [
         ("bulk", "script-a", ("ONE", "THREE", "TWO")),
         ("bulk", "script-b", ("ONE", "THREE", "TWO")),
@@ -389,7 +389,7 @@ def test_a_passed_deadline_stops_new_work_and_reports_the_rest_as_timed_out(worl
 
 def test_dry_run_reports_changes_and_writes_nothing_anywhere(world: World) -> None:
     seed(world)
-    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger="plan", dry_run=True)
+    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger=Trigger.PLAN, dry_run=True)
     assert report.dry_run
     assert len(report.changes) == 7
     assert not result(report, "to-a").in_sync
@@ -400,7 +400,7 @@ def test_dry_run_reports_changes_and_writes_nothing_anywhere(world: World) -> No
 
 def test_only_mappings_restricts_the_cycle(world: World) -> None:
     seed(world)
-    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger="manual", only_mappings=["other"])
+    report = world.reconciler(TWO_SCRIPTS).reconcile(trigger=Trigger.MANUAL, only_mappings=["other"])
     assert [r.mapping for r in report.results] == ["other"]
     assert world.source.calls == [("kv_version", "secret"), ("metadata", "secret/other"), ("read", "secret/other")]
     assert world.workers.texts(B) == {}

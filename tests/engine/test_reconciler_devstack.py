@@ -21,6 +21,7 @@ from syncd.clients.vault import VaultReader, build_hvac_client
 from syncd.config import Settings
 from syncd.devstack.stack import Devstack
 from syncd.engine.reconciler import Reconciler
+from syncd.engine.report import Trigger
 from syncd.engine.state import StateStore
 from syncd.model import SecretValue
 from tests.engine.conftest import CANARY, CANARY_2, leaks
@@ -116,7 +117,7 @@ def test_an_unchanged_world_costs_one_metadata_read_per_secret_over_http_also_af
     stack.put("other", {"x": "x"})
     settings = three_keys_to_two_scripts(stack)
     reconciler = stack.reconciler(settings)
-    assert reconciler.reconcile(trigger="startup").ok
+    assert reconciler.reconcile(trigger=Trigger.STARTUP).ok
     assert stack.texts("script-a") == {"ONE": CANARY, "TWO": "two", "THREE": "three", "OTHER": "x"}
     assert patches(stack.requests("cloudflare")) == ["script-a", "script-b"]
 
@@ -127,7 +128,7 @@ def test_an_unchanged_world_costs_one_metadata_read_per_secret_over_http_also_af
 
     stack.restart_state()
     stack.clear_requests()
-    assert stack.reconciler(settings).reconcile(trigger="startup").ok
+    assert stack.reconciler(settings).reconcile(trigger=Trigger.STARTUP).ok
     assert sorted(stack.requests("vault")) == [
         ("GET", "/v1/secret/metadata/app"),
         ("GET", "/v1/secret/metadata/other"),
@@ -144,7 +145,7 @@ def test_a_rotation_mapped_to_two_scripts_is_two_bulk_calls_and_two_worker_versi
     versions = {script: stack.worker(script)["versions"] for script in SCRIPTS}
     stack.put("app", {"k1": CANARY_2, "k2": "two-2", "k3": "three-2"})
     stack.clear_requests()
-    report = reconciler.reconcile(trigger="notification")
+    report = reconciler.reconcile(trigger=Trigger.NOTIFICATION)
     assert report.ok
     assert sorted(stack.requests("cloudflare")) == [  # written concurrently: in any order
         ("PATCH", f"/client/v4/accounts/{stack.devstack.cloudflare.account_id}/workers/scripts/script-a/secrets-bulk"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.engine.report import Action, Reason
+from syncd.engine.report import Action, Reason, Trigger
 from syncd.engine.state import BindingRecord
 from syncd.errors import CloudflareTransportError
 from syncd.model import SecretBody, Target
@@ -56,12 +56,12 @@ def test_a_crash_after_confirmation_costs_one_rewrite_and_the_binding_stays_owne
     settings = make_settings([keys_mapping("m", "app", "script-a", TWO_KEYS)], on_delete="delete")
     crash_when_recording_a_confirmed_push(world)
     with pytest.raises(Crash):
-        world.reconciler(settings).reconcile(trigger="startup")
+        world.reconciler(settings).reconcile(trigger=Trigger.STARTUP)
     assert world.workers.texts(A) == {"FOREIGN": "theirs", "ONE": CANARY, "TWO": "two"}
 
     world.restart()
     world.reset_counts()
-    report = world.reconciler(settings).reconcile(trigger="startup")
+    report = world.reconciler(settings).reconcile(trigger=Trigger.STARTUP)
     assert report.ok
     assert [(c.operation, c.names) for c in world.workers.calls] == [("bulk", ("ONE", "TWO"))]  # no list
     assert {(c.binding, c.action, c.reason) for c in report.changes} == {

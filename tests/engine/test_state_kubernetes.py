@@ -15,15 +15,15 @@ from dataclasses import replace
 
 import pytest
 
-from syncd.clients.k8s_secrets import SecretsApiError
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.reconciler import Reconciler
-from syncd.engine.state import BindingRecord, MappingOutcome
+from syncd.engine.report import Trigger
+from syncd.engine.state import BindingRecord, MappingOutcome, StateStore
 from syncd.engine.state.chunks import DATA_KEY, FORMAT, bucket_of
 from syncd.engine.state.chunks import encode as encode_chunks
 from syncd.engine.state.kubernetes import KubernetesStateStore
 from syncd.engine.values import desired_bindings
-from syncd.errors import StateConflict, StateError
+from syncd.errors import KubernetesApiError, StateConflict, StateError
 from syncd.model import Target
 from tests.engine.conftest import ACCOUNT, CANARY, CANARY_2, REF, TARGET, leaks, mapping, secret
 from tests.engine.fake_secrets import FakeSecrets
@@ -110,7 +110,7 @@ def test_a_write_intent_is_written_before_record_bindings_returns() -> None:
 def test_an_intent_that_cannot_be_written_is_not_recorded_so_the_call_is_not_made() -> None:
     api = FakeSecrets(names=NAMES)
     with open_store(api) as store:
-        api.fail_next["PUT"] = SecretsApiError("PUT: 503", status=503, api_reason="ServiceUnavailable")
+        api.fail_next["PUT"] = KubernetesApiError("PUT: 503", status=503, api_reason="ServiceUnavailable")
         intent = record("NEW", pending=True, fingerprint=None, vault_version=None, pushed_at=None)
         with pytest.raises(StateError, match="cannot write state secret syncd/syncd-state-"):
             store.record_bindings([intent])
@@ -266,7 +266,7 @@ def test_a_missing_secret_is_an_error_naming_it_and_the_manifests() -> None:
 
 def test_a_forbidden_secret_names_the_role_it_needs() -> None:
     api = FakeSecrets(names=NAMES)
-    api.fail_next["GET"] = SecretsApiError("GET: 403", status=403, api_reason="Forbidden")
+    api.fail_next["GET"] = KubernetesApiError("GET: 403", status=403, api_reason="Forbidden")
     with pytest.raises(StateError, match="forbidden; syncd's Role needs get and update on secrets"):
         open_store(api)
 
@@ -340,21 +340,21 @@ def test_the_reconciler_on_this_backend_writes_no_secret_in_an_unchanged_cycle()
     now = [1000.0]
     with open_store(api) as state:
         reconciler = Reconciler(settings, source, workers, state, clock=lambda: now[0], fingerprint_key=KEY)
-        first = reconciler.reconcile(trigger="start")
+        first = reconciler.reconcile(trigger=Trigger.STARTUP)
         assert not any(r.failed for r in first.results)
         assert api.puts() != []
         api.calls.clear()
         now[0] += 30
-        reconciler.reconcile(trigger="interval")
+        reconciler.reconcile(trigger=Trigger.INTERVAL)
         assert api.puts() == []
         source.put("app", {"k1": CANARY_2, "k2": "two"})
         now[0] += 30
-        reconciler.reconcile(trigger="interval")
+        reconciler.reconcile(trigger=Trigger.INTERVAL)
         assert [c.name for c in api.puts()] == [NAMES[bucket_of("to-a", len(NAMES))]]
     with open_store(api) as restarted:  # the next leader: nothing to write to Cloudflare
         workers.calls.clear()
         again = Reconciler(settings, source, workers, restarted, clock=lambda: now[0], fingerprint_key=KEY)
-        again.reconcile(trigger="start")
+        again.reconcile(trigger=Trigger.STARTUP)
         assert workers.writes() == []
 
 
@@ -406,3 +406,17 @@ def test_a_stale_copy_outside_its_home_secret_loses_to_the_home_copy_and_is_remo
     assert document(api, names[0])["bindings"] == []
     with open_store(api, names) as reread:
         assert reread.bindings() == [fresh]
+
+
+def test_a_replica_that_takes_over_reads_what_the_previous_leader_wrote_since() -> None:
+    names = ("syncd-state-0",)
+    api = FakeSecrets(names=names)
+    follower = KubernetesStateStore.open(api, names, hmac_key=KEY)  # opened at start, before it leads
+    with KubernetesStateStore.open(api, names, hmac_key=KEY) as leader:
+        leader.record_mapping_results([MappingOutcome("edge", 1.0, "cfg", 3, True, True, None, None)])
+    assert follower.mapping_status("edge") is None
+    follower.reload()  # what the service does when this replica takes the Lease
+    assert follower.mapping_status("edge") is not None
+    follower.close()
+    with StateStore.open(":memory:") as sqlite:
+        sqlite.reload()  # one writer by its lock: nothing to do

@@ -17,9 +17,10 @@ import httpx
 import pytest
 from kubernetes import client
 
-from syncd.clients.k8s_secrets import KubernetesEndpoint, SecretsClient
+from syncd.clients.kubernetes import KubernetesEndpoint, SecretsClient
 from syncd.devstack.kubernetes import SECRETS, KubernetesEmulator, Rule
 from syncd.engine.reconciler import Reconciler
+from syncd.engine.report import Trigger
 from syncd.engine.state import BindingRecord, MappingOutcome
 from syncd.engine.state.chunks import DATA_KEY, bucket_of
 from syncd.engine.state.kubernetes import KubernetesStateStore
@@ -78,19 +79,19 @@ def test_the_engine_writes_no_secret_in_an_unchanged_cycle_and_one_for_a_rotatio
     now = [1000.0]
     with open_store(kube, token) as state:
         reconciler = Reconciler(settings, source, workers, state, clock=lambda: now[0], fingerprint_key=KEY)
-        reconciler.reconcile(trigger="start")
+        reconciler.reconcile(trigger=Trigger.STARTUP)
         assert puts(kube) != []
         clear_log(kube)
         for _ in range(3):
             now[0] += 30
-            reconciler.reconcile(trigger="interval")
+            reconciler.reconcile(trigger=Trigger.INTERVAL)
         assert puts(kube) == []
         source.put("app", {"k1": CANARY_2})
-        reconciler.reconcile(trigger="interval")
+        reconciler.reconcile(trigger=Trigger.INTERVAL)
         assert puts(kube) == [NAMES[bucket_of("to-a", len(NAMES))]]
     with open_store(kube, token) as next_leader:
         workers.calls.clear()
-        Reconciler(settings, source, workers, next_leader, fingerprint_key=KEY).reconcile(trigger="start")
+        Reconciler(settings, source, workers, next_leader, fingerprint_key=KEY).reconcile(trigger=Trigger.STARTUP)
         assert workers.writes() == []  # it read what the old leader wrote: nothing to redo
     secrets_seen = json.dumps([kube.secret(n) for n in NAMES]).encode()
     opened = b"".join(

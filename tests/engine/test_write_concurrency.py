@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 
 from syncd.config import Settings
 from syncd.engine.backoff import ScriptBackoff
+from syncd.engine.report import Trigger
 from syncd.errors import (
     CloudflareRateLimited,
     CloudflareServerError,
@@ -129,7 +130,7 @@ def test_a_write_left_in_flight_by_an_ended_cycle_is_never_overlapped(world: Wor
         assert result(first, "m-a").error_code == "CycleTimeout" and first.timed_out
         assert result(first, "m-b").in_sync
 
-        second = reconciler.reconcile(trigger="notification", deadline=world.now + 1.0)
+        second = reconciler.reconcile(trigger=Trigger.NOTIFICATION, deadline=world.now + 1.0)
         assert result(second, "m-a").error_code == "CycleTimeout"
         assert "still in flight" in (result(second, "m-a").error or "")
         assert workers_of(world).in_flight[target("a")] == 1  # still the first cycle's write
@@ -169,7 +170,7 @@ def test_a_failing_script_backs_off_exponentially_capped_and_recovers_with_one_l
 
         backoffs = []
         for _ in range(3):  # retried on its own schedule although nothing changed in Vault: fails again
-            world.now += reconciler.script_health()[0].backoff_seconds
+            world.now = reconciler.script_health()[0].next_retry_at  # the jittered backoff has passed
             world.reset_counts()
             again = reconciler.reconcile()
             assert [c.target for c in world.workers.writes()] == [b]
@@ -203,18 +204,25 @@ def test_a_refusal_or_a_rate_limit_is_not_a_script_failure(world: World, error: 
     assert reconciler.script_health() == []
 
 
-def test_backoff_jitter_stays_within_the_nominal_backoff() -> None:
+def test_backoff_jitter_adds_up_to_a_fifth_of_the_initial_backoff() -> None:
+    """``syncd.retrying``'s rule: 30 s nominal, plus up to 6 s of jitter, never past the maximum."""
     now = [0.0]
     where = target("x")
-    for draw in (0.0, 0.5, 1.0):
+    for draw, expected in ((0.0, 30.0), (0.5, 33.0), (1.0, 36.0)):
         backoff = ScriptBackoff(30, 600, clock=lambda: now[0], rng=lambda d=draw: d)  # type: ignore[misc]
         backoff.record(where, CloudflareServerError("Cloudflare PATCH: HTTP 502", status=502))
         (health,) = backoff.snapshot()
-        assert 24.0 <= health.next_retry_at <= 30.0
+        assert health.next_retry_at == pytest.approx(expected)
+        assert health.backoff_seconds == 30.0
         assert backoff.blocked(where) is not None
         now[0] = health.next_retry_at
         assert backoff.blocked(where) is None  # due: the next cycle writes to it again
         now[0] = 0.0
+    capped = ScriptBackoff(30, 40, clock=lambda: now[0], rng=lambda: 1.0)
+    for _ in range(3):
+        capped.record(where, CloudflareServerError("Cloudflare PATCH: HTTP 502", status=502))
+    (health,) = capped.snapshot()
+    assert (health.backoff_seconds, health.next_retry_at) == (40.0, 40.0)
 
 
 def test_new_scripts_are_listed_in_parallel_too(world: World) -> None:

@@ -27,6 +27,7 @@ from syncd.deadlines import deadline_scope
 from syncd.devstack.stack import Devstack
 from syncd.engine.applier import GRACE_SECONDS
 from syncd.engine.reconciler import Reconciler
+from syncd.engine.report import Trigger
 from syncd.errors import CloudflareTransportError, CycleTimeout
 from syncd.model import SecretBody, SecretValue, Target
 from tests.engine.conftest import CANARY, leaks
@@ -116,7 +117,7 @@ def test_slow_and_failing_scripts_do_not_hold_the_healthy_ones_and_the_cycle_end
     use_client(stack)  # 15 s timeout: only the cycle's deadline can cut the slow script short
     settings = per_script(stack, scripts)
     reconciler: Reconciler = stack.reconciler(settings)
-    assert reconciler.reconcile(trigger="startup").ok
+    assert reconciler.reconcile(trigger=Trigger.STARTUP).ok
 
     for script in scripts:
         stack.put(f"app/{script}", {"k": f"{CANARY}-{script}-2"})

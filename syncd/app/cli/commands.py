@@ -22,9 +22,11 @@ import requests
 
 from syncd.app.service.wiring import Clients, build_clients, build_reconciler, open_state
 from syncd.config import Settings
-from syncd.engine.report import Action, CycleReport, MappingResult
+from syncd.config.compact import PRIMARY_SOURCE
+from syncd.engine.report import Action, CycleReport, MappingResult, Trigger
 from syncd.engine.state import MEMORY, MappingStatus, StateBackend, StateStore
 from syncd.errors import UsageError
+from syncd.model import Target
 
 
 def _when(epoch: float | None) -> str:
@@ -83,7 +85,7 @@ def _open_state_for(settings: Settings, *, dry_run: bool) -> StateBackend:
 def reconcile_once(
     settings: Settings,
     *,
-    trigger: str,
+    trigger: Trigger,
     dry_run: bool,
     vault_session: requests.Session | None = None,
     cloudflare_transport: httpx.BaseTransport | None = None,
@@ -140,7 +142,7 @@ def format_once(report: CycleReport) -> list[str]:
 
 
 def run_once(settings: Settings, out: TextIO, *, only_mappings: frozenset[str] | None = None, **clients: Any) -> int:
-    report = reconcile_once(settings, trigger="once", dry_run=False, only_mappings=only_mappings, **clients)
+    report = reconcile_once(settings, trigger=Trigger.ONCE, dry_run=False, only_mappings=only_mappings, **clients)
     for line in format_once(report):
         print(line, file=out)
     return report.exit_code
@@ -157,8 +159,10 @@ def plan_as_json(report: CycleReport) -> dict[str, Any]:
             {
                 "mapping": r.mapping,
                 "target": str(r.target),
+                "destination": destination_json(r.target),
                 "vault_path": str(r.ref),
                 "vault_version": r.vault_version,
+                "sources": {PRIMARY_SOURCE: r.vault_version, **dict(r.source_versions)},
                 "sources_moved": [
                     {"source": name, "from": _source_version(before), "to": _source_version(now)}
                     for name, before, now in r.moved_sources
@@ -179,6 +183,16 @@ def plan_as_json(report: CycleReport) -> dict[str, Any]:
             }
             for r in sorted(report.results, key=lambda r: r.mapping)
         ],
+    }
+
+
+def destination_json(target: Target) -> dict[str, Any]:
+    """A destination as ``plan --json`` and ``/status`` name it: its kind, account and name."""
+    return {
+        "kind": target.kind.value,
+        "account_id": target.account_id,
+        "name": target.name,
+        "dispatch_namespace": target.dispatch_namespace,
     }
 
 
@@ -227,7 +241,7 @@ def run_plan(
 ) -> int:
     """Exit 0 in sync, 1 failed; with ``detailed_exitcode`` 3 when changes are pending (and nothing
     failed): terraform's ``-detailed-exitcode`` idea, on a code that does not collide with 2 (usage)."""
-    report = reconcile_once(settings, trigger="plan", dry_run=True, only_mappings=only_mappings, **clients)
+    report = reconcile_once(settings, trigger=Trigger.PLAN, dry_run=True, only_mappings=only_mappings, **clients)
     if as_json:
         print(json.dumps(plan_as_json(report), indent=2), file=out)
     else:
@@ -277,17 +291,26 @@ def _checked(row: dict[str, Any]) -> str:
 
 
 def run_status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
+    """What the configured state backend recorded: the SQLite file, or with ``[state] backend =
+    "kubernetes"`` the state Secrets the leader writes (read-only: works while the service runs)."""
+    backend = settings.state.backend
     path = Path(settings.sync.state_path)
+    found = backend != "sqlite" or path.exists()  # the manifests create the Secrets (a missing one is named)
     known: dict[str, MappingStatus] = {}
-    if path.exists():
-        with open_state(settings, exclusive=False) as state:  # read-only: works while the service runs
+    if found:
+        with open_state(settings, exclusive=False) as state:
             known = {s.mapping: s for s in state.all_mapping_status()}
     rows = _status_rows(settings, known)
     configured_ok = all(r["in_sync"] for r in rows if r["configured"])
     if as_json:
-        print(json.dumps({"state_path": str(path), "mappings": rows}, indent=2), file=out)
+        where: dict[str, Any] = {"state_backend": backend}
+        if backend == "sqlite":
+            where["state_path"] = str(path)
+        else:
+            where["state_secrets"] = settings.state.kubernetes.secret_names()
+        print(json.dumps({**where, "mappings": rows}, indent=2), file=out)
     else:
-        if not path.exists():
+        if not found:
             print(f"no state yet at {path}", file=out)
         for r in rows:
             mark = "ok  " if r["in_sync"] else "FAIL" if r["last_error_code"] else "----"

@@ -1,11 +1,15 @@
 """``syncd check``: can this configuration work here? One line per check, ``ok|FAIL name: detail``.
 
-Checks, in order: the configured credentials can be read; Vault answers ``sys/health``; Vault
+Checks, in order: the configured credentials can be read (a trigger token of at least 32 bytes);
+``WARN`` lines for settings that work but are insecure (``syncd.config.insecure``, with the fix;
+they do not change the exit code); Vault answers ``sys/health``; Vault
 login works; every mapping's sources are readable (each KV secret's current version, each database
 static role's credentials) and its values pass the rule ``once`` applies
 (``syncd.engine.values.bindings_for``: every template rendered, size limit, key material, missing
 keys; the values are then discarded); the Cloudflare credential verifies; every target
-script exists. Later checks still run when an earlier one fails, except that secret reads are
+script exists; every Secrets Store target can be listed, each secret its mappings name is syncd's
+or will be created (one syncd does not own only with ``adopt = true``), and the account's store
+quota has room for those to create. Later checks still run when an earlier one fails, except that secret reads are
 skipped without a Vault token. The exit code is the highest ``exit_code`` among the failures
 (a credential that cannot be read is a configuration error, 2), 0 when everything passed.
 """
@@ -20,21 +24,21 @@ from typing import Any, TextIO
 import httpx
 import requests
 
-from syncd.app.service.credentials import CredentialError, credential_from
+from syncd.app.credentials import CredentialError, credential_from, trigger_token_from
 from syncd.app.service.wiring import Clients, build_clients
 from syncd.config import (
-    AppRoleAuth,
     CloudflareApiToken,
     CredentialRef,
     JwtAuth,
     KubernetesAuth,
     Settings,
-    TokenAuth,
     VaultSource,
 )
+from syncd.config.insecure import credential_refs, insecure_settings
+from syncd.engine.destinations_store import is_syncds
 from syncd.engine.values import bindings_for
 from syncd.errors import CloudflareAuthError, SyncdError
-from syncd.model import KvVersion, SecretVersion, Target
+from syncd.model import DestinationKind, KvVersion, SecretVersion, Target
 
 _HEALTH_DETAIL = {
     429: "unsealed standby",
@@ -53,9 +57,11 @@ class CheckResult:
     ok: bool
     detail: str
     exit_code: int = 0
+    warning: bool = False  # passed, but insecure (``syncd.config.insecure``)
 
     def line(self) -> str:
-        return f"{'ok' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+        mark = "FAIL" if not self.ok else "WARN" if self.warning else "ok"
+        return f"{mark} {self.name}: {self.detail}"
 
 
 def _failure(name: str, exc: BaseException) -> CheckResult:
@@ -73,22 +79,11 @@ def _run(name: str, check: Callable[[], str]) -> CheckResult:
 
 
 def _credential_refs(settings: Settings) -> list[tuple[str, CredentialRef]]:
-    refs: list[tuple[str, CredentialRef]] = []
+    refs = [(key, ref) for key, ref in credential_refs(settings) if key != "notifications.audit_prefix"]
     auth = settings.vault.auth
-    if isinstance(auth, TokenAuth):
-        refs.append(("vault.auth.token", auth.token))
-    elif isinstance(auth, AppRoleAuth):
-        refs.append(("vault.auth.secret_id", auth.secret_id))
-    elif isinstance(auth, KubernetesAuth | JwtAuth):
-        refs.append(("vault.auth.token_file", CredentialRef(file=auth.token_file)))
-    cf = settings.cloudflare.auth
-    if isinstance(cf, CloudflareApiToken):
-        refs.append(("cloudflare.auth.api_token", cf.api_token))
-    else:
-        refs.append(("cloudflare.auth.global_key", cf.global_key))
-    if settings.server.trigger_token is not None:
-        refs.append(("server.trigger_token", settings.server.trigger_token))
-    return refs
+    if isinstance(auth, KubernetesAuth | JwtAuth):
+        refs.insert(0, ("vault.auth.token_file", CredentialRef(file=auth.token_file)))
+    return [(key, ref) for key, ref in refs if key != "sync.fingerprint_key"]
 
 
 def check_credentials(settings: Settings) -> Iterator[CheckResult]:
@@ -97,7 +92,10 @@ def check_credentials(settings: Settings) -> Iterator[CheckResult]:
         name = f"credential {key}"
         note = f" ({defaults[key]})" if key in defaults else ""
         try:
-            credential_from(ref, key=key)()
+            if key == "server.trigger_token":
+                trigger_token_from(ref)  # also refuses a short one
+            else:
+                credential_from(ref, key=key)()
         except CredentialError as exc:
             yield CheckResult(name, False, exc.problems[0].message + note, exc.exit_code)
         else:
@@ -180,6 +178,40 @@ def _script(clients: Clients, target: Target) -> str:
     return "exists"
 
 
+def _store(settings: Settings, clients: Clients, target: Target) -> str:
+    """The token can list the store; every named secret is syncd's or will be created (one it does
+    not own only with ``adopt = true``); the quota has room for those to create."""
+    listing = clients.store.secrets(target, fresh=True)
+    store = clients.store.store(target)
+    mappings = [m for m in settings.mappings if settings.target_of(m) == target]
+    unowned, to_create, own = [], [], 0
+    for mapping in mappings:
+        for name in mapping.static_binding_names():
+            secret = listing.get(name)
+            if secret is None:
+                to_create.append(name)
+            elif is_syncds(secret):
+                own += 1
+            elif not mapping.target.adopt:
+                unowned.append(f"{name} ({mapping.name})")
+    quota = clients.store.quota(target) if to_create else None
+    problems = []
+    if unowned:
+        problems.append(f"not syncd's (set adopt = true to take over): {', '.join(sorted(unowned))}")
+    if quota is not None and quota.usage + len(to_create) > quota.quota:
+        problems.append(f"no room for {len(to_create)} new secret(s): {quota.usage} of {quota.quota} in use")
+    if problems:
+        raise SyncdError("; ".join(problems))
+    room = "" if quota is None else f"; quota {quota.usage} of {quota.quota} in use"
+    return f"store {store.id} listed ({len(listing)} secret(s)): {own} syncd's, {len(to_create)} to create{room}"
+
+
+def check_insecure(settings: Settings) -> Iterator[CheckResult]:
+    """Settings that work but are insecure: a warning line each, with its fix (exit code unchanged)."""
+    for finding in insecure_settings(settings):
+        yield CheckResult(f"insecure {finding.key}", True, f"{finding.problem}; {finding.fix}", warning=True)
+
+
 def run_checks(
     settings: Settings,
     *,
@@ -187,6 +219,7 @@ def run_checks(
     cloudflare_transport: httpx.BaseTransport | None = None,
 ) -> Iterator[CheckResult]:
     yield from check_credentials(settings)
+    yield from check_insecure(settings)
     clients = build_clients(settings, vault_session=vault_session, cloudflare_transport=cloudflare_transport)
     try:
         yield _run("vault health", lambda: _vault_health(settings, clients))
@@ -201,7 +234,10 @@ def run_checks(
         yield _run("cloudflare auth", lambda: _cloudflare_auth(settings, clients))
         targets = sorted({settings.target_of(m) for m in settings.mappings})
         for target in targets:
-            yield _run(f"cloudflare script {target}", lambda t=target: _script(clients, t))  # type: ignore[misc]
+            if target.kind is DestinationKind.SECRETS_STORE:
+                yield _run(f"cloudflare store {target}", lambda t=target: _store(settings, clients, t))  # type: ignore[misc]
+            else:
+                yield _run(f"cloudflare script {target}", lambda t=target: _script(clients, t))  # type: ignore[misc]
     finally:
         clients.close()
 

@@ -5,10 +5,18 @@ service (scheduler, HTTP endpoints, state store) in this process, then rotates V
 shows each rotation arriving in the emulated Workers with its propagation delay: the first round
 by polling, the next ones by Vault's socket audit device, which the demo enables in between. Then someone
 edits a binding syncd owns by hand (the emulator's admin API, as the dashboard would): the drift check
-finds it and syncd puts Vault's value back, shown with its delay. Last, a ``DATABASE_URL`` templated
-over a KV secret and a database static role (``demo_composed``) arrives after a write to one of its
-sources, then after a rotation Vault makes by itself on its schedule. Values are never
+finds it and syncd puts Vault's value back, shown with its delay. Then one secret that several
+Workers share through the account's Secrets Store is rotated: one write reaches all of them, and
+no Worker gets a new version. Last, a ``DATABASE_URL`` templated over a KV secret and a database
+static role (``demo_composed``) arrives after a write to one of its sources, then after a rotation
+Vault makes by itself on its schedule. Values are never
 printed: arrival is proven by comparing with what was written. Ctrl-C stops everything cleanly.
+
+When workerd is installed (``scripts/setup-workers.sh``) the devstack runs the Workers too, and
+after each rotation the demo asks ``payments-worker`` itself what it sees: the default Worker
+answers with a SHA-256 fingerprint of each binding, which changes with every rotation (and is
+checked against the value written). The ``curl`` line it prints asks the same question by hand.
+Without workerd the demo says so and shows the emulator's record only.
 
 Only the command line imports this module; the daemon never does (it needs the devstack).
 """
@@ -16,6 +24,7 @@ Only the command line imports this module; the daemon never does (it needs the d
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import statistics
 import sys
@@ -36,8 +45,12 @@ from syncd.app.service.wiring import build_service
 from syncd.config import load_config
 from syncd.devstack.stack import Devstack
 
-SCRIPTS = ("payments-worker", "edge-router", demo_composed.SCRIPT)
+SCRIPTS = ("payments-worker", "edge-router")
 ARRIVAL_TIMEOUT_SECONDS = 30.0
+WATCHED = ("payments-worker", "PAYMENTS_API_KEY")  # the binding whose fingerprint the Worker reports
+STORE_NAME = "default_secrets_store"
+SHARED_PATH = "demo/shared"
+SHARED_SECRET = "db-password"  # the store secret every Worker binds (secrets_store_secrets)
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,12 @@ target = {{ script = "edge-router" }}
 secret_text = {{ keys = {{ api_key = "PAYMENTS_API_KEY" }} }}
 
 [[mapping]]
+name = "shared-db"                  # one store secret, bound by every Worker: one write per rotation
+vault = {{ mount = "secret", path = "{SHARED_PATH}" }}
+target = {{ secrets_store = "{STORE_NAME}" }}
+secret_text = {{ keys = {{ password = "{SHARED_SECRET}" }} }}
+
+[[mapping]]
 name = "signing"
 vault = {{ mount = "secret", path = "demo/signing" }}
 target = {{ script = "edge-router" }}
@@ -147,12 +166,21 @@ class LiveView:
         self._out.flush()
 
 
+def shared_value() -> dict[str, str]:
+    return {"password": f"demo-{secrets.token_hex(8)}"}
+
+
+def _store_writes(requests: Any) -> list[dict[str, Any]]:
+    return [r for r in list(requests) if "/secrets_store/" in r["path"] and r["method"] in ("PATCH", "POST")]
+
+
 @dataclass
 class _DemoRun:
     view: LiveView
     stack: Devstack
     vault: hvac.Client
     stop: threading.Event
+    store_id: str = ""
 
     def held(self, script: str, binding: str) -> Any:
         body = self.stack.cloudflare.secrets_of(script).get(binding)
@@ -171,9 +199,69 @@ class _DemoRun:
             self.stop.wait(0.02)
         return False
 
+    def worker_fingerprint(self) -> tuple[str, int] | None:
+        """(the SHA-256 the Worker reports for the watched binding, its version number), if it runs."""
+        workers = self.stack.workers
+        if workers is None:
+            return None
+        script, binding = WATCHED
+        try:
+            report = httpx.get(f"{workers.url}/{script}/", timeout=5).json()
+            return str(report["bindings"][binding]["sha256"]), int(report["version"]["number"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
+    def show_worker(self, value: str, deadline: float) -> None:
+        """The Worker's own answer once it carries ``value``'s fingerprint (the runtime reloads first)."""
+        if self.stack.workers is None:
+            return
+        expected = hashlib.sha256(value.encode()).hexdigest()
+        seen = self.worker_fingerprint()
+        while (seen is None or seen[0] != expected) and time.monotonic() < deadline and not self.stop.is_set():
+            self.stop.wait(0.02)
+            seen = self.worker_fingerprint()
+        script, binding = WATCHED
+        if seen is not None and seen[0] == expected:
+            self.view.line(
+                self.view.dim(f"             the Worker itself: {script} v{seen[1]} reports {binding} sha256 ")
+                + f"{seen[0][:16]}… {self.view.ok('✓')}"
+            )
+        else:
+            self.view.line(f"             the Worker itself: {script} {self.view.bad('✗ still the old fingerprint')}")
+
     def seed(self) -> None:
         for secret in DEMO_SECRETS:
             self.vault.secrets.kv.v2.create_or_update_secret(path=secret.path, secret=secret.fresh_values())
+        self.vault.secrets.kv.v2.create_or_update_secret(path=SHARED_PATH, secret=shared_value())
+        cf = self.stack.cloudflare
+        self.store_id = cf.secrets_store.create_store(cf.account_id, {"name": STORE_NAME}).id
+
+    def rotate_shared(self) -> float | None:
+        """One Vault write of the secret every Worker binds from the store: one PATCH, no version."""
+        cf = self.stack.cloudflare
+        versions = {s: cf.versions_of(s) for s in SCRIPTS}
+        values = shared_value()
+        before = len(_store_writes(cf.state.requests))
+        self.vault.secrets.kv.v2.create_or_update_secret(path=SHARED_PATH, secret=values)
+        started = time.monotonic()
+        deadline = started + ARRIVAL_TIMEOUT_SECONDS
+        while cf.secrets_store_value(cf.account_id, self.store_id, SHARED_SECRET) != values["password"]:
+            if time.monotonic() > deadline or self.stop.wait(0.02):
+                self.view.line(f"store      {SHARED_SECRET} {self.view.bad('✗ not rotated yet')}")
+                return None
+        delay = time.monotonic() - started
+        logged = time.monotonic() + 1.0  # the request log notes a call once its answer is sent
+        while len(_store_writes(cf.state.requests)) == before and time.monotonic() < logged:
+            self.stop.wait(0.01)
+        writes = len(_store_writes(cf.state.requests)) - before
+        same = all(cf.versions_of(s) == n for s, n in versions.items())
+        self.view.line()
+        self.view.line(
+            f"store      secret/{SHARED_PATH} → store secret {SHARED_SECRET}, bound by {', '.join(SCRIPTS)}: "
+            f"{self.view.ok('✓')} {delay:.2f}s, {writes} Cloudflare write(s), "
+            + ("no new Worker version" if same else "Worker versions changed")
+        )
+        return delay
 
     def initial_sync(self) -> None:
         deadline = time.monotonic() + ARRIVAL_TIMEOUT_SECONDS
@@ -246,6 +334,8 @@ class _DemoRun:
         versions = ", ".join(f"{s} v{self.stack.cloudflare.versions_of(s)}" for s in SCRIPTS)
         view.line(f"rotation {number:>2}  secret/{secret.path} → v{written['data']['version']}: " + "  ".join(parts))
         view.line(view.dim(f"             Worker versions now: {versions}"))
+        if "api_key" in values:
+            self.show_worker(values["api_key"], deadline)
         return delays
 
 
@@ -259,6 +349,16 @@ def _summary(view: LiveView, polled: list[float], notified: list[float]) -> None
             )
 
 
+def _header(view: LiveView, stack: Devstack, files: str) -> None:
+    view.line(f"syncd demo · Vault {stack.vault.url} · Cloudflare {stack.cloudflare.api_base}")
+    view.line(view.dim(files))
+    if stack.workers is not None:
+        view.line(f"Workers run in workerd; ask one yourself: curl -s {stack.workers.url}/{WATCHED[0]}/")
+    else:
+        view.line(view.dim(f"no Workers runtime ({stack.workers_note}): showing the emulator's record only"))
+    view.line()
+
+
 def run_demo(
     out: TextIO, *, rotations: int = 3, interval: float = 5.0, wait: bool = True, workdir: Path | None = None
 ) -> int:
@@ -270,7 +370,7 @@ def run_demo(
     log_path = workdir / "syncd.log"
     log_stream = log_path.open("w", encoding="utf-8")
     configure_logging(format="json", level="info", stream=log_stream)
-    stack = Devstack(scripts=SCRIPTS, db_roles=[demo_composed.ROLE_SPEC])
+    stack = Devstack(scripts=(*SCRIPTS, demo_composed.SCRIPT), workers="auto", db_roles=[demo_composed.ROLE_SPEC])
     service: Service | None = None
     try:
         stack.wait_until_ready()
@@ -284,9 +384,7 @@ def run_demo(
         service.start()
         server = service.server
         base = getattr(server, "url", "(no server)")
-        view.line(f"syncd demo · Vault {stack.vault.url} · Cloudflare {stack.cloudflare.api_base}")
-        view.line(view.dim(f"config {config_path} · logs {log_path} · polling every {interval:g}s"))
-        view.line()
+        _header(view, stack, f"config {config_path} · logs {log_path} · polling every {interval:g}s")
         run.initial_sync()
         composed.initial(ARRIVAL_TIMEOUT_SECONDS)
         polled: list[float] = []
@@ -297,6 +395,7 @@ def run_demo(
             for secret in DEMO_SECRETS:
                 (polled if number == 1 else notified).extend(run.rotate(secret, number))
         run.hand_edit(interval)
+        run.rotate_shared()
         composed.rounds(ARRIVAL_TIMEOUT_SECONDS)
         _summary(view, polled, notified)
         if wait:  # with --no-wait the service stops right below: its URLs would be dead

@@ -31,7 +31,7 @@ from typing import TextIO
 
 import syncd
 from syncd.app.service.logs import configure_logging
-from syncd.config import Settings, load_config
+from syncd.config import LoggingSettings, Settings, load_config
 from syncd.errors import ConfigError, SyncdError, UsageError
 
 DEFAULT_CONFIG = "/etc/syncd/config.toml"
@@ -177,13 +177,20 @@ def _load(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logs(args: argparse.Namespace, settings: Settings, stream: TextIO, *, one_shot: bool = True) -> None:
+    _configure_log_settings(args, settings.logging, stream, one_shot=one_shot)
+
+
+def _configure_log_settings(
+    args: argparse.Namespace, logging: LoggingSettings, stream: TextIO, *, one_shot: bool = True
+) -> None:
     """A one-shot command on a terminal logs warnings and errors only unless ``--log-level`` says
     otherwise: its result lines are the output there, and info lines would interleave with them.
-    Redirected (cron, CI), the config's level holds, so the log keeps its push lines."""
-    level = args.log_level or settings.logging.level
+    Redirected (cron, CI), the config's level holds, so the log keeps its push lines. The command
+    line's ``--log-level``/``--log-format`` win over the file's ``[logging]``, also after a reload."""
+    level = args.log_level or logging.level
     if one_shot and args.log_level is None and stream.isatty() and _LEVEL_ORDER.index(level) < _WARNING:
         level = "warning"
-    configure_logging(format=args.log_format or settings.logging.format, level=level, stream=stream)
+    configure_logging(format=args.log_format or logging.format, level=level, stream=stream)
 
 
 _LEVEL_ORDER = ("debug", "info", "warning", "error")
@@ -214,8 +221,12 @@ def _cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from syncd.app.service.wiring import build_service  # noqa: PLC0415 - imports the whole daemon
 
     _configure_logs(args, settings, sys.stdout, one_shot=False)
+
+    def apply_logging(logging: LoggingSettings) -> None:  # a reload changed [logging]
+        _configure_log_settings(args, logging, sys.stdout, one_shot=False)
+
     try:
-        return build_service(settings, args.config).run_forever()
+        return build_service(settings, args.config, apply_logging=apply_logging).run_forever()
     except OSError as exc:  # the ops port is taken, the state directory is not writable, ...
         what = exc.strerror or type(exc).__name__
         print(f"syncd run: cannot start: {what}" + (f" ({exc.filename})" if exc.filename else ""), file=sys.stderr)

@@ -33,9 +33,10 @@ from datetime import UTC, datetime
 import httpx
 import structlog
 
-from syncd.app.leadership.kube_api import KubeApiError, LeaseApi
+from syncd.app.leadership.kube_api import LeaseApi
 from syncd.app.leadership.metrics import LeaderMetrics
 from syncd.app.leadership.record import LeaseRecord
+from syncd.errors import KubernetesApiError
 
 log = structlog.get_logger(__name__)
 
@@ -228,8 +229,10 @@ class LeaderElector:
                 )
             self._succeeded(self._api.replace(self._lease_name, mine), started)
             return True
-        except KubeApiError as error:
-            log.info("lease not acquired or renewed", lease=self._lease_name, status=error.status, reason=error.reason)
+        except KubernetesApiError as error:
+            log.info(
+                "lease not acquired or renewed", lease=self._lease_name, status=error.status, reason=error.api_reason
+            )
             return False
         except (httpx.HTTPError, OSError, ValueError) as error:  # unreachable, timed out, token file gone
             log.info("lease not acquired or renewed", lease=self._lease_name, error=type(error).__name__)
@@ -280,7 +283,7 @@ class LeaderElector:
             released = LeaseRecord(None, 1, wall, wall, current.transitions, current.resource_version)
             self._observe(self._api.replace(self._lease_name, released), self._clock.monotonic())
             log.info("released the lease", identity=self.identity, lease=self._lease_name)
-        except (KubeApiError, httpx.HTTPError, OSError, ValueError) as error:
+        except (KubernetesApiError, httpx.HTTPError, OSError, ValueError) as error:
             log.warning("could not release the lease", lease=self._lease_name, error=type(error).__name__)
 
     @staticmethod

@@ -10,9 +10,10 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from syncd.app.leadership.elector import Callback, ElectionClock, ElectionTimings, LeaderElector
-from syncd.app.leadership.kube_api import LeaseApi, TokenFile, build_http_client, in_cluster_url
+from syncd.app.leadership.kube_api import LeaseApi
 from syncd.app.leadership.metrics import LeaderMetrics
 from syncd.app.leadership.sole import Leadership, SoleWriter
+from syncd.clients.kubernetes import KubernetesApi, KubernetesEndpoint
 from syncd.config.leader import LeaderElectionSettings
 
 
@@ -22,10 +23,18 @@ def default_identity(env: Mapping[str, str] | None = None) -> str:
     return env.get("POD_NAME") or socket.gethostname()
 
 
-def resolve_namespace(settings: LeaderElectionSettings) -> str:
-    if settings.namespace:
-        return settings.namespace
-    return (settings.token_file.parent / "namespace").read_text().strip()
+def kubernetes_endpoint(settings: LeaderElectionSettings, env: Mapping[str, str] | None = None) -> KubernetesEndpoint:
+    """The API ``[leader_election]`` connects to (the Lease, and the state Secrets too): in-cluster
+    unless ``api_url``, ``namespace``, ``token_file``, ``ca_file`` say otherwise. Raises
+    ``KubernetesNotInCluster`` (exit code 2) naming what to set when outside a pod."""
+    return KubernetesEndpoint.in_cluster(
+        token_file=settings.token_file,
+        ca_file=settings.ca_file,
+        api_url=settings.api_url,
+        namespace=settings.namespace,
+        timeout_seconds=settings.request_timeout_seconds,
+        environ=env,
+    )
 
 
 def build_elector(
@@ -38,13 +47,9 @@ def build_elector(
     transport: httpx.BaseTransport | None = None,
     clock: ElectionClock | None = None,
 ) -> LeaderElector:
-    """Raises ``OSError`` (no namespace file) or ``KubeApiError`` (no in-cluster address) when the
-    pod's environment cannot provide what the settings leave out."""
-    base_url = settings.api_url or in_cluster_url(env)
-    http = build_http_client(base_url, settings.ca_file, settings.request_timeout_seconds, transport)
-    api = LeaseApi(
-        http, resolve_namespace(settings), TokenFile(settings.token_file), timeout=settings.request_timeout_seconds
-    )
+    """Raises ``KubernetesNotInCluster`` (no in-cluster address, no namespace file) when the pod's
+    environment cannot provide what the settings leave out."""
+    api = LeaseApi(KubernetesApi(kubernetes_endpoint(settings, env), transport=transport))
     timings = ElectionTimings(
         settings.lease_duration_seconds, settings.renew_deadline_seconds, settings.retry_period_seconds
     )

@@ -4,7 +4,9 @@ Vault Community Edition has no event stream, but every edition can stream its au
 ``vault audit enable -path=syncd socket address=HOST:PORT socket_type=tcp`` makes each Vault node
 dial ``HOST:PORT`` and write one JSON object per line for every request and response
 (``{"time", "type": "request"|"response", "auth", "request": {"operation", "path", "namespace",
-...}, "response", "error"}``; string values HMAC'd unless the device has ``log_raw``).
+...}, "response", "error"}``; string values HMAC'd unless the device has ``log_raw``). Vault dials
+when it has an entry to write (enabling the device sends a test entry at once), so a real node's
+connection starts with an entry.
 
 ``AuditListener`` accepts those connections (several at once: each node of an HA cluster dials
 its own), picks the successful writes (a ``"response"`` entry, operation ``create``, ``update``,
@@ -13,160 +15,87 @@ with the namespace path when the entry names one (``"secret/data/app/db"``,
 ``"team/secret/data/app/db"``). Repeated writes of one path coalesce (see ``Debouncer``).
 ``paths_to_mappings`` says which mappings read the secret behind such a path.
 
-This is a shortcut, not a source of truth: Vault drops socket entries when the connection breaks
-(and blocks requests only when *every* device fails, which is why this device must run beside
-another one, e.g. ``file``). Reconciliation is level-based and polling stays the safety net.
-Only the path and operation of an entry are kept; nothing else from it is logged or stored.
+**The port trusts nothing by itself** (anyone who can reach it can connect):
+
+- A connection is **unverified** until it sent a valid audit entry (``is_audit_entry``); only
+  verified connections count as "Vault connected" (``on_connections``). An unverified connection
+  is closed after ``unverified_timeout`` seconds or ``MAX_UNVERIFIED_LINES`` lines without one.
+- At most ``max_connections`` at once; when full, a new connection evicts the **oldest unverified**
+  one (so silent sockets holding every slot cannot lock the real Vault out), and is refused only
+  when every slot holds a verified connection.
+- ``prefix`` (``[notifications] audit_prefix``): the shared secret of the device's ``prefix``
+  option; lines that do not start with it are dropped before parsing. Without it a forged entry
+  still verifies a connection, so set it (and a NetworkPolicy) where the port is reachable.
+- ``allow``: peer networks (CIDR); a peer outside them is closed at once.
+- Per connection: lines over ``max_line_bytes`` (64 KiB) are dropped up to their newline, and
+  reading pauses when the peer sends more than ``bytes_per_second`` / ``lines_per_second`` (TCP
+  then pushes back). A line that is not an entry (garbage, invalid UTF-8, nesting deep enough to
+  exhaust the recursion limit) is counted and dropped, never raised: the connection goes on.
+  What was dropped is logged once, when the connection closes; refusals and evictions are logged
+  at most once a minute.
+
+How often the sync mode may change with connections coming and going is the service's business
+(``syncd.app.notify.flapping``). This is a shortcut, not a source of truth: Vault drops socket
+entries when the connection breaks (and blocks requests only when *every* device fails, which is
+why this device must run beside another one, e.g. ``file``). Reconciliation is level-based and
+polling stays the safety net. Only the path and operation of an entry are kept; nothing else from
+it is logged or stored.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import ipaddress
 import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from syncd.app.notify.audit_entries import (
+    MAX_LINE_BYTES,
+    LineReader,
+    is_audit_entry,
+    parse_entry,
+    paths_to_mappings,
+    strip_prefix,
+    written_path,
+)
 from syncd.app.notify.dispatch import Debouncer, WriteDispatcher, report_connections
-from syncd.config import Settings, VaultSource
+from syncd.app.throttle import ThrottledLog, TokenBucket
 
 log = structlog.get_logger("syncd.notify")
 
-MAX_LINE_BYTES = 1 << 20  # Vault's entries are small; a bigger "line" is garbage or an attack
 MAX_CONNECTIONS = 32
+UNVERIFIED_TIMEOUT_SECONDS = 10.0
+MAX_UNVERIFIED_LINES = 16
+BYTES_PER_SECOND = 4 * 1024 * 1024
+LINES_PER_SECOND = 5000.0
 KEEPALIVE_IDLE_SECONDS = 60
-WRITE_OPERATIONS = frozenset({"create", "update", "patch", "delete"})
-KV2_WRITE_SEGMENTS = ("data", "metadata", "delete", "undelete", "destroy")
+_RECV_BYTES = 16 * 1024
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-# -- entries and paths ---------------------------------------------------------------------------
+def parse_networks(allow: Sequence[str]) -> tuple[Network, ...]:
+    """CIDR texts (``10.0.0.0/8``, ``fd00::/8``, a single address) as networks."""
+    return tuple(ipaddress.ip_network(text, strict=False) for text in allow)
 
 
-def written_path(entry: Any) -> str | None:
-    """The (namespace-qualified) path of a successful write, or None for anything else."""
-    if not isinstance(entry, dict) or entry.get("type") != "response" or entry.get("error"):
-        return None
-    request = entry.get("request")
-    if not isinstance(request, dict) or request.get("operation") not in WRITE_OPERATIONS:
-        return None
-    path = request.get("path")
-    if not isinstance(path, str) or not path.strip("/"):
-        return None
-    path = path.strip("/")
-    namespace = request.get("namespace")
-    ns_path = namespace.get("path") if isinstance(namespace, dict) else None
-    if isinstance(ns_path, str) and ns_path.strip("/"):
-        return f"{ns_path.strip('/')}/{path}"
-    return path
-
-
-def _write_paths(source: VaultSource) -> set[str]:
-    """Every request path that changes this secret (both KV forms when the version is auto); for a
-    database static role, a rotation by hand or a change of the role (its scheduled rotations make
-    no request: ``syncd.app.service.rotation_schedule`` looks after those)."""
-    if not source.is_kv:
-        return {f"{source.mount}/rotate-role/{source.role}", f"{source.mount}/static-roles/{source.role}"}
-    paths: set[str] = set()
-    if source.kv_version in ("auto", 2):
-        paths.update(f"{source.mount}/{segment}/{source.path}" for segment in KV2_WRITE_SEGMENTS)
-    if source.kv_version in ("auto", 1):
-        paths.add(f"{source.mount}/{source.path}")
-    return paths
-
-
-def paths_to_mappings(settings: Settings, path: str) -> set[str]:
-    """Names of the mappings that read the secret a write to ``path`` changed.
-
-    ``path`` is a Vault request path as ``on_write`` gives it: KV v2
-    ``{mount}/data|metadata|delete|undelete|destroy/{path}``, KV v1 ``{mount}/{path}`` (mounts may
-    contain slashes). With ``vault.namespace`` set, only paths under that namespace count.
-    """
-    path = path.strip("/")
-    namespace = (settings.vault.namespace or "").strip("/")
-    if namespace:
-        if not path.startswith(namespace + "/"):
-            return set()
-        path = path[len(namespace) + 1 :]
-    return set(_index_of(settings).get(path, ()))
-
-
-_index_lock = threading.Lock()
-_index: tuple[Settings, dict[str, tuple[str, ...]]] | None = None
-
-
-def _index_of(settings: Settings) -> dict[str, tuple[str, ...]]:
-    """Write path -> mapping names, built once per settings object (a reload brings a new one), so a
-    burst of writes costs a lookup per path, not a scan of every mapping."""
-    global _index  # noqa: PLW0603 - a one-entry cache
-    with _index_lock:
-        if _index is None or _index[0] is not settings:
-            index: dict[str, list[str]] = {}
-            for mapping in settings.mappings:
-                for write_path in {p for source in mapping.sources for p in _write_paths(source)}:
-                    index.setdefault(write_path, []).append(mapping.name)
-            _index = (settings, {key: tuple(names) for key, names in index.items()})
-        return _index[1]
-
-
-# -- reading lines ---------------------------------------------------------------------------------
-
-
-class LineReader:
-    """Splits a byte stream into lines; a line longer than ``limit`` is dropped up to its newline."""
-
-    def __init__(self, limit: int = MAX_LINE_BYTES) -> None:
-        self.limit = limit
-        self.oversized = 0
-        self._buffer = bytearray()
-        self._skipping = False
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        lines: list[bytes] = []
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            self._take(chunk[start:end])
-            if not self._skipping:
-                lines.append(bytes(self._buffer))
-            self._buffer.clear()
-            self._skipping = False
-            start = end + 1
-        self._take(chunk[start:])
-        return lines
-
-    def rest(self) -> bytes:
-        """What is left without a newline (at the end of the stream)."""
-        rest = b"" if self._skipping else bytes(self._buffer)
-        self._buffer.clear()
-        self._skipping = False
-        return rest
-
-    def _take(self, piece: bytes) -> None:
-        if self._skipping:
-            return
-        self._buffer += piece
-        if len(self._buffer) > self.limit:
-            self._buffer.clear()
-            self._skipping = True
-            self.oversized += 1
-
-
-def parse_entry(line: bytes) -> Any:
-    """The JSON object on a line (after any ``prefix`` option's text), or None when it is not one."""
-    start = line.find(b"{")
-    if start < 0:
-        return None
+def _peer_allowed(peer: Any, networks: tuple[Network, ...]) -> bool:
+    if not networks:
+        return True
     try:
-        return json.loads(line[start:])
-    except ValueError:  # also UnicodeDecodeError
-        return None
-
-
-# -- the listener ----------------------------------------------------------------------------------
+        address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    except (ValueError, IndexError, TypeError):
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
 
 
 def _keep_alive(conn: socket.socket) -> None:
@@ -182,11 +111,36 @@ def _keep_alive(conn: socket.socket) -> None:
             conn.setsockopt(level, option, value)
 
 
+@dataclass(eq=False)
+class _Peer:
+    sock: socket.socket
+    peer: str
+    opened_at: float
+    verified: bool = False
+    closed: bool = False  # evicted or stopping: its thread ends without reporting
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, what: str) -> None:
+        self.dropped[what] = self.dropped.get(what, 0) + 1
+
+    def shut(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
     listener: AuditListener
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.listener._admit(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Never the stdlib's traceback on stderr: one structured line (the handler catches all anyway).
+        log.warning("vault audit connection failed", peer=str(client_address))
 
 
 class _Server6(_Server):
@@ -197,7 +151,7 @@ class _Connection(socketserver.BaseRequestHandler):
     server: _Server
 
     def handle(self) -> None:
-        self.server.listener._serve(self.request, self.client_address)
+        self.server.listener._serve(self.request)
 
 
 class AuditListener:
@@ -214,15 +168,26 @@ class AuditListener:
         max_line_bytes: int = MAX_LINE_BYTES,
         max_connections: int = MAX_CONNECTIONS,
         on_connections: Callable[[int], None] | None = None,
+        prefix: Callable[[], str] | str | None = None,
+        allow: Sequence[str] = (),
+        unverified_timeout: float = UNVERIFIED_TIMEOUT_SECONDS,
+        bytes_per_second: float = BYTES_PER_SECOND,
+        lines_per_second: float = LINES_PER_SECOND,
     ) -> None:
         self._bind = bind
-        # Told the number of open connections after each open and close, under the connections
-        # lock (so reports arrive in order): it must be quick and must not call back into here.
+        # Told the number of verified connections after each change, under the connections lock
+        # (so reports arrive in order): it must be quick and must not call back into here.
         self._on_connections = on_connections
         self._requested_port = port
         self._on_write = on_write
         self._max_line_bytes = max_line_bytes
-        self._max_connections = max_connections
+        self._max_connections = max(1, max_connections)
+        self._prefix = prefix
+        self._allow = parse_networks(allow)
+        self._unverified_timeout = unverified_timeout
+        self._bytes_per_second = bytes_per_second
+        self._lines_per_second = lines_per_second
+        self._clock = clock
         self._dispatcher = WriteDispatcher(
             self._deliver,
             debounce_seconds=debounce_seconds,
@@ -230,14 +195,18 @@ class AuditListener:
             thread_name="syncd-audit-dispatch",
             logger_name="syncd.notify",
         )
+        self._throttled = ThrottledLog(log.warning, 60.0)
         self._stopping = False
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Condition()  # guards _connections and _stopping
+        self._stopped = threading.Event()  # wakes reading pauses at stop()
+        self._peers: dict[socket.socket, _Peer] = {}
+        self._lock = threading.Condition()  # guards _peers and _stopping
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
-        self.entries = 0  # parsed entries
+        self.entries = 0  # parsed audit entries
         self.writes = 0  # successful writes seen (before coalescing)
-        self.skipped = 0  # lines that were not JSON objects
+        self.skipped = 0  # lines that were not audit entries (or lacked the prefix)
+        self.evicted = 0  # unverified connections closed to make room
+        self.refused = 0  # connections refused: outside the allowlist, or every slot verified
 
     @property
     def port(self) -> int:
@@ -247,8 +216,14 @@ class AuditListener:
 
     @property
     def connections(self) -> int:
-        with self._connections_lock:
-            return len(self._connections)
+        """Verified connections: the ones that count as Vault."""
+        with self._lock:
+            return sum(1 for p in self._peers.values() if p.verified)
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._peers)
 
     def start(self) -> AuditListener:
         server_class = _Server6 if ":" in self._bind else _Server
@@ -262,23 +237,29 @@ class AuditListener:
             thread.daemon = True
             thread.start()
         self._dispatcher.start()
-        log.info("vault audit listener started", bind=self._bind, port=self.port)
+        log.info(
+            "vault audit listener started",
+            bind=self._bind,
+            port=self.port,
+            prefix_required=self._prefix is not None,
+            allowed_networks=[str(n) for n in self._allow] or None,
+        )
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection, drop what waits for delivery."""
-        with self._connections_lock:
+        with self._lock:
             if self._stopping:
                 return
             self._stopping = True
+        self._stopped.set()
         self._dispatcher.stop()
         if self._server is not None:
             self._server.shutdown()
-        with self._connections_lock:
-            open_connections = list(self._connections)
-        for conn in open_connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            open_peers = list(self._peers.values())
+        for peer in open_peers:
+            peer.shut()
         if self._server is not None:
             self._server.server_close()
         for thread in self._threads:
@@ -286,8 +267,8 @@ class AuditListener:
         self._dispatcher.join(timeout)
         # Connection threads are daemons nobody joins: wait for them to finish (and report 0
         # connections) so nothing of this listener runs or logs after stop() returns.
-        with self._connections_lock:
-            self._connections_lock.wait_for(lambda: not self._connections, timeout)
+        with self._lock:
+            self._lock.wait_for(lambda: not self._peers, timeout)
         log.info("vault audit listener stopped", port=self.port)
 
     def __enter__(self) -> AuditListener:
@@ -296,62 +277,155 @@ class AuditListener:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    # -- connections ---------------------------------------------------------------------------
+    # -- admission (on the accept thread) ------------------------------------------------------
 
-    def _serve(self, conn: socket.socket, peer: Any) -> None:
-        with self._connections_lock:
-            if self._stopping or len(self._connections) >= self._max_connections:
-                log.warning("vault audit connection refused", peer=str(peer), open=len(self._connections))
-                return
-            self._connections.add(conn)
-            self._report_connections()
-        _keep_alive(conn)
-        log.info("vault audit connection opened", peer=str(peer))
-        reader = LineReader(self._max_line_bytes)
+    def _admit(self, sock: socket.socket, address: Any) -> bool:
+        peer = str(address)
+        if not _peer_allowed(address, self._allow):
+            self.refused += 1
+            self._throttled("vault audit connection refused: peer outside audit_allow", peer=peer)
+            return False
+        with self._lock:
+            if self._stopping:
+                return False
+            if len(self._peers) >= self._max_connections and not self._evict_oldest_unverified():
+                self.refused += 1
+                self._throttled("vault audit connection refused: every slot holds a verified connection", peer=peer)
+                return False
+            self._peers[sock] = _Peer(sock, peer, self._clock())
+        return True
+
+    def _evict_oldest_unverified(self) -> bool:
+        """Call with ``_lock`` held. Frees the slot of the oldest unverified connection."""
+        waiting = [p for p in self._peers.values() if not p.verified]
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda p: p.opened_at)
+        del self._peers[oldest.sock]
+        oldest.shut()
+        self.evicted += 1
+        self._throttled("vault audit connection evicted: unverified, and a new one needed its slot", peer=oldest.peer)
+        self._lock.notify_all()
+        return True
+
+    # -- one connection (on its own thread) ----------------------------------------------------
+
+    def _serve(self, sock: socket.socket) -> None:
+        with self._lock:
+            peer = self._peers.get(sock)
+        if peer is None:  # evicted before its thread ran
+            return
         try:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                for line in reader.feed(chunk):
-                    self._line(line)
-            if rest := reader.rest():
-                self._line(rest)
+            self._read(peer)
         except OSError as exc:
-            log.info("vault audit connection broken", peer=str(peer), error=type(exc).__name__)
+            if not peer.closed:
+                log.info("vault audit connection broken", peer=peer.peer, error_code=type(exc).__name__)
+        except Exception as exc:  # a bug must not print a traceback or take the listener down
+            log.warning("vault audit connection failed", peer=peer.peer, error_code=type(exc).__name__)
         finally:
-            if reader.oversized:
-                log.warning("vault audit lines over the size limit dropped", count=reader.oversized)
-            log.info("vault audit connection closed", peer=str(peer))
-            with self._connections_lock:  # last: stop() waits for this
-                self._connections.discard(conn)
-                self._report_connections()
-                self._connections_lock.notify_all()
+            self._close(peer)
+
+    def _read(self, peer: _Peer) -> None:
+        sock = peer.sock
+        _keep_alive(sock)
+        prefix = self._prefix() if callable(self._prefix) else self._prefix
+        required = prefix.encode() if prefix else None
+        reader = LineReader(self._max_line_bytes)
+        bytes_budget = TokenBucket(self._bytes_per_second, 2 * self._bytes_per_second)
+        lines_budget = TokenBucket(self._lines_per_second, 2 * self._lines_per_second)
+        unverified_lines = 0
+        while not peer.closed:
+            if not peer.verified:
+                left = peer.opened_at + self._unverified_timeout - self._clock()
+                if left <= 0 or unverified_lines >= MAX_UNVERIFIED_LINES:
+                    self._throttled("vault audit connection closed: no valid audit entry", peer=peer.peer)
+                    return
+                sock.settimeout(left)
+            try:
+                chunk = sock.recv(_RECV_BYTES)
+            except TimeoutError:
+                continue  # the unverified deadline is checked above
+            if not chunk:
+                break
+            lines = reader.feed(chunk)
+            for line in lines:
+                verified_before = peer.verified
+                self._take(peer, line, required)
+                if not verified_before:
+                    unverified_lines += 0 if peer.verified else 1
+            pause = max(bytes_budget.take(len(chunk)), lines_budget.take(len(lines)))
+            if pause > 0 and self._stopped.wait(pause):
+                return
+        if not peer.closed and (rest := reader.rest()):
+            self._take(peer, rest, required)
+        if reader.oversized:
+            peer.dropped["oversized"] = reader.oversized
+
+    def _take(self, peer: _Peer, line: bytes, prefix: bytes | None) -> None:
+        stripped = strip_prefix(line, prefix)
+        if stripped is None:
+            self.skipped += 1
+            peer.drop("without_prefix")
+            return
+        if not stripped.strip():
+            return
+        entry = parse_entry(stripped)
+        if not is_audit_entry(entry):
+            self.skipped += 1
+            peer.drop("not_an_audit_entry")
+            return
+        if not peer.verified:
+            self._verify(peer)
+        self._line(stripped, entry)
+
+    def _verify(self, peer: _Peer) -> None:
+        with self._lock:
+            if peer.closed or self._peers.get(peer.sock) is not peer:
+                return
+            peer.verified = True
+            self._report_connections()
+        peer.sock.settimeout(None)
+        log.info("vault audit connection verified", peer=peer.peer)
+
+    def _close(self, peer: _Peer) -> None:
+        if peer.dropped:
+            log.warning("vault audit lines dropped", peer=peer.peer, **peer.dropped)
+        if peer.verified:
+            log.info("vault audit connection closed", peer=peer.peer)
+        with contextlib.suppress(OSError):
+            peer.sock.close()
+        with self._lock:  # last: stop() waits for this
+            if self._peers.get(peer.sock) is peer:
+                del self._peers[peer.sock]
+                if peer.verified:
+                    self._report_connections()
+            self._lock.notify_all()
 
     def _report_connections(self) -> None:
-        """Call with ``_connections_lock`` held, so the counts arrive in order."""
-        report_connections(self._on_connections, len(self._connections), "vault audit")
+        """Call with ``_lock`` held, so the counts arrive in order."""
+        verified = sum(1 for p in self._peers.values() if p.verified)
+        report_connections(self._on_connections, verified, "vault audit")
 
-    def _line(self, line: bytes) -> None:
-        """One complete line from a connection (tests may override to watch the raw bytes)."""
-        if not line.strip():
-            return
-        entry = parse_entry(line)
-        if not isinstance(entry, dict):
-            self.skipped += 1
-            log.debug("vault audit line skipped: not a JSON object", length=len(line))
-            return
+    def _line(self, line: bytes, entry: dict[str, Any]) -> None:
+        """One audit entry from a connection (tests may override to watch the raw bytes)."""
         self.entries += 1
         path = written_path(entry)
         if path is None:
             return
         self.writes += 1
-        operation = entry["request"]["operation"]
-        log.debug("vault write noticed", path=path, operation=operation)
+        log.debug("vault write noticed", path=path, operation=entry["request"]["operation"])
         self._dispatcher.add(path)
 
     def _deliver(self, path: str) -> None:
         self._on_write(path)  # looked up at each delivery: a test may swap the handler
 
 
-__all__ = ["AuditListener", "Debouncer", "LineReader", "parse_entry", "paths_to_mappings", "written_path"]
+__all__ = [
+    "AuditListener",
+    "Debouncer",
+    "LineReader",
+    "parse_entry",
+    "parse_networks",
+    "paths_to_mappings",
+    "written_path",
+]

@@ -25,10 +25,11 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
+from syncd.app.credentials import CredentialError, credential_from
 from syncd.app.notify.audit import AuditListener
 from syncd.app.notify.vault_events import VaultEventsSubscriber
-from syncd.app.service.vault_tls import vault_client_cert, vault_verify
-from syncd.config import Settings
+from syncd.app.vault_tls import vault_connection
+from syncd.config import CredentialRef, Settings
 from syncd.model import SecretValue
 
 log = structlog.get_logger("syncd.service")
@@ -75,6 +76,15 @@ def _connections_of(
     return report
 
 
+def _prefix_of(ref: CredentialRef | None) -> Callable[[], str] | None:
+    """The audit device's ``prefix`` (a shared secret), read at each new connection: a rotated
+    file applies to the next connection Vault opens."""
+    if ref is None:
+        return None
+    read = credential_from(ref, key="notifications.audit_prefix")
+    return lambda: read().reveal()
+
+
 def needed_connections(settings: Settings, has_token_manager: bool = True) -> dict[str, int]:
     """The configured sources, each with how many open connections make it count as connected."""
     notifications = settings.notifications
@@ -106,15 +116,22 @@ class NotificationSources:
             metrics.configure_notification_sources(configured + ([EVENTS] if notifications.vault_events else []))
         if notifications.audit_listen is not None:
             host, _, port = notifications.audit_listen.rpartition(":")
+            prefix = _prefix_of(notifications.audit_prefix)
             try:
+                if prefix is not None:
+                    prefix()  # unreadable: say so now, not at Vault's first connection
                 self.audit_listener = AuditListener(
                     host or "0.0.0.0",  # noqa: S104 - Vault connects to the pod's address
                     int(port),
                     _counted(AUDIT, on_write, metrics),
                     debounce_seconds=notifications.debounce_seconds,
                     on_connections=_connections_of(AUDIT, metrics, on_connections),
+                    prefix=prefix,
+                    allow=notifications.audit_allow,
+                    max_connections=notifications.audit_max_connections,
+                    unverified_timeout=notifications.audit_unverified_timeout_seconds,
                 ).start()
-            except OSError as exc:
+            except (OSError, CredentialError) as exc:
                 self.failed.add(AUDIT)
                 log.error("vault audit listener could not start", listen=notifications.audit_listen, error=str(exc))
         if notifications.vault_events:
@@ -122,14 +139,15 @@ class NotificationSources:
                 log.warning("vault event notifications need the Vault token manager: not subscribing")
                 self.failed.add(EVENTS)
             else:
+                connection = vault_connection(settings)
                 self.vault_events = VaultEventsSubscriber(
                     settings.vault.address,
                     vault_token,
                     _counted(EVENTS, on_write, metrics),
                     event_types=notifications.vault_event_types,
                     namespace=settings.vault.namespace,
-                    verify=vault_verify(settings),
-                    client_cert=vault_client_cert(settings),
+                    verify=connection.verify,
+                    client_cert=connection.client_cert,
                     debounce_seconds=notifications.debounce_seconds,
                     on_connections=_connections_of(EVENTS, metrics, on_connections),
                 ).start()

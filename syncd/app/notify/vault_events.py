@@ -21,7 +21,9 @@ device (``syncd.app.notify.audit``) still work. A 403 (policy) is logged at warn
 slowest backoff. Like the audit listener this is a shortcut, never the source of truth: Vault
 delivers events best-effort, and nothing is replayed across a reconnect.
 
-The token is sent only as a header and never logged: the WebSocket library gets its own logger,
+TLS comes from the one Vault connection setting (``syncd.clients.vault_connection``); redirects to
+another origin are refused (websockets would follow them with the token header). The token is sent
+only as a header and never logged: the WebSocket library gets its own logger,
 kept above DEBUG (its debug output prints request headers).
 """
 
@@ -31,20 +33,20 @@ import contextlib
 import json
 import logging
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import structlog
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
 from syncd.app.notify.dispatch import WriteDispatcher, report_connections
+from syncd.clients.vault_connection import VaultConnection, websocket_connect
 from syncd.model import SecretValue
+from syncd.retrying import Backoff
 
 log = structlog.get_logger("syncd.vault_events")
 
@@ -95,23 +97,6 @@ def event_path(message: str | bytes) -> str | None:
     return path
 
 
-def ssl_context(verify: bool | str, client_cert: tuple[str, str] | None = None) -> ssl.SSLContext:
-    """TLS settings as the Vault client has them: verify on/off or a CA bundle, a client cert."""
-    if isinstance(verify, str):
-        location = Path(verify)
-        context = ssl.create_default_context(
-            cafile=None if location.is_dir() else verify, capath=verify if location.is_dir() else None
-        )
-    else:
-        context = ssl.create_default_context()
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-    if client_cert is not None:
-        context.load_cert_chain(client_cert[0], client_cert[1])
-    return context
-
-
 class VaultEventsSubscriber:
     """Background WebSockets to Vault's event endpoint; ``on_write(path)`` per changed path."""
 
@@ -140,7 +125,7 @@ class VaultEventsSubscriber:
         self._event_types = tuple(dict.fromkeys(event_types))
         self._namespace = (namespace or "").strip("/") or None
         self._filter = event_filter
-        self._ssl = ssl_context(verify, client_cert) if address.startswith("https://") else None
+        self._ssl = VaultConnection(address, verify=verify, client_cert=client_cert).tls_context()
         self._backoff_initial = backoff_initial
         self._backoff_max = max(backoff_initial, backoff_max)
         self._open_timeout = open_timeout
@@ -232,16 +217,15 @@ class VaultEventsSubscriber:
             failures = self._backoff_max_exponent() if outcome == "forbidden" else failures + 1
             self._pause(self._delay(failures))
 
+    def _backoff(self) -> Backoff:
+        return Backoff(initial=self._backoff_initial, maximum=self._backoff_max, jitter=self._backoff_initial)
+
     def _backoff_max_exponent(self) -> int:
-        ratio, exponent = self._backoff_max / max(self._backoff_initial, 1e-9), 1
-        while 2 ** (exponent - 1) < ratio:
-            exponent += 1
-        return exponent
+        return self._backoff().failures_at_maximum()
 
     def _delay(self, failures: int) -> float:
-        """Exponential in the failures so far, capped, with jitter over its upper half."""
-        base = min(self._backoff_max, self._backoff_initial * 2.0 ** max(0, failures - 1))
-        return base * (0.5 + 0.5 * self._rng())
+        """``syncd.retrying``'s rule over the failures so far (jitter up to ``backoff_initial``)."""
+        return self._backoff().delay(max(1, failures), self._rng)
 
     def _pause(self, seconds: float) -> None:
         if self._sleep is not None:
@@ -293,12 +277,13 @@ class VaultEventsSubscriber:
         report_connections(self._on_connections, len(self._connections), "vault event")
 
     def _connect(self, event_type: str) -> ClientConnection:
-        """The handshake happens here (or, with websockets 17, on entering the returned object)."""
+        """The handshake happens here; a redirect to another origin is refused (the token would go
+        along), see ``syncd.clients.vault_connection``."""
         token = self._token_provider()  # at each connect: the token manager may have a new one
         headers = {"X-Vault-Token": token_of(token)}
         if self._namespace:
             headers["X-Vault-Namespace"] = self._namespace
-        return connect(
+        return websocket_connect(
             subscribe_url(self._address, event_type, self._filter),
             ssl=self._ssl,
             additional_headers=headers,
@@ -350,7 +335,6 @@ __all__ = [
     "DEFAULT_EVENT_TYPES",
     "VaultEventsSubscriber",
     "event_path",
-    "ssl_context",
     "subscribe_url",
     "token_of",
 ]

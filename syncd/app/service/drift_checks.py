@@ -2,7 +2,8 @@
 to do with a finding (the decision itself is ``syncd.engine.drift.assess``).
 
 - **Which**: every script on which syncd owns a binding (from the state), plus scripts with a
-  staged mapping (``staged_version`` set), which are watched until the staged version is deployed.
+  staged mapping (``staged_version`` set), which are watched until the staged version is deployed;
+  and every Secrets Store holding a secret syncd owns (``store_drift``: one listing per check).
 - **When**: each script once per ``sync.drift_check_interval_seconds``, spread over the interval (a
   script's first check is offset by its position in the list). ``run_due()`` is the scheduler job's
   body; ``check_now()`` checks at once (a forced check; tests, the demo).
@@ -37,13 +38,14 @@ from typing import Protocol
 
 import structlog
 
+from syncd.app.service.store_drift import StoreDriftCheck
 from syncd.config import Settings
 from syncd.engine.drift import DriftCorrection, DriftFinding, ScriptKnowledge, assess
 from syncd.engine.ports import WorkerVersions
 from syncd.engine.report import CycleReport
 from syncd.engine.state import StateBackend
 from syncd.errors import SyncdError
-from syncd.model import Target
+from syncd.model import DestinationKind, Target
 
 log = structlog.get_logger("syncd.drift")
 
@@ -82,9 +84,12 @@ class DriftChecker:
         request_cycle: Callable[[set[str]], object],
         metrics: DriftMetrics | None = None,
         clock: Callable[[], float],
+        store: StoreDriftCheck | None = None,
     ) -> None:
         """``request_cycle(mappings)`` queues a reconcile of those mappings (``Service._queue``);
-        ``clock``: epoch seconds (records' ``pushed_at`` and statuses are on it)."""
+        ``clock``: epoch seconds (records' ``pushed_at`` and statuses are on it); ``store``: the
+        Secrets Store check (its stores are checked with the scripts, in the same budget share)."""
+        self._store = store
         self._settings = settings
         self._versions = versions
         self._state = state
@@ -210,6 +215,8 @@ class DriftChecker:
 
     def _check(self, knowledge: ScriptKnowledge) -> DriftFinding | None:
         target = knowledge.target
+        if target.kind is DestinationKind.SECRETS_STORE:
+            return self._check_store(target)
         requests = 0
         try:
             versions = self._versions.list_versions(target, newer_than=knowledge.list_from())
@@ -238,6 +245,22 @@ class DriftChecker:
             self._handle(finding)
         return finding
 
+    def _check_store(self, target: Target) -> DriftFinding | None:
+        """One listing of the store, its owned secrets' ``modified`` against syncd's own writes."""
+        if self._store is None:
+            return None
+        records = [r for r in self._state.bindings(target=target) if r.owned and not r.pending]
+        try:
+            finding, requests = self._store.check(target, records)
+        except SyncdError as exc:
+            self._charge(1)
+            log.warning("drift.check_failed", script=target.script, account=target.account_id, error_code=exc.reason)
+            return None
+        self._charge(requests)
+        if finding.drifted and self._settings.sync.drift != "off":
+            self._handle(finding)
+        return finding
+
     def _clear_staged(self, finding: DriftFinding) -> None:
         for mapping in sorted(finding.deployed_staged):
             status = self._state.mapping_status(mapping)
@@ -258,7 +281,8 @@ class DriftChecker:
     def _handle(self, finding: DriftFinding) -> None:
         target = finding.target
         records = [r for r in self._state.bindings(target=target) if r.owned and not r.pending]
-        names = finding.missing if finding.kind == "missing" else frozenset(r.name for r in records)
+        # A script's foreign version may have changed any of its secrets: all owned ones go again.
+        names = (finding.missing | finding.changed) or frozenset(r.name for r in records)
         drifted = [r for r in records if r.name in names]
         mappings = sorted({r.mapping for r in drifted})
         culprit = finding.culprit

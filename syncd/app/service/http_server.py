@@ -1,18 +1,26 @@
 """The operations HTTP endpoint: metrics, probes, status and the manual trigger.
 
-One stdlib ``ThreadingHTTPServer`` on a background thread serves:
+One ``GuardedHTTPServer`` (``http_guard``: the stdlib's server with connection slots, one deadline
+per request, a total header limit and structured error logs) on a background thread serves:
 
     GET  /metrics              Prometheus text exposition
     GET  /healthz              liveness, 200 or 503 with a JSON body
     GET  /readyz               readiness, 200 or 503 with a JSON body
-    GET  /status               200, JSON per mapping (never a value)
+    GET  /status               200, JSON per mapping (never a value); reduced, see below
     POST /trigger[?mapping=M]  run a reconciliation now; 202 when accepted
 
 ``/trigger`` is disabled unless a trigger token is configured: it then answers 403 with a JSON
 reason (403 rather than 404 so that an operator sees why, not a typo hunt). With a token it
 needs ``Authorization: Bearer <token>`` (compared in constant time; the token is read at every
 request, so a rotated file applies at once) and answers 401 with ``WWW-Authenticate: Bearer``
-otherwise. Unknown paths are 404, a known path with the wrong method 405 with ``Allow``.
+otherwise, logged at warning at most once a minute per peer (``ThrottledLog``). Unknown paths are
+404, a known path with the wrong method 405 with ``Allow``.
+
+``/status`` on a public port: the full document names paths, scripts, account ids, errors and the
+sync mode's connections, so when the server binds anything but a loopback address it is served only
+to the trigger token's bearer; others get ``reduced_status`` (health, readiness, the sync mode,
+counts of mappings), enough for a dashboard or a health check. Without a trigger token configured
+the full document is then not served over HTTP at all: ``syncd status`` reads it from the state.
 
 Access lines go to structlog at debug level, not to stderr. Errors raised by the status source
 answer 500/503 with the error's class name only.
@@ -21,12 +29,12 @@ answer 500/503 with the error's class name only.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import socket
 import threading
 import zlib
 from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,7 +42,15 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from syncd.app.service.heap import release_free_memory
+from syncd.app.service.http_guard import (
+    MAX_CONNECTIONS,
+    MAX_HEADER_BYTES,
+    REQUEST_DEADLINE_SECONDS,
+    GuardedHandler,
+    GuardedHTTPServer,
+)
 from syncd.app.service.metrics import Metrics
+from syncd.app.throttle import ThrottledLog
 from syncd.model import SecretValue
 
 __all__ = ["OpsServer", "StatusSource"]
@@ -43,7 +59,6 @@ log = structlog.get_logger(__name__)
 
 _JSON: Final = "application/json"
 _MAX_BODY: Final = 64 * 1024
-_REQUEST_TIMEOUT: Final = 10.0  # seconds a client may take to send its request; bounds idle threads
 _SHUTDOWN_POLL: Final = 0.05  # seconds; how quickly stop() is noticed by the serving loop
 _ROUTES: Final[dict[str, frozenset[str]]] = {
     "/metrics": frozenset({"GET", "HEAD"}),
@@ -83,13 +98,27 @@ class OpsServer:
         bind: str,
         port: int,
         trigger_token: Callable[[], SecretValue] | None,
+        status_needs_token: bool | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        request_deadline: float = REQUEST_DEADLINE_SECONDS,
+        max_header_bytes: int = MAX_HEADER_BYTES,
     ) -> None:
+        """``status_needs_token``: serve the full ``/status`` only to the trigger token's bearer (the
+        reduced one to others); None decides by the bind address: needed unless it is loopback."""
         self.source = source
         self.metrics = metrics
         self.trigger_token = trigger_token
+        self.status_needs_token = not _is_loopback(bind) if status_needs_token is None else status_needs_token
+        self.unauthorized = ThrottledLog(log.warning, 60.0)
+        self._limits = {
+            "request_deadline": request_deadline,
+            "max_header_bytes": max_header_bytes,
+            "max_body_bytes": _MAX_BODY,
+        }
+        self._max_connections = max_connections
         self._bind = bind
         self._requested_port = port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: GuardedHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -112,8 +141,11 @@ class OpsServer:
     def start(self) -> OpsServer:
         if self._server is not None:
             raise RuntimeError("the server is already started")
-        server_class = _IPv6Server if ":" in self._bind else _IPv4Server
-        handler = type("BoundOpsHandler", (_OpsHandler,), {"ops": self})
+        family = _IPv6Server if ":" in self._bind else _IPv4Server
+        handler = type("BoundOpsHandler", (_OpsHandler,), {"ops": self, **self._limits})
+        server_class: type[GuardedHTTPServer] = type(
+            "BoundOpsServer", (family,), {"max_connections": self._max_connections}
+        )
         try:
             self._server = server_class((self._bind, self._requested_port), handler)
         except OSError as exc:  # "Address already in use" alone does not say which address
@@ -147,43 +179,42 @@ class OpsServer:
         self.stop()
 
 
-class _IPv4Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class _IPv4Server(GuardedHTTPServer):
+    pass
 
 
 class _IPv6Server(_IPv4Server):
     address_family = socket.AF_INET6
 
 
-class _OpsHandler(BaseHTTPRequestHandler):
+class _OpsHandler(GuardedHandler):
     ops: OpsServer  # set on the per-server subclass
     server_version = "syncd"
     sys_version = ""
-    timeout = _REQUEST_TIMEOUT
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - http.server names them
         self._dispatch("GET")
 
-    def do_HEAD(self) -> None:
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server names them
         self._dispatch("HEAD")
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server names them
         self._dispatch("POST")
 
-    def do_PUT(self) -> None:
+    def do_PUT(self) -> None:  # noqa: N802 - http.server names them
         self._dispatch("PUT")
 
-    def do_PATCH(self) -> None:
+    def do_PATCH(self) -> None:  # noqa: N802 - http.server names them
         self._dispatch("PATCH")
 
-    def do_DELETE(self) -> None:
+    def do_DELETE(self) -> None:  # noqa: N802 - http.server names them
         self._dispatch("DELETE")
 
-    def do_OPTIONS(self) -> None:
+    def do_OPTIONS(self) -> None:  # noqa: N802 - http.server names them
         self._dispatch("OPTIONS")
 
     def _dispatch(self, method: str) -> None:
+        self.head_received()
         parts = urlsplit(self.path)
         allowed = _ROUTES.get(parts.path)
         if not self._drain_body():
@@ -219,6 +250,8 @@ class _OpsHandler(BaseHTTPRequestHandler):
             self._probe(source.healthz)
         elif path == "/readyz":
             self._probe(source.readyz)
+        elif self.ops.status_needs_token and not self._bearer_ok():
+            self._send_json(200, reduced_status(source))
         else:
             self._send_json(200, source.status())
 
@@ -235,8 +268,10 @@ class _OpsHandler(BaseHTTPRequestHandler):
         if token_source is None:
             self._send_json(403, {"error": "trigger disabled", "reason": "no server.trigger_token is configured"})
             return
-        if not _bearer_matches(self.headers.get("Authorization"), token_source()):
+        if not self._bearer_ok():
             challenge = {"WWW-Authenticate": 'Bearer realm="syncd"'}
+            peer = str(self.client_address[0]) if self.client_address else "?"
+            self.ops.unauthorized("ops request unauthorized", key=peer, path="/trigger", peer=peer)
             self._send_json(401, {"error": "unauthorized", "reason": "a valid bearer token is required"}, challenge)
             return
         names = parse_qs(query, keep_blank_values=True).get("mapping")
@@ -247,6 +282,12 @@ class _OpsHandler(BaseHTTPRequestHandler):
         status, body = self.ops.source.trigger(mapping)
         log.info("manual trigger", mapping=mapping, status=status)
         self._send_json(status, body)
+
+    def _bearer_ok(self) -> bool:
+        token_source = self.ops.trigger_token
+        if token_source is None:
+            return False
+        return _bearer_matches(self.headers.get("Authorization"), token_source())
 
     def _drain_body(self) -> bool:
         """Read (and ignore) a request body so the client never sees a reset; refuse huge ones."""
@@ -287,6 +328,35 @@ class _OpsHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("ops server", detail=format % args)
+
+
+def reduced_status(source: StatusSource) -> dict[str, Any]:
+    """What ``/status`` tells a client without the trigger token: health, readiness, the sync mode
+    and counts of mappings; no path, script, account, error text or connection count."""
+    healthy, _ = source.healthz()
+    ready, _ = source.readyz()
+    full = source.status()
+    mappings = full.get("mappings") or []
+    failing = sum(1 for m in mappings if isinstance(m, dict) and m.get("last_error_code"))
+    mode = full.get("sync_mode")
+    return {
+        "healthy": healthy,
+        "ready": ready,
+        "sync_mode": mode.get("mode") if isinstance(mode, dict) else None,
+        "mappings": {
+            "configured": len(full.get("mappings_configured") or []),
+            "in_sync": sum(1 for m in mappings if isinstance(m, dict) and m.get("in_sync")),
+            "failing": failing,
+        },
+        "detail": "reduced: present the trigger token (Authorization: Bearer) for the full document",
+    }
+
+
+def _is_loopback(bind: str) -> bool:
+    try:
+        return ipaddress.ip_address(bind.strip("[]")).is_loopback
+    except ValueError:
+        return bind == "localhost"
 
 
 def _accepts_gzip(header: str | None) -> bool:

@@ -8,13 +8,13 @@ then JSON (one object a line) or the console renderer.
 Redaction is defence in depth. Values are already masked by ``SecretValue``/``SecretData``/
 ``SecretBody``; on top of that :func:`redact_processor` masks the values of sensitive keys at any
 depth, masks those types wherever they sit, and scrubs bearer tokens and Vault tokens out of free
-text (a library's message, a traceback line). Tracebacks never carry local variables.
+text (a library's message, a traceback line) with ``syncd.redaction.scrub_text``, which also masks
+every credential syncd holds. Tracebacks never carry local variables.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TextIO
@@ -26,6 +26,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from syncd.errors import SyncdError
 from syncd.model import MASK, SecretBody, SecretData, SecretValue
+from syncd.redaction import scrub_text
 
 __all__ = ["SENSITIVE_KEYS", "configure_logging", "redact_processor"]
 
@@ -70,15 +71,6 @@ _SENSITIVE_SUFFIXES: Final = (
     "credentials",
 )
 
-_FREE_TEXT_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
-    (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+"), r"\1\2" + MASK),
-    (
-        re.compile(r"(?i)(x-vault-token|x-auth-key|authorization|client_token)([\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"),
-        r"\1\2" + MASK,
-    ),
-    (re.compile(r"\bhv[sbr]\.[A-Za-z0-9_\-]{20,}"), MASK),  # Vault service/batch/recovery tokens
-)
-
 _MAX_DEPTH: Final = 12
 
 # Loggers whose INFO lines are one per request or per job run: noise at the default level.
@@ -94,13 +86,6 @@ def is_sensitive_key(key: object) -> bool:
         return False
     name = key.lower().replace("-", "_")
     return name in SENSITIVE_KEYS or any(name.endswith("_" + suffix) for suffix in _SENSITIVE_SUFFIXES)
-
-
-def scrub_text(text: str) -> str:
-    """Mask credentials that can be recognised in free text (headers, bearer tokens, Vault tokens)."""
-    for pattern, replacement in _FREE_TEXT_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def _redact(value: Any, depth: int) -> Any:
@@ -205,9 +190,12 @@ def configure_logging(*, format: LogFormat = "auto", level: str = "info", stream
     handler.setFormatter(formatter)
 
     root = logging.getLogger()
-    for existing in [h for h in root.handlers if isinstance(h, _SyncdHandler)]:
-        root.removeHandler(existing)
+    stale = [h for h in root.handlers if isinstance(h, _SyncdHandler)]
+    # The new handler first: a line logged meanwhile (a reload reconfigures a running service) is
+    # never without a handler, where logging's last resort would print it to stderr unredacted.
     root.addHandler(handler)
+    for existing in stale:
+        root.removeHandler(existing)
     root.setLevel(numeric_level)
     logging.raiseExceptions = False  # a broken log stream must not dump unredacted records to stderr
     for name in _QUIET_LOGGERS:

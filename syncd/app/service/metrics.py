@@ -44,8 +44,8 @@ from syncd import errors
 from syncd.app.service.exposition import exposition_chunks
 from syncd.app.service.mapping_series import MappingSeries
 from syncd.engine.backoff import ScriptHealth
-from syncd.engine.report import CycleReport, MappingResult, PushRecord, Reason
-from syncd.model import Target
+from syncd.engine.report import CycleReport, MappingResult, PushRecord, Reason, Trigger
+from syncd.model import DestinationKind, Target
 
 __all__ = ["Metrics"]
 
@@ -58,7 +58,8 @@ CYCLE_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 1
 PROPAGATION_BUCKETS: Final = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 REQUEST_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-_TRIGGERS: Final = frozenset({"interval", "backstop", "startup", "manual", "notification", "once", "plan", "drift"})
+# The label values of syncd_cycles_total{trigger}: the Trigger type's members, each under its own value.
+_TRIGGERS: Final = frozenset(trigger.value for trigger in Trigger)
 _REQUEST_OUTCOMES: Final = frozenset({"ok", "error", "retry"})
 _PUSH_OUTCOMES: Final = frozenset({"ok", "error"})
 _OPERATION: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -84,6 +85,10 @@ def failure_reason(error_code: str) -> str:
 
 
 def script_label(target: Target) -> str:
+    """The ``script`` label: a Worker's name (``namespace/name`` in a dispatch namespace), or
+    ``secrets_store:NAME`` for the account's Secrets Store (no script name holds ':')."""
+    if target.kind is DestinationKind.SECRETS_STORE:
+        return f"secrets_store:{target.script}"
     if target.dispatch_namespace:
         return f"{target.dispatch_namespace}/{target.script}"
     return target.script

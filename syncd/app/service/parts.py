@@ -1,4 +1,4 @@
-"""What ``Service`` drives, as protocols: wiring passes the real objects, tests pass fakes.
+"""What the service drives, as protocols: wiring passes the real objects, tests pass fakes.
 
 The subset of APScheduler's scheduler API the service uses is ``SchedulerLike``; the reconciler,
 state store, metrics, Vault token manager and Cloudflare pacer appear as the few methods the
@@ -16,7 +16,7 @@ from syncd.app.leadership.sole import Leadership
 from syncd.config import Settings
 from syncd.engine.backoff import ScriptHealth
 from syncd.engine.drift import DriftCorrection
-from syncd.engine.report import CycleReport
+from syncd.engine.report import CycleReport, Trigger
 from syncd.model import SecretValue
 
 
@@ -26,7 +26,7 @@ class ReconcilerLike(Protocol):
     def reconcile(
         self,
         *,
-        trigger: str = "interval",
+        trigger: Trigger = Trigger.INTERVAL,
         only_mappings: Collection[str] | None = None,
         deadline: float | None = None,
         dry_run: bool = False,

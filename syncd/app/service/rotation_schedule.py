@@ -27,6 +27,7 @@ import structlog
 
 from syncd.app.service.parts import SchedulerLike
 from syncd.engine.report import CycleReport
+from syncd.retrying import Backoff
 
 log = structlog.get_logger("syncd.service")
 
@@ -53,8 +54,8 @@ class RotationSchedule:
         self._request = request
         self._clock = clock
         self._margin = margin_seconds
-        self._min_gap = min_gap_seconds
-        self._max_gap = max_gap_seconds
+        # No jitter: each mapping backs off on its own schedule already (its role's announced time).
+        self._backoff = Backoff(min_gap_seconds, max_gap_seconds, 0.0)
         self._lock = threading.Lock()
         self._due: dict[str, float] = {}  # mapping -> when to check it (epoch seconds)
         self._overdue: dict[str, int] = {}  # mapping -> reports in a row that said "due already"
@@ -78,7 +79,7 @@ class RotationSchedule:
                 else:
                     late = self._overdue.get(mapping, 0)
                     self._overdue[mapping] = late + 1
-                    self._due[mapping] = now + min(self._max_gap, self._min_gap * 2**late)
+                    self._due[mapping] = now + self._backoff.nominal(late + 1)
             self._arm_locked()
 
     def forget(self, mappings: Iterable[str]) -> None:

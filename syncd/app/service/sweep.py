@@ -14,7 +14,7 @@ ticks cover every secret exactly once and the Vault load is flat instead of a sp
 device counts as connected with at least one connection from Vault, the event subscriber with one
 open WebSocket per event type pattern. Backstop mode holds while any configured source is
 connected; the service sweeps everything at once on every change of mode (see
-``syncd.app.service.daemon``): on the way to interval mode it covers the writes lost with the
+``syncd.app.service.sync_mode``): on the way to interval mode it covers the writes lost with the
 connection, on the way to backstop mode the writes made while it was down but after the last sweep.
 """
 

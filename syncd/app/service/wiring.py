@@ -2,7 +2,7 @@
 
 Everything that talks to the network takes its transport or session from outside (``vault_session``,
 ``cloudflare_transport``), so tests can point the real clients anywhere. Credentials become
-callables (``syncd.app.service.credentials``) read when needed, so rotated files take effect without a
+callables (``syncd.app.credentials``) read when needed, so rotated files take effect without a
 restart. One ``Pacer`` per Cloudflare credential (``PacerRegistry``): every client using the same
 credential shares the account's rate budget.
 """
@@ -17,20 +17,24 @@ from typing import Any
 
 import httpx
 import requests
+import structlog
 
 import syncd
+from syncd.app.credentials import CredentialError, credential_from, read_token_file, trigger_token_from
 from syncd.app.leadership import LeaderMetrics, build_leadership
 from syncd.app.leadership.gate import write_gate
-from syncd.app.service.credentials import CredentialError, credential_from, read_token_file
 from syncd.app.service.daemon import SchedulerLike, Service, ServiceParts
 from syncd.app.service.drift_checks import DriftChecker
 from syncd.app.service.http_server import OpsServer
 from syncd.app.service.metrics import Metrics
-from syncd.app.service.vault_tls import vault_client_cert, vault_verify
+from syncd.app.service.store_drift import StoreDriftCheck
+from syncd.app.state_backend import open_configured_state
+from syncd.app.vault_tls import vault_connection
 from syncd.clients.cloudflare import ApiTokenAuth, CloudflareAuth, CloudflareClient, GlobalKeyAuth
 from syncd.clients.observe import NULL_OBSERVER, RequestObserver
 from syncd.clients.pacer import Pacer
-from syncd.clients.vault import VaultReader, build_hvac_client
+from syncd.clients.secrets_store import SecretsStoreClient
+from syncd.clients.vault import VaultReader
 from syncd.clients.vault_auth import (
     AppRoleLogin,
     JwtLogin,
@@ -47,16 +51,20 @@ from syncd.config import (
     CloudflareSettings,
     JwtAuth,
     KubernetesAuth,
+    LoggingSettings,
     Settings,
     TokenAuth,
 )
+from syncd.config.insecure import insecure_settings
+from syncd.engine.destinations_store import SecretsStoreAdapter
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.state import StateBackend
-from syncd.engine.state.configured import open_configured_state
 from syncd.engine.state.kubernetes import KubernetesStateStore
-from syncd.model import SecretValue
+from syncd.model import DestinationKind, SecretValue
 
 CLOUDFLARE_RETRY_DEADLINE = 60.0
+
+log = structlog.get_logger("syncd.service")
 
 
 # -- Vault -----------------------------------------------------------------------------------------
@@ -94,19 +102,16 @@ def build_vault(
 ) -> tuple[Any, VaultTokenManager, VaultReader]:
     """``(hvac.Client, VaultTokenManager, VaultReader)``: TLS, namespace, timeout, a pool sized to
     ``vault.concurrency`` (plus one for the token manager), the configured login."""
-    vault = settings.vault
-    client = build_hvac_client(
-        vault.address,
-        namespace=vault.namespace,
-        timeout=vault.timeout_seconds,
-        verify=vault_verify(settings),
-        client_cert=vault_client_cert(settings),
-        pool_size=vault.concurrency + 1,
-        session=session,
-    )
+    connection = vault_connection(settings)  # one setting: hvac's session and the lean read path
+    client = connection.hvac_client(session)
     tokens = VaultTokenManager(client, vault_login_strategy(settings), clock, observer)
     reader = VaultReader(
-        client, observer=observer, clock=clock, token_valid=tokens.is_valid, on_token_refused=tokens.invalidate
+        client,
+        observer=observer,
+        clock=clock,
+        token_valid=tokens.is_valid,
+        on_token_refused=tokens.invalidate,
+        http=connection.lean_transport(),
     )
     return client, tokens, reader
 
@@ -192,6 +197,12 @@ class Clients:
     reader: VaultReader
     cloudflare: CloudflareClient
     pacer: Pacer
+    # The Secrets Store kind: one adapter per process (its store, listing and own-write memory are
+    # shared by the reconciler and the store drift check), over the same client (same pacer).
+    store: SecretsStoreAdapter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = SecretsStoreAdapter(SecretsStoreClient(self.cloudflare))
 
     @property
     def versions(self) -> WorkerVersionsClient:
@@ -262,6 +273,7 @@ def build_reconciler(
         concurrency=settings.vault.concurrency,
         fingerprint_key=fingerprint_key(settings),
         versions=clients.versions,
+        destinations={DestinationKind.SECRETS_STORE: clients.store},
     )
 
 
@@ -281,9 +293,11 @@ def build_service(
     clock: Callable[[], float] = time.time,
     scheduler: SchedulerLike | None = None,
     kubernetes_transport: httpx.BaseTransport | None = None,
+    apply_logging: Callable[[LoggingSettings], None] | None = None,
 ) -> Service:
     """The ``syncd run`` service: metrics, clients, state, reconciler, the ops HTTP server, and with
-    ``[leader_election] enabled`` the Lease elector that gates every Cloudflare write."""
+    ``[leader_election] enabled`` the Lease elector that gates every Cloudflare write.
+    ``apply_logging``: how a reload applies a changed ``[logging]`` (default: the file's, on stdout)."""
     metrics = Metrics()
     service: list[Service] = []  # the elector's callbacks reach the service built below
 
@@ -316,7 +330,14 @@ def build_service(
         state.on_conflict = stopped_leading  # another writer wrote the state: step down as on a lost Lease
     reconciler = build_reconciler(settings, clients, state, clock=clock)
     drift = DriftChecker(
-        settings, clients.versions, state, clients.pacer, request_cycle=lambda _: None, metrics=metrics, clock=clock
+        settings,
+        clients.versions,
+        state,
+        clients.pacer,
+        request_cycle=lambda _: None,
+        metrics=metrics,
+        clock=clock,
+        store=StoreDriftCheck(clients.store),
     )
     parts = ServiceParts(
         drift=drift,
@@ -330,9 +351,9 @@ def build_service(
         leadership=leadership,
     )
     server = settings.server
-    trigger_token = (
-        credential_from(server.trigger_token, key="server.trigger_token") if server.trigger_token is not None else None
-    )
+    trigger_token = trigger_token_from(server.trigger_token) if server.trigger_token is not None else None
+    for finding in insecure_settings(settings):  # also in `syncd check`
+        log.warning("insecure setting", key=finding.key, problem=finding.problem, fix=finding.fix)
 
     def make_server(source: Service) -> OpsServer:
         return OpsServer(source, metrics, bind=server.bind, port=server.port, trigger_token=trigger_token)
@@ -345,6 +366,7 @@ def build_service(
             clock=clock,
             scheduler=scheduler,
             server_factory=make_server if server.enabled else None,
+            apply_logging=apply_logging,
         )
     )
     drift.request_cycle = service[0].request_cycle

@@ -38,6 +38,7 @@ from syncd.devstack.cloudflare.envelope import (
     success,
 )
 from syncd.devstack.cloudflare.ratelimit import RateDecision
+from syncd.devstack.cloudflare.services_api import register_service_routes
 from syncd.devstack.cloudflare.upload import parse_upload
 from syncd.devstack.cloudflare.versions import Author
 from syncd.devstack.cloudflare.versions_api import register_version_routes
@@ -73,6 +74,7 @@ class CloudflareApi:
 
     def register(self, router: Router) -> None:
         register_version_routes(router, self)
+        register_service_routes(router, self)  # what wrangler deploy / versions upload call besides
         for base in SCRIPT_BASES:
             prefix = API_PREFIX + base
             router.add(["PUT"], prefix, self._guarded("write", self.upload_script))

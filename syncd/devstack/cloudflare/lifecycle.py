@@ -126,11 +126,21 @@ class Lifecycle:
             script = self.store.script(*target)
             self.store.refuse_when_undeployed(script, bulk=True)
             plain_text, secrets = dict(script.plain_text), dict(script.secrets)
+            others: dict[str, dict[str, Any]] | None = None  # None: the latest version's
             if settings.get("bindings") is not None:
-                plain_text, secrets = _settings_bindings(self.store, script, settings["bindings"])
+                plain_text, secrets, others = _settings_bindings(self.store, script, settings["bindings"])
             self.store.check_binding_count(plain_text, secrets)
             annotations = clean_annotations(settings.get("annotations"))
-            version = self.store.commit(script, plain_text, secrets, author, TRIGGER_SETTINGS, annotations, deploy=True)
+            version = self.store.commit(
+                script,
+                plain_text,
+                secrets,
+                author,
+                TRIGGER_SETTINGS,
+                annotations,
+                deploy=True,
+                other_bindings=others,
+            )
             return settings_view(version)
 
     # -- admin edits (the admin API; no auth, no rate limit, no refusal) ---------------------------
@@ -281,9 +291,12 @@ def _merge_binding(
 
 def _settings_bindings(
     store: WorkerStore, script: Script, bindings: list[dict[str, Any]]
-) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+) -> tuple[dict[str, str], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Plain text, secrets and the other bindings (``secrets_store_secret``, ...) of a settings edit."""
     plain_text: dict[str, str] = {}
     secrets: dict[str, dict[str, Any]] = {}
+    others: dict[str, dict[str, Any]] = {}
+    previous_others = script.latest.other_bindings if script.latest is not None else {}
     for binding in bindings:
         name = check_binding_name(binding.get("name"), str(binding.get("type")), store.config)
         kind = binding.get("type")
@@ -292,10 +305,14 @@ def _settings_bindings(
                 secrets[name] = script.secrets[name]
             elif name in script.plain_text:
                 plain_text[name] = script.plain_text[name]
+            elif name in previous_others:
+                others[name] = previous_others[name]
             else:
                 raise invalid(name, str(kind), "there is no binding of that name in the latest version to inherit")
         elif kind == "plain_text":
             _merge_binding(store, name, binding, plain_text, secrets)
         elif kind in SECRET_TYPES:
             secrets[name] = validate_secret(binding, store.config)
-    return plain_text, secrets
+        else:
+            others[name] = dict(binding)
+    return plain_text, secrets, others

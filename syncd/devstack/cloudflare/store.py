@@ -17,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import secrets as random_tokens
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from syncd.devstack.cloudflare.auth import DEFAULT_USER_EMAIL, user_id_of
+from syncd.devstack.cloudflare.code import WorkerCode
 from syncd.devstack.cloudflare.config import EmulatorConfig
 from syncd.devstack.cloudflare.envelope import (
     BINDING_NAME_IN_USE,
@@ -143,6 +145,9 @@ class WorkerStore:
         self.clock = clock
         self.config = config
         self.accounts: dict[str, Account] = {}
+        # Called (under the lock: must be quick, e.g. set an event) after every new deployment,
+        # i.e. whenever what is deployed changes: the devstack's Workers runtime reloads on it.
+        self.deploy_listeners: list[Callable[[], None]] = []
 
     # -- accounts, namespaces, scripts ---------------------------------------------------------
 
@@ -216,11 +221,23 @@ class WorkerStore:
                     raise _worker_not_found()
                 script = Script(name, now, now)
                 scripts[name] = script
-            plain_text, secrets = self._resolve_upload(script, upload)
+            plain_text, secrets, others = self._resolve_upload(script, upload)
             annotations = clean_annotations(upload.annotations)
-            version = self.commit(script, plain_text, secrets, author, TRIGGER_UPLOAD, annotations, deploy=deploy)
+            version = self.commit(
+                script,
+                plain_text,
+                secrets,
+                author,
+                TRIGGER_UPLOAD,
+                annotations,
+                deploy=deploy,
+                code=upload.code,
+                other_bindings=others,
+            )
             if deploy:
-                return script.summary()
+                # wrangler prints ``deployment_id`` as "Current Version ID" (deploy-helpers deploy.ts
+                # fills it with the version id on its versions-API path too).
+                return {**script.summary(), "deployment_id": version.id, "startup_time_ms": 1}
             return {**version.detail(script.name), "startup_time_ms": 1}
 
     def script(self, account_id: str, name: str, namespace: str | None = None) -> Script:
@@ -307,9 +324,15 @@ class WorkerStore:
         annotations: dict[str, str] | None = None,
         *,
         deploy: bool,
+        code: WorkerCode | None = None,
+        other_bindings: dict[str, dict[str, Any]] | None = None,
     ) -> Version:
-        """Append a version (and, with ``deploy``, a deployment of it at 100 %). Call under the lock."""
+        """Append a version (and, with ``deploy``, a deployment of it at 100 %). Call under the lock.
+
+        ``code`` and ``other_bindings`` default to the latest version's: only an upload changes them.
+        """
         now = _timestamp(self.clock)
+        latest = script.latest
         version = Version(
             id=new_id(),
             number=script.versions + 1,
@@ -318,6 +341,8 @@ class WorkerStore:
             annotations={**(annotations or {}), "workers/triggered_by": trigger},
             plain_text=plain_text,
             secrets=secrets,
+            other_bindings=dict(latest.other_bindings if other_bindings is None and latest else other_bindings or {}),
+            code=code if code is not None else (latest.code if latest is not None else None),
         )
         script.history.append(version)
         script.modified_on = now
@@ -331,16 +356,29 @@ class WorkerStore:
         """A new deployment; ``split`` names known versions and sums to 100. Call under the lock."""
         deployment = Deployment(new_id(), _timestamp(self.clock), author, list(split), dict(annotations))
         script.deployments.append(deployment)
+        for listener in self.deploy_listeners:
+            listener()
         return deployment
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _resolve_upload(self, script: Script, upload: ScriptUpload) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-        """The bindings of an uploaded version: given ones, ``inherit`` ones and ``keep_bindings`` types."""
+    def _resolve_upload(
+        self, script: Script, upload: ScriptUpload
+    ) -> tuple[dict[str, str], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The bindings of an uploaded version: given ones, inherited ones and ``keep_bindings`` types.
+
+        A secret binding given as only ``{type, name}`` is inherited like ``{"type": "inherit"}``
+        (the settings API documents that form; wrangler sends it for secrets it keeps). Binding
+        types holding no secret value (``secrets_store_secret``, ``version_metadata``, ...) are kept
+        as given in ``other_bindings``.
+        """
         plain_text: dict[str, str] = {}
         secrets: dict[str, dict[str, Any]] = {}
+        others: dict[str, dict[str, Any]] = {}
         for binding in upload.bindings:
             kind = binding.get("type")
+            if kind in SECRET_TYPES and not any(key in binding for key in ("text", "key_base64", "key_jwk")):
+                kind = "inherit"
             if kind == "plain_text":
                 var_name = check_binding_name(binding.get("name"), "plain_text", self.config)
                 text = binding.get("text")
@@ -352,6 +390,12 @@ class WorkerStore:
                 secrets[secret["name"]] = secret
             elif kind == "inherit":
                 self._inherit(script, str(binding.get("name")), plain_text, secrets, strict=upload.strict_inherit)
+                latest = script.latest
+                if latest is not None and binding.get("name") in latest.other_bindings:
+                    others[str(binding["name"])] = latest.other_bindings[str(binding["name"])]
+            else:
+                name = check_binding_name(binding.get("name"), str(kind), self.config)
+                others[name] = dict(binding)
         if "plain_text" in upload.keep_bindings:
             plain_text = {**script.plain_text, **plain_text}
         kept = {
@@ -359,7 +403,13 @@ class WorkerStore:
             for secret_name, secret in script.secrets.items()
             if secret["type"] in upload.keep_bindings and secret_name not in plain_text
         }
-        return plain_text, {**kept, **secrets}
+        latest = script.latest
+        if latest is not None:
+            others = {
+                **{n: b for n, b in latest.other_bindings.items() if b.get("type") in upload.keep_bindings},
+                **others,
+            }
+        return plain_text, {**kept, **secrets}, others
 
     def _inherit(
         self,
@@ -371,10 +421,13 @@ class WorkerStore:
         strict: bool = True,
     ) -> None:
         """Copy binding ``name`` from the latest version; unresolvable is 10021 when strict."""
+        latest = script.latest
         if name in script.secrets:
             secrets[name] = script.secrets[name]
         elif name in script.plain_text:
             plain_text[name] = script.plain_text[name]
+        elif latest is not None and name in latest.other_bindings:
+            return
         elif strict:
             raise invalid(name, "inherit", "there is no binding of that name in the latest version to inherit")
 

@@ -6,8 +6,9 @@ naming another part, ``bindings`` (``plain_text`` vars ``{"type","name","text"}`
 ``keep_bindings`` (binding types carried over from the previous version, e.g.
 ``["secret_text","secret_key"]``, which is what wrangler sends to keep secrets), ``inherit``
 bindings (``{"type": "inherit", "name"}``, SDK ``SettingsBindingWorkersBindingKindInherit``) and
-``annotations`` (``workers/message``, ``workers/tag``). Parsed with
-the stdlib ``email`` parser.
+``annotations`` (``workers/message``, ``workers/tag``), ``compatibility_date`` and
+``compatibility_flags``. Every other part is a module (``code``). Parsed with the stdlib ``email``
+parser.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
+from syncd.devstack.cloudflare.code import DEFAULT_COMPATIBILITY_DATE, NOT_MODULES, WorkerCode, WorkerModule
 from syncd.devstack.cloudflare.envelope import INVALID_BINDING, ApiError
 
 
@@ -28,6 +30,7 @@ class ScriptUpload:
     keep_bindings: set[str]
     annotations: dict[str, Any] = field(default_factory=dict)
     strict_inherit: bool = False  # ``?bindings_inherit=strict`` on a version upload
+    code: WorkerCode | None = None
 
 
 def _bad_upload(message: str) -> ApiError:
@@ -76,7 +79,28 @@ def parse_upload(content_type: str | None, body: bytes) -> ScriptUpload:
     annotations = metadata.get("annotations", {})
     if not isinstance(annotations, dict):
         raise _bad_upload("metadata.annotations must be an object")
-    return ScriptUpload(bindings=bindings, keep_bindings={str(k) for k in keep}, annotations=annotations)
+    code = _code(metadata, main, parts, service_worker="main_module" not in metadata)
+    return ScriptUpload(bindings=bindings, keep_bindings={str(k) for k in keep}, annotations=annotations, code=code)
+
+
+def _code(metadata: dict[str, Any], main: str, parts: dict[str, Message], *, service_worker: bool) -> WorkerCode:
+    date = metadata.get("compatibility_date") or DEFAULT_COMPATIBILITY_DATE
+    flags = metadata.get("compatibility_flags") or []
+    if not isinstance(date, str) or not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise _bad_upload("compatibility_date must be a string and compatibility_flags a list of strings")
+    modules: list[WorkerModule] = []
+    seen: set[int] = set()
+    for name, part in parts.items():
+        content_type = part.get_content_type()
+        if name == "metadata" or id(part) in seen or content_type in NOT_MODULES:
+            continue
+        seen.add(id(part))
+        module_name = part.get_param("filename", header="content-disposition") or name
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
+        modules.append(WorkerModule(str(module_name), content_type, content))
+    modules.sort(key=lambda module: module.name != main)  # the main module first
+    return WorkerCode(main, tuple(modules), date, tuple(flags), service_worker)
 
 
 def parse_settings(content_type: str | None, body: bytes) -> dict[str, Any]:

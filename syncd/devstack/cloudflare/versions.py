@@ -35,6 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncd.devstack.cloudflare.code import DEFAULT_COMPATIBILITY_DATE, WorkerCode
 from syncd.devstack.cloudflare.validation import public_view
 
 TRIGGER_UPLOAD = "upload"
@@ -68,6 +69,10 @@ class Version:
     annotations: dict[str, str]
     plain_text: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Bindings that hold no value the API keeps secret (``secrets_store_secret``, ``version_metadata``,
+    # ...), as uploaded; carried into later versions like the code.
+    other_bindings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    code: WorkerCode | None = None  # None: made without uploaded code (the devstack's default Worker)
 
     def bindings(self) -> list[dict[str, Any]]:
         """The version's bindings as the API shows them: never a secret value."""
@@ -75,7 +80,16 @@ class Version:
             {"name": name, "type": "plain_text", "text": text} for name, text in self.plain_text.items()
         ]
         shown.extend(public_view(secret) for secret in self.secrets.values())
+        shown.extend(dict(binding) for binding in self.other_bindings.values())
         return shown
+
+    @property
+    def compatibility_date(self) -> str:
+        return self.code.compatibility_date if self.code is not None else DEFAULT_COMPATIBILITY_DATE
+
+    @property
+    def main_module(self) -> str:
+        return self.code.main_module if self.code is not None else "index.js"
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -102,7 +116,12 @@ class Version:
             "resources": {
                 "bindings": self.bindings(),
                 "script": {"etag": etag, "handlers": ["fetch"], "last_deployed_from": self.author.source},
-                "script_runtime": {"usage_model": "standard", "compatibility_flags": [], "limits": {}},
+                "script_runtime": {
+                    "compatibility_date": self.compatibility_date,
+                    "compatibility_flags": list(self.code.compatibility_flags) if self.code else [],
+                    "usage_model": "standard",
+                    "limits": {},
+                },
             },
         }
 
@@ -117,8 +136,8 @@ class Version:
             "author_id": self.author.user_id,
             "source": self.author.source,
             "bindings": self.bindings(),
-            "compatibility_date": "2025-01-01",
-            "main_module": "index.js",
+            "compatibility_date": self.compatibility_date,
+            "main_module": self.main_module,
             "usage_model": "standard",
         }
 

@@ -30,8 +30,8 @@ writer lock) and ``store`` (``StateStore``). Import from ``syncd.engine.state``.
 ``backend`` holds ``StateBackend``, the protocol the engine and the app use, so that the other
 backend, ``kubernetes`` (``KubernetesStateStore``: the same records in a few Secrets, for replicas
 behind a Lease), fits in without them caring; ``chunks`` (how its records are spread and encoded),
-``secret_objects`` (its Secrets and API errors), ``configured`` (``open_configured_state``: the
-backend ``[state]`` names).
+``secret_objects`` (its Secrets and API errors). Which backend ``[state]`` names is opened by the
+app (``syncd.app.state_backend``): the engine builds no client and no transport.
 """
 
 from syncd.engine.state.backend import StateBackend

@@ -35,7 +35,6 @@ from typing import Any
 
 import structlog
 
-from syncd.clients.k8s_secrets import SecretsApiError
 from syncd.engine.state.backend import StateBackend
 from syncd.engine.state.chunks import (
     binding_row,
@@ -46,7 +45,7 @@ from syncd.engine.state.chunks import (
 )
 from syncd.engine.state.records import BindingRecord, MappingOutcome, MappingStatus
 from syncd.engine.state.secret_objects import SecretsApi, checked, records_of, state_error, with_data, without_data
-from syncd.errors import StateConflict, StateError
+from syncd.errors import KubernetesApiError, StateConflict, StateError
 from syncd.model import Target
 
 log = structlog.get_logger("syncd.state")
@@ -373,7 +372,7 @@ class KubernetesStateStore(StateBackend):
         where = f"{self._api.namespace}/{name}"
         try:
             return checked(call(name), where)
-        except SecretsApiError as exc:
+        except KubernetesApiError as exc:
             if exc.status != 409:
                 raise state_error(exc, where, verb, self._names) from None
         first = self._fenced is None

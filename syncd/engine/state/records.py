@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syncd.model import Target, VaultSecretRef
+from syncd.redaction import scrub_error
 
 SourceVersions = tuple[tuple[str, int | str | None], ...]  # (source name, version) of a mapping's more sources
 
@@ -82,7 +83,7 @@ class MappingOutcome:
             last_attempt_at=self.at,
             last_pushed_at=self.at if self.pushed else previous.last_pushed_at,
             last_error_code=self.error_code,
-            last_error=self.error,
+            last_error=None if self.error is None else scrub_error(self.error),
             in_sync=self.in_sync,
             staged_version=self.staged_version,
             source_versions=previous.source_versions if failed else self.source_versions,

@@ -1,7 +1,7 @@
 """The Secret objects of the ``kubernetes`` state: the API port, reading and filling their data,
 and what an API error means for the state (a ``StateError`` naming the Secret and the fix).
 
-Wire facts: see ``syncd.clients.k8s_secrets`` (paths, ``resourceVersion`` preconditions, Status
+Wire facts: see ``syncd.clients.kubernetes`` (paths, ``resourceVersion`` preconditions, Status
 bodies). Secret ``data`` values are base64 in the API's JSON.
 """
 
@@ -11,16 +11,15 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from syncd.clients.k8s_secrets import SecretsApiError
 from syncd.engine.state.chunks import DATA_KEY, Chunk, decode, encode
-from syncd.errors import StateError
+from syncd.errors import KubernetesApiError, StateError
 
 
 class SecretsApi(Protocol):
     """The Kubernetes API as the state needs it: Secret objects of one namespace, as JSON.
 
-    ``syncd.clients.k8s_secrets.SecretsClient`` implements it; tests pass fakes. Both methods raise
-    ``SecretsApiError`` (``status`` 404, 409, 403, ... or None when no answer came).
+    ``syncd.clients.kubernetes.SecretsClient`` implements it; tests pass fakes. Both methods raise
+    ``KubernetesApiError`` (``status`` 404, 409, 403, ... or None when no answer came).
     """
 
     @property
@@ -67,7 +66,7 @@ def checked(answer: dict[str, Any], where: str) -> dict[str, Any]:
     return answer
 
 
-def state_error(exc: SecretsApiError, where: str, verb: str, names: Sequence[str]) -> StateError:
+def state_error(exc: KubernetesApiError, where: str, verb: str, names: Sequence[str]) -> StateError:
     """What a failed call (other than a 409) means, naming the Secret and what would fix it."""
     if exc.status == 404:
         return StateError(

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-
-from syncd.app.leadership import ElectionClock, ElectionTimings, LeaderElector, LeaseApi, TokenFile
+from syncd.app.leadership import ElectionClock, ElectionTimings, LeaderElector, LeaseApi
+from syncd.clients.kubernetes import KubernetesApi, KubernetesEndpoint, TokenFile
 from syncd.devstack.kubernetes import KubernetesEmulator
 
 LEASE = "syncd-leader"
@@ -40,8 +39,8 @@ class FakeClock(ElectionClock):
 def lease_api(kube: KubernetesEmulator, token_dir: Path, token: str, timeout: float = 5.0) -> LeaseApi:
     token_file = token_dir / "token"
     token_file.write_text(token)
-    http = httpx.Client(base_url=kube.url, timeout=timeout)
-    return LeaseApi(http, kube.namespace, TokenFile(token_file), timeout=timeout)
+    endpoint = KubernetesEndpoint(kube.url, kube.namespace, TokenFile(token_file), timeout_seconds=timeout)
+    return LeaseApi(KubernetesApi(endpoint))
 
 
 @dataclass

@@ -6,7 +6,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from syncd.app.leadership import (
@@ -15,17 +14,16 @@ from syncd.app.leadership import (
     LeaseApi,
     LeaseRecord,
     SoleWriter,
-    TokenFile,
     build_elector,
     build_leadership,
     default_identity,
 )
-from syncd.app.leadership.kube_api import KubeApiError, in_cluster_url
 from syncd.app.leadership.record import format_microtime
+from syncd.clients.kubernetes import KubernetesApi, KubernetesEndpoint, TokenFile, in_cluster_url
 from syncd.config import parse_config
 from syncd.config.leader import LeaderElectionSettings
 from syncd.devstack.kubernetes import KubernetesEmulator
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, KubernetesNotInCluster
 from tests.core.test_config import BASE
 
 HA = '\n[state]\nbackend = "kubernetes"\n\n[sync]\nfingerprint_key = { env = "SYNCD_FINGERPRINT_KEY" }\n'
@@ -71,8 +69,9 @@ def test_in_cluster_url_from_the_service_environment() -> None:
     assert in_cluster_url({"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}) == (
         "https://[fd00::1]:443"
     )
-    with pytest.raises(KubeApiError):
+    with pytest.raises(KubernetesNotInCluster, match=r"set \[leader_election\] api_url") as info:
         in_cluster_url({})
+    assert info.value.exit_code == 2
 
 
 def test_identity_is_the_pod_name_else_the_host_name() -> None:
@@ -86,7 +85,7 @@ def test_a_rotated_token_is_read_again(tmp_path: Path) -> None:
         token_file = tmp_path / "token"
         token_file.write_text(first + "\n")
         tokens = TokenFile(token_file)
-        api = LeaseApi(httpx.Client(base_url=kube.url), "syncd", tokens, timeout=5)
+        api = LeaseApi(KubernetesApi(KubernetesEndpoint(kube.url, "syncd", tokens, timeout_seconds=5)))
         assert api.get("absent") is None
         kube.revoke_token(first)
         token_file.write_text(second + "  \n")

@@ -105,7 +105,7 @@ def main(out: Path) -> None:
             timeout=5.0,
         )
         state = StateStore.open(work / "state.sqlite3")
-        report = Reconciler(settings, VaultReader(hvac_client), cloudflare, state).reconcile(trigger="once")
+        report = Reconciler(settings, VaultReader(hvac_client), cloudflare, state).reconcile(trigger="once")  # type: ignore[arg-type]  # 0.1.0 takes a str
         assert report.ok, [(r.mapping, r.error_code) for r in report.results]
         status = state.mapping_status(STAGED_MAPPING)
         assert status is not None

@@ -11,6 +11,7 @@ the next request without a restart:
 - ``value``: inline, for development only (the config refuses it unless allowed).
 
 Failures raise ``CredentialError`` naming the config key and the variable or file, never a value.
+Every value read is remembered by ``syncd.redaction``, which masks it wherever text is scrubbed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from syncd.config import CredentialRef
 from syncd.errors import ConfigError, ConfigProblem
 from syncd.model import SecretValue
+from syncd.redaction import remember_credential
 
 Credential = Callable[[], SecretValue]
 
@@ -58,6 +60,7 @@ class EnvCredential:
         value = value.strip()
         if not value:
             raise CredentialError(self.key, f"env:{self.name}", f"environment variable {self.name} is empty")
+        remember_credential(value)
         return SecretValue(value)
 
     def __repr__(self) -> str:
@@ -100,6 +103,7 @@ class FileCredential:
             text = text.strip()
             if not text:
                 raise CredentialError(self.key, source, f"file {self.path} is empty")
+            remember_credential(text)
             self._stamp = stamp
             self._cached = SecretValue(text)
             return self._cached
@@ -114,6 +118,7 @@ class InlineCredential:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
+        remember_credential(value)
         self._value = SecretValue(value)
 
     def __call__(self) -> SecretValue:
@@ -133,6 +138,23 @@ def credential_from(ref: CredentialRef, *, key: str) -> Credential:
     return InlineCredential(ref.value)
 
 
+MIN_TRIGGER_TOKEN_BYTES = 32
+
+
+def trigger_token_from(ref: CredentialRef) -> Credential:
+    """``server.trigger_token``'s reader, after reading it once now: a token shorter than
+    ``MIN_TRIGGER_TOKEN_BYTES`` (UTF-8) is refused with a ``CredentialError`` naming the key and
+    where it comes from (a one-character token was accepted; a bearer token must not be guessable)."""
+    read = credential_from(ref, key="server.trigger_token")
+    if len(read().reveal().encode()) < MIN_TRIGGER_TOKEN_BYTES:
+        raise CredentialError(
+            "server.trigger_token",
+            ref.describe(),
+            f"the trigger token needs at least {MIN_TRIGGER_TOKEN_BYTES} bytes (e.g. `openssl rand -hex 32`)",
+        )
+    return read
+
+
 def read_token_file(path: Path | str, *, key: str = "vault.auth.token_file") -> Credential:
     """A Kubernetes / JWT service-account token file, re-read when it rotates."""
     return FileCredential(path, key=key)
@@ -146,4 +168,5 @@ __all__ = [
     "InlineCredential",
     "credential_from",
     "read_token_file",
+    "trigger_token_from",
 ]

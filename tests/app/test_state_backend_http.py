@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from syncd.app.state_backend import open_configured_state
 from syncd.config import parse_config
 from syncd.devstack.kubernetes import SECRETS, KubernetesEmulator
 from syncd.engine.state import MappingOutcome
-from syncd.engine.state.configured import open_configured_state
 from syncd.engine.state.kubernetes import KubernetesStateStore
 
 NAMES = ("syncd-state-0", "syncd-state-1")
+pytestmark = pytest.mark.integration
+
 KEY = "wiring-fingerprint-key-0123456789abcdef"
 
 
