@@ -19,7 +19,7 @@
 #
 # On this project's machines no image registry is reachable: setup-podman.sh builds a STAND-IN for
 # the Dockerfile's python:3.11.x-slim-bookworm base from Debian packages. That checks the build and
-# the image's behaviour here; images you ship are built on the official base (docs/kubernetes.md).
+# the image's behaviour here; images you ship are built on the official base (README, "Install").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"

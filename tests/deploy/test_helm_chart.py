@@ -275,3 +275,30 @@ def test_packaged_chart_renders_the_rules_and_the_dashboard_from_those_files(tmp
     text = dashboard["data"]["syncd-dashboard.json"]
     assert text == (ROOT / "deploy" / "grafana" / "syncd-dashboard.json").read_text(encoding="utf-8")
     assert json.loads(text)["uid"] == "syncd-overview"
+
+
+# --- the README's values table ------------------------------------------------------------------
+
+
+def _value_names(schema: Doc, prefix: str = "") -> list[str]:
+    """Dotted names of the values a user sets: the schema's closed objects are walked into."""
+    names = []
+    for key, node in schema.get("properties", {}).items():
+        name = f"{prefix}{key}"
+        if node.get("additionalProperties") is False and "properties" in node:
+            names += _value_names(node, f"{name}.")
+        else:
+            names.append(name)
+    return names
+
+
+def test_the_readme_values_table_names_every_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    names = [n for n in _value_names(schema) if n != "global"]
+    assert "ha.fingerprintKey.existingSecret" in names and "serviceMonitor.interval" in names
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("<!-- values-table") :].split("\n\n", 1)[0]
+    missing = [n for n in names if f"`{n}`" not in table]
+    assert missing == [], f"values missing from the README's values table: {missing}"
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    assert set(defaults) == set(schema["properties"]) - {"global"}, "values.yaml and its schema disagree"
