@@ -12,8 +12,9 @@
 # Usage: bash scripts/build-image.sh [--no-run]
 # Env:   IMAGE (default localhost/syncd:dev)  ENGINE (podman or docker; default: docker when its
 #        daemon answers, else podman, set up by scripts/setup-podman.sh)
-#        SYNCD_BUILD_CA (default $PIP_CERT): a CA bundle pip inside the build must trust (a
-#        TLS-inspecting proxy); passed as --build-arg PIP_CERT and mounted read-only (podman only).
+#        SYNCD_BUILD_CA (default $PIP_CERT, else the host's /etc/ssl/certs/ca-certificates.crt): the
+#        CA bundle pip inside the build trusts (a TLS-inspecting proxy); passed as --build-arg
+#        PIP_CERT and mounted read-only (podman only).
 # Output: dist/syncd-sbom.cdx.json (CycloneDX JSON of the image's Python distributions), the image
 #         size and each step's time. Exit 0 only when every step passed.
 #
@@ -46,6 +47,7 @@ if [ "$engine" = podman ]; then
     export CONTAINERS_CONF="$root/.tools/podman/containers.conf"
     build_flags+=(--pull=never --network=host)
     ca="${SYNCD_BUILD_CA:-${PIP_CERT:-}}"
+    [ -n "$ca" ] || ca=/etc/ssl/certs/ca-certificates.crt   # the host's trust store, where it has one
     if [ -n "$ca" ] && [ -f "$ca" ]; then
         build_flags+=(--build-arg "PIP_CERT=$ca" -v "$(dirname "$ca"):$(dirname "$ca"):ro")
     fi
