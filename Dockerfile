@@ -11,6 +11,10 @@
 
 FROM python:3.11.14-slim-bookworm AS build
 
+# Builds behind a TLS-inspecting proxy pass its CA bundle (and mount it): --build-arg
+# PIP_CERT=/etc/ssl/certs/ca-certificates.crt -v /etc/ssl/certs:/etc/ssl/certs:ro. Unset otherwise;
+# it exists in this stage only, never in the runtime image.
+ARG PIP_CERT
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -18,14 +22,33 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/syncd
 
 WORKDIR /src
-# Metadata and constraints first: the dependency layer is rebuilt only when they change.
-COPY pyproject.toml constraints.txt README.md ./
+# The dependency layer first: rebuilt only when the lock changes. requirements-runtime.txt is the
+# runtime part of constraints.txt (the versions CI tests, scripts/lock-dependencies.sh writes both),
+# every file pinned by sha256: pip refuses anything else (--require-hashes), including the build
+# requirements setuptools and wheel that pyproject.toml pins exactly.
+COPY requirements-runtime.txt ./
+RUN /opt/syncd/bin/python -m pip install --no-cache-dir --require-hashes -r requirements-runtime.txt
+
+COPY pyproject.toml README.md ./
 COPY syncd ./syncd
-# The same constraints file scripts/setup-dev.sh (and so CI) installs with: the image runs exactly
-# the dependency versions the tests ran against. pip compiles .pyc files here, at build time, so
-# the read-only runtime never needs to write them.
-RUN /opt/syncd/bin/python -m pip install --no-cache-dir -c constraints.txt . \
-    && /opt/syncd/bin/python -m pip check
+# syncd itself: nothing more to download (--no-deps, and the pinned setuptools already installed
+# above builds it). pip compiles .pyc files here, at build time, so the read-only runtime never
+# needs to write them. Then the tools only the build needed leave the virtualenv.
+RUN /opt/syncd/bin/python -m pip install --no-cache-dir --no-deps --no-build-isolation . \
+    && /opt/syncd/bin/python -m pip check \
+    && /opt/syncd/bin/python -m pip uninstall --quiet --yes setuptools wheel packaging pip \
+    && /opt/syncd/bin/syncd --version
+
+
+# An SBOM (CycloneDX JSON) of exactly the distributions in /opt/syncd, the virtualenv the runtime
+# stage copies. Built only on request (scripts/build-image.sh: --target sbom); its tool lives in
+# its own virtualenv, pinned by hash, and never reaches the runtime image.
+FROM build AS sbom
+COPY deploy/image/sbom-requirements.txt /src/sbom-requirements.txt
+RUN python -m venv /opt/sbom \
+    && /opt/sbom/bin/python -m pip install --no-cache-dir --require-hashes -r /src/sbom-requirements.txt \
+    && /opt/sbom/bin/cyclonedx-py environment --pyproject /src/pyproject.toml --output-reproducible \
+       --output-format JSON --output-file /sbom.cdx.json /opt/syncd/bin/python
 
 
 FROM python:3.11.14-slim-bookworm AS runtime

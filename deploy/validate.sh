@@ -3,8 +3,8 @@
 # OpenAPI schemas (kubernetes-validate --strict: unknown fields are errors). Prometheus Operator
 # kinds (ServiceMonitor, PrometheusRule) have no schema there: their "no schema" warning, and only
 # theirs, is tolerated. Anything else (an error, an unknown kind or apiVersion) fails the script.
-# Also checks that the PrometheusRule matches deploy/alerts/syncd-rules.yaml and the Grafana
-# dashboard ConfigMap matches deploy/grafana/syncd-dashboard.json.
+# Also checks that the PrometheusRule (and the Helm chart's copy) matches deploy/alerts/syncd-rules.yaml and the Grafana
+# dashboard ConfigMap (and the chart's copy) matches deploy/grafana/syncd-dashboard.json.
 #
 # CI runs it with .venv activated: `bash deploy/validate.sh`. Output: one line per rendering.
 # Env: KUBERNETES_VERSION (default 1.32.0), KUBECTL (default kubectl), PYTHON (default python).
@@ -78,14 +78,14 @@ fi
 if [ ! -f deploy/alerts/syncd-rules.yaml ]; then
     echo "ok   deploy/components/monitoring/prometheusrule.yaml (no deploy/alerts/syncd-rules.yaml to compare with)"
 elif "$PYTHON" deploy/components/monitoring/sync-rules.py --check >/dev/null; then
-    echo "ok   deploy/components/monitoring/prometheusrule.yaml matches deploy/alerts/syncd-rules.yaml"
+    echo "ok   deploy/components/monitoring/prometheusrule.yaml and deploy/helm/syncd/files/syncd-rules.yaml match deploy/alerts/syncd-rules.yaml"
 else
     echo "FAIL deploy/components/monitoring/prometheusrule.yaml differs from deploy/alerts/syncd-rules.yaml:" \
         "run python deploy/components/monitoring/sync-rules.py" >&2
     failed=1
 fi
 if "$PYTHON" deploy/components/grafana/sync-dashboard.py --check >/dev/null; then
-    echo "ok   deploy/components/grafana/dashboard-configmap.yaml matches deploy/grafana/syncd-dashboard.json"
+    echo "ok   deploy/components/grafana/dashboard-configmap.yaml and deploy/helm/syncd/files/syncd-dashboard.json match deploy/grafana/syncd-dashboard.json"
 else
     echo "FAIL deploy/components/grafana/dashboard-configmap.yaml differs from deploy/grafana/syncd-dashboard.json:" \
         "run python deploy/components/grafana/sync-dashboard.py" >&2

@@ -5,6 +5,11 @@
 # pyproject.toml + constraints.txt + the Python version matches and the venv still imports this
 # checkout's syncd and its tools. The install's output (pip's notices, the setuptools banner) is
 # kept in .venv/setup.log and shown only when the install fails.
+#
+# Every dependency (and the build requirements setuptools and wheel) comes from constraints.txt,
+# pinned with sha256 hashes and installed with --require-hashes; syncd itself is then installed
+# editable with --no-deps --no-build-isolation, since pip refuses unhashed (editable) requirements in
+# hash-checking mode. Regenerate the lock with scripts/lock-dependencies.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd -P)"
@@ -27,7 +32,8 @@ install_venv() {
     log=.venv/setup.log
     if ! {
         .venv/bin/python -m pip install --quiet --upgrade pip &&
-            .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+            .venv/bin/python -m pip install --quiet --require-hashes -r constraints.txt &&
+            .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e '.[dev]'
     } >"$log" 2>&1; then
         cat "$log" >&2
         echo "setup-dev: install failed (log above, also in $log)" >&2
@@ -44,3 +50,4 @@ else
 fi
 bash scripts/setup-prometheus.sh   # promtool and prometheus for tests/monitoring (skips them if it cannot)
 bash scripts/setup-workers.sh      # workerd, wrangler and Node 22 in .tools/ for the Workers runtime (skips them if it cannot)
+bash scripts/setup-helm.sh         # helm and kubectl in .tools/bin for tests/deploy/test_helm_*.py

@@ -227,17 +227,46 @@ def check_exposes_http_port(df: Dockerfile) -> list[str]:
     return [] if "8080" in ports else [f"the final stage does not EXPOSE 8080 (exposes {sorted(ports)})"]
 
 
-def check_pip_uses_constraints(df: Dockerfile) -> list[str]:
+def _pip_installs(df: Dockerfile) -> list[tuple[Instruction, list[str]]]:
+    """Each ``pip install`` command of every RUN (split at ``&&``/``;``) as its shell words."""
+    found = []
+    for stage in df.stages:
+        for run in stage.all("RUN"):
+            for command in re.split(r"&&|;", run.args):
+                words = shlex.split(command, posix=True)
+                if "pip" in words and words[words.index("pip") + 1 : words.index("pip") + 2] == ["install"]:
+                    found.append((run, words[words.index("pip") + 2 :]))
+    return found
+
+
+def check_pip_installs_only_hashed_locks(df: Dockerfile, lock: str = "requirements-runtime.txt") -> list[str]:
+    """Every download is hash-checked: dependencies come from ``--require-hashes -r LOCK`` and the
+    project itself is installed with ``--no-deps`` (pip refuses an unhashed local project in
+    hash-checking mode, so it gets nothing more from the index)."""
     problems = []
-    installs = [i for s in df.stages for i in s.all("RUN") if re.search(r"\bpip\b.*\binstall\b", i.args)]
+    installs = _pip_installs(df)
     if not installs:
         problems.append("no RUN pip install: the project is not installed from its metadata")
-    for run in installs:
-        if not re.search(r"(-c|--constraint)[ =]constraints\.txt\b", run.args):
-            problems.append(f"line {run.line}: pip install without -c constraints.txt")
     copied = " ".join(i.args for s in df.stages for i in s.all("COPY"))
-    if "constraints.txt" not in copied:
-        problems.append("constraints.txt is never copied into the build")
+    installed_from_lock = False
+    for run, words in installs:
+        positional = [w for i, w in enumerate(words) if not w.startswith("-") and words[i - 1] not in ("-r", "-c")]
+        if "-r" in words:
+            requirements = words[words.index("-r") + 1]
+            if "--require-hashes" not in words:
+                problems.append(f"line {run.line}: pip install -r {requirements} without --require-hashes")
+            if positional:
+                problems.append(f"line {run.line}: pip install names {positional} beside the hashed lock")
+            if requirements.rsplit("/", 1)[-1] not in copied:
+                problems.append(f"line {run.line}: {requirements} is never copied into the build")
+            installed_from_lock |= requirements.endswith(lock)
+        elif "--no-deps" in words and positional == ["."]:
+            if "--no-build-isolation" not in words:
+                problems.append(f"line {run.line}: building . with isolation downloads unpinned build requirements")
+        else:
+            problems.append(f"line {run.line}: pip install {' '.join(words)} is neither a hashed lock nor --no-deps .")
+    if installs and not installed_from_lock:
+        problems.append(f"the dependencies are never installed from {lock} (--require-hashes -r {lock})")
     return problems
 
 
@@ -264,7 +293,7 @@ ALL_CHECKS = (
     check_no_secrets_baked_in,
     check_entrypoint_and_cmd,
     check_exposes_http_port,
-    check_pip_uses_constraints,
+    check_pip_installs_only_hashed_locks,
     check_oci_labels,
     check_no_bytecode_writes,
 )

@@ -99,8 +99,32 @@ BROKEN: list[tuple[Check, str | None, str, str]] = [
     (d.check_entrypoint_and_cmd, 'CMD ["run", "--config", "/etc/syncd/config.toml"]', 'CMD ["run"]', "CMD"),
     (d.check_entrypoint_and_cmd, 'ENTRYPOINT ["syncd"]\n', "", "no ENTRYPOINT"),
     (d.check_exposes_http_port, "EXPOSE 8080", "EXPOSE 9090", "8080"),
-    (d.check_pip_uses_constraints, "install --no-cache-dir -c constraints.txt .", "install .", "constraints"),
-    (d.check_pip_uses_constraints, "-c constraints.txt .", "-c other.txt .", "constraints"),
+    (
+        d.check_pip_installs_only_hashed_locks,
+        "--require-hashes -r requirements-runtime.txt",
+        "-r requirements-runtime.txt",
+        "--require-hashes",
+    ),
+    (
+        d.check_pip_installs_only_hashed_locks,
+        "--require-hashes -r requirements-runtime.txt",
+        "-c constraints.txt .",
+        "neither",
+    ),
+    (d.check_pip_installs_only_hashed_locks, "--no-deps --no-build-isolation .", "--no-build-isolation .", "neither"),
+    (d.check_pip_installs_only_hashed_locks, "--no-deps --no-build-isolation .", "--no-deps .", "isolation"),
+    (
+        d.check_pip_installs_only_hashed_locks,
+        "-r requirements-runtime.txt",
+        "-r requirements-runtime.txt hvac",
+        "beside",
+    ),
+    (
+        d.check_pip_installs_only_hashed_locks,
+        "COPY requirements-runtime.txt ./",
+        "COPY pyproject.toml ./",
+        "never copied",
+    ),
     (d.check_oci_labels, "org.opencontainers.image.source=", "org.example.source=", "image.source"),
     (d.check_oci_labels, 'image.licenses="Apache-2.0"', 'image.licenses=""', "licenses"),
     (
@@ -122,10 +146,11 @@ def test_check_catches_a_broken_dockerfile(check: Check, old: str | None, new: s
     assert any(mentions in p for p in problems), problems
 
 
-def test_ci_installs_with_the_same_constraints_file_as_the_image() -> None:
+def test_ci_and_the_image_install_hash_checked_locks() -> None:
     setup = (ROOT / "scripts" / "setup-dev.sh").read_text(encoding="utf-8")
-    assert "-c constraints.txt" in setup
-    assert (ROOT / "constraints.txt").is_file()
+    assert "--require-hashes -r constraints.txt" in setup
+    assert "--require-hashes -r requirements-runtime.txt" in DOCKERFILE
+    # tests/deploy/test_locks.py checks that the runtime lock is a part of constraints.txt
 
 
 def test_constraints_pin_every_runtime_dependency_exactly() -> None:
@@ -146,5 +171,5 @@ def test_dockerignore_keeps_local_state_and_environments_out_of_the_context() ->
     }
     for pattern in (".git", ".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.sqlite3", ".env"):
         assert pattern in ignored, f".dockerignore does not exclude {pattern}"
-    for needed in ("syncd", "pyproject.toml", "constraints.txt", "README.md"):
+    for needed in ("syncd", "pyproject.toml", "requirements-runtime.txt", "README.md"):
         assert needed not in ignored, f".dockerignore excludes {needed}, which the build copies"

@@ -29,6 +29,7 @@ def project(tmp_path: Path) -> Path:
     # Prometheus has its own script and tests (tests/monitoring): here a stand-in that says nothing.
     (tmp_path / "scripts" / "setup-prometheus.sh").write_text("exit 0\n")
     (tmp_path / "scripts" / "setup-workers.sh").write_text("exit 0\n")  # its own tests: tests/devstack/workers
+    (tmp_path / "scripts" / "setup-helm.sh").write_text("exit 0\n")  # tested by tests/deploy/test_helm_*.py
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
     (tmp_path / "constraints.txt").write_text("pydantic==2.14.4\n")
     bin_dir = tmp_path / ".venv" / "bin"
@@ -51,8 +52,11 @@ def _run(project: Path) -> tuple[str, list[str]]:
 
 def test_second_run_with_nothing_changed_installs_nothing_and_is_quiet(project: Path) -> None:
     output, installs = _run(project)
-    assert len(installs) == 2  # pip itself, then syncd[dev] under the constraints
-    assert "-c constraints.txt -e .[dev]" in installs[1]
+    # pip itself, then every dependency from the hashed lock, then syncd alone (pip refuses an
+    # editable, unhashed requirement in hash-checking mode)
+    assert len(installs) == 3
+    assert "--require-hashes -r constraints.txt" in installs[1]
+    assert "--no-deps --no-build-isolation -e .[dev]" in installs[2]
     assert "banner" not in output  # the install's own output goes to .venv/setup.log
     output, installs = _run(project)
     assert installs == []
@@ -70,7 +74,7 @@ def test_a_change_or_a_broken_venv_installs_again(project: Path, change: str) ->
         with (project / change).open("a") as f:
             f.write("# changed\n")
     _, installs = _run(project)
-    assert len(installs) == 2
+    assert len(installs) == 3
 
 
 def test_a_failed_install_leaves_no_stamp_and_shows_its_log(project: Path) -> None:

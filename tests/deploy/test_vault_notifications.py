@@ -183,3 +183,37 @@ def test_component_leaves_only_placeholder_vault_peer_for_the_overlay_to_replace
     assert not [d for d in base_with_component if d["metadata"]["name"] == "syncd-notifications-snippet"], (
         "the snippet ConfigMap is local-config and must not be applied"
     )
+
+
+# --- with the ha component ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ha_with_component(tmp_path_factory: pytest.TempPathFactory) -> list[Doc]:
+    """Base + components/ha + this component, in the order its kustomization.yaml asks for."""
+    overlay = tmp_path_factory.mktemp("ha-overlay")
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(DEPLOY / "base", overlay)],
+        "components": [os.path.relpath(DEPLOY / "components" / "ha", overlay), os.path.relpath(COMPONENT, overlay)],
+    }
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization), encoding="utf-8")
+    return render(overlay)
+
+
+def test_with_ha_the_deployments_pods_declare_the_port_their_config_listens_on(ha_with_component: list[Doc]) -> None:
+    kinds = [d["kind"] for d in ha_with_component]
+    assert "StatefulSet" not in kinds
+    (deployment,) = [d for d in ha_with_component if d["kind"] == "Deployment"]
+    (syncd,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "syncd"]
+    assert [p["name"] for p in syncd["ports"]] == ["http", "audit"]
+    assert syncd["ports"][1] == {"name": "audit", "containerPort": AUDIT_PORT, "protocol": "TCP"}
+    (config_map,) = [d for d in ha_with_component if d["kind"] == "ConfigMap"]
+    text = config_map["data"]["config.toml"]
+    assert f'audit_listen = "0.0.0.0:{AUDIT_PORT}"' in text and "[leader_election]" in text, "both snippets appended"
+    (service,) = [d for d in ha_with_component if d["kind"] == "Service"]
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http", "audit"]
+    (policy,) = [d for d in ha_with_component if d["kind"] == "NetworkPolicy"]
+    (rule,) = audit_rules(policy)
+    assert rule["from"] == [{"ipBlock": {"cidr": PLACEHOLDER_VAULT_CIDR}}]

@@ -2,7 +2,8 @@
 """Wrap deploy/grafana/syncd-dashboard.json into dashboard-configmap.yaml (Grafana sidecar ConfigMap).
 
 Kustomize cannot load a file from outside a component's directory, so the ConfigMap is generated
-from the dashboard JSON, the single source of truth, and checked for drift:
+from the dashboard JSON, the single source of truth, and checked for drift; so is the byte copy the
+Helm chart renders its ConfigMap from (deploy/helm/syncd/files/syncd-dashboard.json):
 
     python deploy/components/grafana/sync-dashboard.py           # rewrite dashboard-configmap.yaml
     python deploy/components/grafana/sync-dashboard.py --check   # exit 1 if they differ
@@ -22,6 +23,8 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 HERE = Path(__file__).resolve().parent
 DASHBOARD = HERE.parents[1] / "grafana" / "syncd-dashboard.json"
 TARGET = HERE / "dashboard-configmap.yaml"
+# The Helm chart carries a byte copy (helm cannot read files outside its own directory).
+CHART_COPY = HERE.parents[1] / "helm" / "syncd" / "files" / "syncd-dashboard.json"
 KEY = "syncd-dashboard.json"
 HEADER = """\
 # GENERATED from deploy/grafana/syncd-dashboard.json by deploy/components/grafana/sync-dashboard.py:
@@ -65,13 +68,20 @@ def main(argv: list[str]) -> int:
     expected = wrapped(text)
     if "--check" in argv:
         current = yaml.safe_load(TARGET.read_text(encoding="utf-8")) if TARGET.is_file() else None
-        if current != expected:
-            print(f"sync-dashboard: {TARGET} differs from {DASHBOARD}; run {Path(__file__).name}", file=sys.stderr)
+        stale = [str(TARGET)] if current != expected else []
+        if not CHART_COPY.is_file() or CHART_COPY.read_bytes() != DASHBOARD.read_bytes():
+            stale.append(str(CHART_COPY))
+        if stale:
+            print(
+                f"sync-dashboard: {', '.join(stale)} differ(s) from {DASHBOARD}; run {Path(__file__).name}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     body = yaml.safe_dump(expected, sort_keys=False, width=120, allow_unicode=True)
     TARGET.write_text(HEADER + body, encoding="utf-8")
-    print(f"sync-dashboard: wrote {TARGET}")
+    CHART_COPY.write_bytes(DASHBOARD.read_bytes())
+    print(f"sync-dashboard: wrote {TARGET} and {CHART_COPY}")
     return 0
 
 

@@ -2,7 +2,8 @@
 """Wrap deploy/alerts/syncd-rules.yaml (plain Prometheus rules) into prometheusrule.yaml.
 
 Kustomize cannot embed one file's content into another object's field, so the PrometheusRule is
-generated from the rules file, the single source of truth, and checked for drift:
+generated from the rules file, the single source of truth, and checked for drift; so is the byte
+copy the Helm chart renders its PrometheusRule from (deploy/helm/syncd/files/syncd-rules.yaml):
 
     python deploy/components/monitoring/sync-rules.py           # rewrite prometheusrule.yaml
     python deploy/components/monitoring/sync-rules.py --check   # exit 1 if they differ
@@ -21,6 +22,8 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 HERE = Path(__file__).resolve().parent
 RULES = HERE.parents[1] / "alerts" / "syncd-rules.yaml"
 TARGET = HERE / "prometheusrule.yaml"
+# The Helm chart carries a byte copy (helm cannot read files outside its own directory).
+CHART_COPY = HERE.parents[1] / "helm" / "syncd" / "files" / "syncd-rules.yaml"
 HEADER = """\
 # GENERATED from deploy/alerts/syncd-rules.yaml by deploy/components/monitoring/sync-rules.py:
 # edit the rules file, then rerun the script (deploy/validate.sh fails while they differ).
@@ -60,12 +63,16 @@ def main(argv: list[str]) -> int:
     expected = wrapped(rules)
     if check:
         current = yaml.safe_load(TARGET.read_text(encoding="utf-8"))
-        if current != expected:
-            print(f"sync-rules: {TARGET} differs from {RULES}; run {Path(__file__).name}", file=sys.stderr)
+        stale = [str(TARGET)] if current != expected else []
+        if not CHART_COPY.is_file() or CHART_COPY.read_bytes() != RULES.read_bytes():
+            stale.append(str(CHART_COPY))
+        if stale:
+            print(f"sync-rules: {', '.join(stale)} differ(s) from {RULES}; run {Path(__file__).name}", file=sys.stderr)
             return 1
         return 0
     TARGET.write_text(HEADER + yaml.safe_dump(expected, sort_keys=False, width=120), encoding="utf-8")
-    print(f"sync-rules: wrote {TARGET}")
+    CHART_COPY.write_bytes(RULES.read_bytes())
+    print(f"sync-rules: wrote {TARGET} and {CHART_COPY}")
     return 0
 
 

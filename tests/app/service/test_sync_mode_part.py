@@ -99,11 +99,24 @@ def test_a_drop_returns_to_interval_and_sweeps_a_source_that_cannot_start_says_s
     harness = Harness(tmp_path)
     harness.mode.configure({"audit": 1, "events": 2})
     harness.mode.connections("audit", 1)
+    harness.clock.now += harness.settings().sync.interval_seconds  # not flapping: each change sweeps
     harness.mode.connections("audit", 0)
     assert harness.sweeps == 2 and harness.mode.snapshot()["mode"] == INTERVAL
     harness.mode.failed("events")  # already in interval mode: no change, no sweep
     assert harness.sweeps == 2
     assert "events: could not start" in harness.mode.snapshot()["reason"]
+
+
+def test_flapping_connections_sweep_at_most_once_per_interval_and_the_next_tick_sweeps_all(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    harness.mode.configure({"audit": 1})
+    for _ in range(10):  # a connection opened and closed ten times within one interval
+        harness.mode.connections("audit", 0)
+        harness.mode.connections("audit", 1)
+    assert harness.sweeps == 1 and harness.mode.snapshot()["mode"] == BACKSTOP
+    # In backstop mode a tick reconciles one slice; this one sweeps everything the flapping skipped.
+    assert harness.tick() == (Trigger.INTERVAL, None)
+    assert harness.tick()[0] == Trigger.BACKSTOP
 
 
 def test_while_stopping_connections_change_nothing(tmp_path: Path) -> None:
