@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from syncd.config import MappingSettings, Settings
+from syncd.config import MappingSettings, Settings, VaultSource
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import MappingDesire, Policy
 from syncd.engine.state import BindingRecord, MappingStatus
@@ -27,7 +27,10 @@ class MappingWork:
     started: bool = False
     version: int | None = None  # the primary source's
     created: datetime | None = None  # the primary source's version's created_time
-    versions: dict[str, int | str | None] = field(default_factory=dict)  # source name -> version
+    # source name -> version; a mapping of one KV source keeps it in ``version`` alone (no dict per
+    # mapping per cycle: 10,000 of them cost megabytes of heap for nothing)
+    versions: dict[str, int | str | None] | None = None
+    primary_checked: bool = False
     stale: bool = False  # some source changed (or must be re-read): the values are computed anew
     desire: MappingDesire | None = None
     error_code: str | None = None
@@ -58,11 +61,11 @@ class MappingWork:
             return ()
         moved = []
         for source in self.mapping.sources:
-            if source.name not in self.versions:
+            checked, now = self.version_of(source)
+            if not checked:
                 continue  # not checked this cycle
             in_last = source is self.mapping.vault and source.is_kv
             before = status.last_version if in_last else status.source_version(source.name)
-            now = self.versions[source.name]
             if now is not None and before != now:
                 moved.append((source.name, before, now))
         return tuple(moved)
@@ -72,7 +75,29 @@ class MappingWork:
         of the other sources, and of a primary database static role (its version is a text)."""
         primary = self.mapping.vault
         apart = self.mapping.more_sources if primary.is_kv else self.mapping.sources
-        return tuple(sorted((s.name, self.versions.get(s.name)) for s in apart))
+        return tuple(sorted((s.name, self.version_of(s)[1]) for s in apart))
+
+    def note_version(self, source: VaultSource, version: int | str | None, created: datetime | None) -> None:
+        """Note a source's version; ``created`` is the newest source version's time (what a push's
+        propagation delay is measured from)."""
+        if self.mapping.more_sources or not source.is_kv:
+            if self.versions is None:
+                self.versions = {}
+            self.versions[source.name] = version
+        if source is self.mapping.vault:
+            self.primary_checked = True
+            if not isinstance(version, str):
+                self.version = version
+        if created is not None and (self.created is None or created > self.created):
+            self.created = created
+
+    def version_of(self, source: VaultSource) -> tuple[bool, int | str | None]:
+        """(checked this cycle, its version)."""
+        if self.versions is not None and source.name in self.versions:
+            return True, self.versions[source.name]
+        if source is self.mapping.vault and source.is_kv and self.primary_checked:
+            return True, self.version
+        return False, None
 
 
 @dataclass

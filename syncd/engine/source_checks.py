@@ -77,7 +77,7 @@ class SourceChecks:
         missing = self._missing_reads(cycle, groups, kv_versions)
         self._in_pool(cycle, missing, lambda job: self._read_guarded(cycle, *job))
         for work in cycle.works:
-            if work.stale and not work.settled:
+            if work.stale and not work.settled and work.desire is None:
                 self._desire_guarded(cycle, work)
 
     # -- the pool -------------------------------------------------------------------------------------
@@ -163,7 +163,9 @@ class SourceChecks:
             for work, _ in uses:
                 work.fail(exc)
             return
-        cycle.infos[ref] = info
+        shared = any(w.mapping.more_sources for w, _ in uses)  # some mapping needs it beside others
+        if shared:
+            cycle.infos[ref] = info
         for work, source in uses:
             _note_version(work, source, info.version, info.created_time)
         if info.deleted or info.destroyed:
@@ -175,7 +177,7 @@ class SourceChecks:
         for work, _ in moved:
             work.stale = True
         if moved:
-            self._read(cycle, ref, [w for w, _ in uses if w.stale], kv, info)
+            self._read(cycle, ref, [w for w, _ in uses if w.stale], kv, info, keep=shared)
 
     def _check_role(self, cycle: CycleWork, ref: VaultSecretRef, uses: list[Use]) -> None:
         """A database static role: its one read is its check; its data serves every stale use."""
@@ -201,8 +203,18 @@ class SourceChecks:
                 work.stale = True
 
     def _read(
-        self, cycle: CycleWork, ref: VaultSecretRef, works: Iterable[MappingWork], kv: KvVersion, info: VersionInfo
+        self,
+        cycle: CycleWork,
+        ref: VaultSecretRef,
+        works: Iterable[MappingWork],
+        kv: KvVersion,
+        info: VersionInfo,
+        *,
+        keep: bool = True,
     ) -> None:
+        """Read ``ref`` for its stale ``works``. A mapping of this one source gets its values at once
+        and the data is dropped after (10,000 secrets read in one cycle never stay in memory
+        together); ``keep`` holds it for the mappings of several sources, computed at the end."""
         readers = [w for w in works if not w.settled]
         try:
             secret = self._source.read(ref, kv, info.version)
@@ -218,6 +230,10 @@ class SourceChecks:
             for source in work.mapping.sources:
                 if source.ref == ref:
                     _note_version(work, source, secret.version, secret.created_time)
+            if not work.mapping.more_sources and not work.settled:
+                self._desire_guarded(cycle, work)
+        if not keep:
+            del cycle.reads[ref]
 
     def _missing_reads(
         self, cycle: CycleWork, groups: dict[VaultSecretRef, list[Use]], kv: dict[VaultSecretRef, KvVersion]
@@ -309,13 +325,7 @@ class SourceChecks:
 def _note_version(
     work: MappingWork, source: VaultSource, version: int | str | None, created: datetime | None
 ) -> None:
-    """Note a source's version; the mapping's ``created`` is its newest source version's time (what
-    a push's propagation delay is measured from)."""
-    work.versions[source.name] = version
-    if source is work.mapping.vault and not isinstance(version, str):
-        work.version = version
-    if created is not None and (work.created is None or created > work.created):
-        work.created = created
+    work.note_version(source, version, created)
 
 
 def _moved(
