@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from jinja2.exceptions import SecurityError, UndefinedError
-
 from syncd.config.templates import CompiledTemplate, SourceText, TemplateDataError, plain, to_text
 from syncd.model import SecretVersion
 
@@ -82,6 +80,9 @@ def _missing_keys(template: CompiledTemplate, reads: Mapping[str, SecretVersion]
 
 def render(template: CompiledTemplate, reads: Mapping[str, SecretVersion]) -> str:
     """The template's text over the read sources (by name). Raises ``TemplateRenderError``."""
+    # Here, not at the top: a process whose configuration has no template never loads jinja2.
+    from jinja2.exceptions import SecurityError, UndefinedError  # noqa: PLC0415
+
     context = {name: SourceView(read.data.reveal(), name) for name, read in reads.items() if name in template.names}
     why: str | None = None
     try:

@@ -121,13 +121,15 @@ def test_the_sandbox_refuses_at_load(text: str, why: str) -> None:
 
 
 def test_globals_are_not_sources_and_no_filter_or_test_is_left_to_chance() -> None:
-    from syncd.config.templates import SANDBOX, reference_problems  # noqa: PLC0415
+    from syncd.config.template_engine import sandbox  # noqa: PLC0415
+    from syncd.config.templates import reference_problems  # noqa: PLC0415
 
-    assert SANDBOX.globals == {}
-    assert sorted(SANDBOX.filters) == sorted(
+    env = sandbox()
+    assert env.globals == {}
+    assert sorted(env.filters) == sorted(
         ["b64encode", "b64decode", "urlencode", "tojson", "trim", "lower", "upper", "default"]
     )
-    assert sorted(SANDBOX.tests) == ["defined", "none", "undefined"]
+    assert sorted(env.tests) == ["defined", "none", "undefined"]
     compiled = compile_template("{{ cycler }}{{ range }}{{ db.a }}")
     problems = [str(p) for p in reference_problems(compiled, {"db"})]
     assert problems == [
