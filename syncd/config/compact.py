@@ -17,16 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from syncd.config.mapping_sources import PRIMARY_SOURCE, SourceTable
 from syncd.config.mappings import (
     ENCODINGS_BY_FORMAT,
-    PRIMARY_SOURCE,
     STORE_NAMES,
     KeyFormat,
     KeyUsage,
     MappingTable,
     SecretKeyTable,
     SecretTextTable,
-    SourceTable,
     TargetTable,
     names_store_secrets,
 )
