@@ -13,8 +13,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_every_flood_runs_and_is_measured(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--seconds", "0.3", "--json"]) == 0
+    assert main(["--seconds", "0.3", "--writes", "3", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     floods = ("audit-1mib-lines", "audit-silent-slots", "http-header-bombs", "http-slowloris")
     assert all(results[name]["peak_mib"] > 0 for name in floods)
     assert results["idle_mib"] > 0
+    assert results["vault-through-held-slots"]["arrived"] == 3
