@@ -54,6 +54,8 @@ def test_exactly_one_replica_writes_and_a_killed_leader_is_replaced_without_losi
     ha.write(API_PATH, ROTATED)  # a rotation made during the handover
     assert wait_for(lambda: ha.holder() == follower, WAIT), "the follower did not take over"
     assert wait_for(lambda: ha.api_key() == ROTATED, WAIT), "the rotation made during the handover was lost"
+    # The emulator logs a request once its answer is sent, a moment after the value is visible.
+    assert wait_for(lambda: any(r["method"] != "GET" for r in ha.cloudflare_requests()[before:]), WAIT)
 
     after = ha.cloudflare_requests()[before:]
     assert {ha.writer(r) for r in after} <= {follower}
