@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def test_demo_shows_every_rotation_arriving_without_values(monkeypatch: pytest.M
     assert "hand edit  payments-worker.WEBHOOK_SECRET overwritten" in text
     corrected = r"^drift      payments-worker\.WEBHOOK_SECRET detected and Vault's value put back ✓ \d+\.\d\ds"
     assert re.search(corrected, text, re.M)
+    detected = [json.loads(line) for line in log.splitlines() if '"drift.detected"' in line]
+    # The hand edit only: none of syncd's own rotations is mistaken for someone else's (the CI failure of 2026-12-07).
+    assert [(d["script"], d["author"]) for d in detected] == [("payments-worker", "someone.else@example.com")]
     shared = r"^store      secret/demo/shared → store secret db-password, bound by payments-worker, edge-router: ✓ "
     assert re.search(shared + r"\d+\.\d\ds, 1 Cloudflare write\(s\), no new Worker version$", text, re.M)
     if find_workerd() is not None:  # the Worker's own answer changes with each rotation

@@ -7,6 +7,7 @@ code uploads and deployments are made as other people would, through the emulato
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,6 +319,28 @@ def test_a_binding_syncd_does_not_own_is_never_touched(stack: Stack) -> None:
     for method, path in stack.requests("cloudflare"):
         assert "THEIRS" not in path, (method, path)
     assert finding.kind in {"none", "overwritten"}
+
+
+def test_a_rotation_the_check_waited_for_is_not_drift(stack: Stack) -> None:
+    """The scheduled check waits for a running cycle (``exclusive``); what that cycle wrote is
+    syncd's own, first check or not (the false drift of every demo run before 2026-12-07: the
+    check judged by what the state said before it waited)."""
+    r = rig(stack)
+
+    @contextlib.contextmanager
+    def a_rotation_ends_meanwhile() -> Iterator[bool]:
+        rotate(stack, 2)
+        assert r.cycle().ok
+        yield True
+
+    with capture_logs() as logs:
+        assert r.checker.run_due(a_rotation_ends_meanwhile) == 1  # the first check of the script
+        assert r.checker.run_due(a_rotation_ends_meanwhile) == 0  # not due again yet
+    assert [e for e in logs if e["event"] == "drift.detected"] == []
+    assert r.requested == []
+    r.post("edge", "/hand-edit", {"set": {"ONE": {"name": "ONE", "type": "secret_text", "text": "hand-made"}}})
+    (finding,) = r.checker.check_now()
+    assert finding.kind == "overwritten"  # and the hand edit after it still is
 
 
 def test_first_check_after_a_restart_sees_an_edit_made_while_syncd_was_down(stack: Stack) -> None:

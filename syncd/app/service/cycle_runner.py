@@ -139,11 +139,21 @@ class CycleRunner:
     def between_cycles(self, wait_seconds: float) -> Iterator[bool]:
         """True (and no cycle starts meanwhile) once no cycle runs or is being accounted for; False
         when one still does after ``wait_seconds``."""
+        # Both locks, in the order ``run`` takes them: the cycle lock alone is free again while the
+        # ended cycle's outcome is still being told, and the drift check counts syncd's own writes
+        # from that outcome (``DriftChecker.note_cycle``).
+        give_up_at = time.monotonic() + wait_seconds
         if not self._cycle_lock.acquire(timeout=wait_seconds):
             yield False
             return
         try:
-            yield True
+            if not self._outcome_lock.acquire(timeout=max(0.0, give_up_at - time.monotonic())):
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                self._outcome_lock.release()
         finally:
             self._cycle_lock.release()
 

@@ -33,11 +33,11 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
 
+from syncd.app.service.drift_knowledge import Seen, all_knowledge, knowledge_now
 from syncd.app.service.store_drift import StoreDriftCheck
 from syncd.config import Settings
 from syncd.engine.drift import DriftCorrection, DriftFinding, ScriptKnowledge, assess
@@ -66,13 +66,6 @@ class DriftMetrics(Protocol):
     def count_drift(self, mapping: str, *, corrected: bool) -> None: ...
 
 
-@dataclass
-class _Seen:
-    last_seen: int | None = None
-    own_writes: int = 0
-    due: float | None = None  # None: not scheduled yet
-
-
 class DriftChecker:
     def __init__(
         self,
@@ -98,7 +91,7 @@ class DriftChecker:
         self._metrics = metrics
         self._clock = clock
         self._lock = threading.Lock()
-        self._seen: dict[Target, _Seen] = {}
+        self._seen: dict[Target, Seen] = {}
         self._spent: deque[tuple[float, int]] = deque()  # (pacer time, requests) of drift checks
         self._corrections: dict[str, float] = {}  # mapping -> when its drift was found
         self._pending: dict[Target, DriftCorrection] = {}  # bindings to write again, until confirmed
@@ -132,53 +125,27 @@ class DriftChecker:
 
     # -- what to check ----------------------------------------------------------------------
 
-    def _knowledge(self) -> dict[Target, ScriptKnowledge]:
-        settings = self._settings
-        owned: dict[Target, set[str]] = {}
-        since: dict[Target, float] = {}
-        for record in self._state.bindings():
-            if not record.owned or record.pending:
-                continue
-            owned.setdefault(record.target, set()).add(record.name)
-            if record.pushed_at is not None:
-                since[record.target] = max(since.get(record.target, 0.0), record.pushed_at)
-        staged: dict[Target, dict[str, int]] = {}
-        by_name = {m.name: m for m in settings.mappings}
-        for status in self._state.all_mapping_status():
-            number = status.staged_version
-            if number is not None and status.mapping in by_name:
-                staged.setdefault(settings.target_of(by_name[status.mapping]), {})[status.mapping] = number
-        knowledge = {}
-        watched = {*owned, *staged} if settings.sync.drift != "off" else set(staged)
-        for target in sorted(watched):
-            seen = self._seen.get(target, _Seen())
-            knowledge[target] = ScriptKnowledge(
-                target,
-                frozenset(owned.get(target, ())),
-                seen.last_seen,
-                since.get(target),
-                # Before the first check every confirmed write is older than ``since``: none to discount.
-                seen.own_writes if seen.last_seen is not None else 0,
-                staged.get(target, {}),
-            )
-        return knowledge
-
     def run_due(self, exclusive: Callable[[], AbstractContextManager[bool]] | None = None) -> int:
         """The scheduler job: check the scripts that are due, as the budget allows. Returns how many.
 
         ``exclusive`` (the service's): entered around each check (before this checker's lock, the
         order a cycle takes them in), yields False while a cycle keeps running, which defers the
         remaining checks: a version syncd is writing, or has written but not yet counted
-        (``note_cycle`` runs at the end of the cycle), must never be judged foreign."""
+        (``note_cycle`` runs at the end of the cycle), must never be judged foreign. So each check
+        reads its script's state once it is alone: the list read first only says what is due."""
         with self._lock:
-            knowledge = self._knowledge()
+            knowledge = all_knowledge(self._state, self._settings, self._seen)
             now = self._clock()
             interval = self._settings.sync.drift_check_interval_seconds
             for index, target in enumerate(knowledge):
-                seen = self._seen.setdefault(target, _Seen())
+                seen = self._seen.setdefault(target, Seen())
                 if seen.due is None:
                     seen.due = now + interval * index / max(1, len(knowledge))
             due = sorted((d, t) for t in knowledge if (d := self._seen[t].due) is not None and d <= now)
+            mappings_of: dict[Target, list[str]] = {}
+            if due:
+                for mapping in self._settings.mappings:
+                    mappings_of.setdefault(self._settings.target_of(mapping), []).append(mapping.name)
         checked = 0
         for _, target in due:
             with exclusive() if exclusive is not None else nullcontext(True) as alone:
@@ -187,11 +154,9 @@ class DriftChecker:
                 with self._lock:
                     if not self._fits():
                         break
-                    seen = self._seen[target]
-                    # What a cycle that ended since the knowledge was read has added (note_cycle).
-                    own = seen.own_writes if seen.last_seen is not None else 0
-                    self._check(dataclasses.replace(knowledge[target], last_seen=seen.last_seen, own_writes=own))
-                    seen.due = now + interval
+                    # Read again: a cycle may have ended while this check waited for it.
+                    self._check(knowledge_now(self._state, target, mappings_of.get(target, ()), self._seen))
+                    self._seen[target].due = now + interval
             checked += 1
         return checked
 
@@ -199,7 +164,7 @@ class DriftChecker:
         """Check these scripts (all known ones when None) at once, as the budget allows."""
         findings = []
         with self._lock:
-            knowledge = self._knowledge()
+            knowledge = all_knowledge(self._state, self._settings, self._seen)
             for target in knowledge if targets is None else targets:
                 if target not in knowledge or not self._fits():
                     continue
@@ -237,7 +202,7 @@ class DriftChecker:
             return None
         self._charge(requests)
         finding = assess(knowledge, versions, latest_names, deployment)
-        seen = self._seen.setdefault(target, _Seen())
+        seen = self._seen.setdefault(target, Seen())
         seen.last_seen, seen.own_writes = finding.newest, 0
         if finding.deployed_staged:
             self._clear_staged(finding)
@@ -338,7 +303,7 @@ class DriftChecker:
         with self._lock:
             for push in report.pushes:
                 if push.outcome == "ok":
-                    self._seen.setdefault(push.target, _Seen()).own_writes += 1
+                    self._seen.setdefault(push.target, Seen()).own_writes += 1
                     self._confirm(push.target, push.written)
             pushed = {m for push in report.pushes if push.outcome == "ok" for m in push.mappings}
             now = self._clock()

@@ -130,6 +130,35 @@ def test_between_cycles_is_false_while_a_cycle_runs_and_true_after(tmp_path: Pat
         assert alone is True
 
 
+def test_between_cycles_waits_until_the_ended_cycle_is_accounted_for(tmp_path: Path) -> None:
+    """The drift check counts syncd's own writes from the outcome (``note_cycle``): a check between
+    a cycle's end and its accounting would judge those writes foreign, then the late count would
+    hide the next hand edit (the CI failure of 2026-12-07)."""
+    harness = Harness(tmp_path)
+    telling = threading.Event()
+    release = threading.Event()
+    finished = harness.outcomes.finished
+
+    def slow_finished(trigger: Trigger, report: CycleReport) -> None:
+        telling.set()
+        release.wait(WAIT)
+        finished(trigger, report)
+
+    harness.outcomes.finished = slow_finished  # type: ignore[method-assign]
+    cycle = threading.Thread(target=harness.runner.run, args=(Trigger.MANUAL,))
+    cycle.start()
+    try:
+        assert telling.wait(WAIT)  # the reconcile is over; its outcome is being told
+        with harness.runner.between_cycles(0.01) as alone:
+            assert alone is False
+    finally:
+        release.set()
+        cycle.join(WAIT)
+    with harness.runner.between_cycles(0.01) as alone:
+        assert alone is True
+    assert [t for t, _ in harness.outcomes.finished_reports] == [Trigger.MANUAL]
+
+
 def test_run_job_logs_a_crash_by_class_and_returns_none(harness: Harness) -> None:
     def crash(trigger: Trigger, report: CycleReport) -> None:
         raise RuntimeError("canary-not-in-logs")
