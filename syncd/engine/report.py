@@ -28,6 +28,7 @@ class Trigger(enum.StrEnum):
     INTERVAL = "interval"  # a full sweep: the interval job, or the sweep at a change of sync mode
     BACKSTOP = "backstop"  # backstop mode: the interval job's slice of the secrets plus the retries
     NOTIFICATION = "notification"  # a Vault write that the audit device or the event stream reported
+    SCHEDULED = "scheduled"  # a check just after a rotation Vault announced (a static role's ttl)
     MANUAL = "manual"  # an operator's POST /trigger
     DRIFT = "drift"  # a correction of bindings someone else changed (drift checks)
     TAKEOVER = "takeover"  # this replica just took the leader Lease

@@ -9,6 +9,7 @@ from typing import Any
 
 from syncd.app.service.rotation_schedule import ROTATION_JOB, RotationSchedule
 from syncd.engine.report import CycleReport, Trigger
+from tests.engine.fakes import keys_mapping, make_settings
 
 T0 = 1_700_000_000.0
 
@@ -126,3 +127,13 @@ def test_a_report_without_static_roles_schedules_nothing() -> None:
     rotations, scheduler, _ = schedule()
     rotations.note(report())
     assert scheduler.jobs == {} and rotations.due() == {}
+
+
+def test_a_reload_drops_the_checks_of_removed_mappings_only() -> None:
+    rotations, scheduler, requested = schedule()
+    kept, removed = (keys_mapping(n, f"app/{n}", n, {"k": "K"}) for n in ("kept", "removed"))
+    rotations.note(report(kept=T0 + 10, removed=T0 + 10))
+    rotations.follow_reload(make_settings([kept, removed]), make_settings([kept]))
+    assert set(rotations.due()) == {"kept"}
+    scheduler.advance(T0 + 11)
+    assert requested == [{"kept"}]

@@ -93,7 +93,9 @@ def test_a_scheduled_rotation_reaches_the_worker_by_itself(tmp_path: Path, monke
             assert max(lags) < 10, lags
             # One read at start-up, one per rotation (and one more if a third is due meanwhile).
             assert _static_creds_reads(stack) <= 1 + role.rotations
-            assert leaked_any(seen, repr(service.status())) == []
+            status = service.status()
+            assert status["last_cycle"]["trigger"] == "scheduled"  # no poll, no notification
+            assert leaked_any(seen, repr(status)) == []
         finally:
             service.shutdown()
 

@@ -113,7 +113,7 @@ def compose(
     upkeep = (
         None if tokens is None else TokenUpkeep(tokens, schedule, lifetime=lifetime, after_maintenance=gauges.update)
     )
-    rotations = RotationSchedule(scheduler, lambda names: triggers.request(names, Trigger.NOTIFICATION), clock=clock)
+    rotations = RotationSchedule(scheduler, lambda names: triggers.request(names, Trigger.SCHEDULED), clock=clock)
 
     def note_results(report: CycleReport) -> None:
         mode.note_results(report)
@@ -143,9 +143,8 @@ def compose(
         drift_job = DriftJob(
             parts.drift, between_cycles=runner.between_cycles, leading=leader.leading, lifetime=lifetime
         )
-    reloader = Reloader(
-        config_path, in_force, loader=loader, appliers=_reload_appliers(parts, in_force, schedule, apply_logging)
-    )
+    appliers = [*_reload_appliers(parts, in_force, schedule, apply_logging), rotations.follow_reload]
+    reloader = Reloader(config_path, in_force, loader=loader, appliers=appliers)
     lifecycle = Lifecycle(
         settings=in_force,
         config_path=str(config_path),

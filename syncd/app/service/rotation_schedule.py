@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import structlog
 
 from syncd.app.service.parts import SchedulerLike
+from syncd.config import Settings
 from syncd.engine.report import CycleReport
 from syncd.retrying import Backoff
 
@@ -88,6 +89,12 @@ class RotationSchedule:
             for name in mappings:
                 self._due.pop(name, None)
                 self._overdue.pop(name, None)
+
+    def follow_reload(self, old: Settings, new: Settings) -> None:
+        """A reload applier: the checks of mappings that left the configuration are dropped (a
+        mapping that stays keeps its check; its next cycle reports a new time if its source moved)."""
+        kept = {m.name for m in new.mappings}
+        self.forget(m.name for m in old.mappings if m.name not in kept)
 
     def _arm_locked(self) -> None:
         if not self._due:

@@ -27,13 +27,15 @@ RunCycle = Callable[[Trigger, "set[str] | None"], "CycleReport | None"]
 
 def merged_trigger(sources: Collection[Trigger]) -> Trigger:
     """The trigger of one cycle that serves requests from these sources: an operator's request
-    names it, then a full sweep (``INTERVAL``, a change of sync mode); drift alone is ``DRIFT``."""
+    names it, then a full sweep (``INTERVAL``, a change of sync mode); drift alone is ``DRIFT``, the
+    checks after announced rotations alone are ``SCHEDULED``; anything else ``NOTIFICATION``."""
     if Trigger.MANUAL in sources:
         return Trigger.MANUAL
     if Trigger.INTERVAL in sources:
         return Trigger.INTERVAL
-    if set(sources) == {Trigger.DRIFT}:
-        return Trigger.DRIFT
+    for alone in (Trigger.DRIFT, Trigger.SCHEDULED):
+        if set(sources) == {alone}:
+            return alone
     return Trigger.NOTIFICATION
 
 

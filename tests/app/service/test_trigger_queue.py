@@ -108,6 +108,9 @@ def test_while_stopping_nothing_is_queued_and_a_queued_drain_runs_nothing(harnes
         ({Trigger.DRIFT}, Trigger.DRIFT),
         ({Trigger.DRIFT, Trigger.NOTIFICATION}, Trigger.NOTIFICATION),
         ({Trigger.NOTIFICATION}, Trigger.NOTIFICATION),
+        ({Trigger.SCHEDULED}, Trigger.SCHEDULED),  # the check after a static role's announced rotation
+        ({Trigger.SCHEDULED, Trigger.DRIFT}, Trigger.NOTIFICATION),
+        ({Trigger.SCHEDULED, Trigger.NOTIFICATION}, Trigger.NOTIFICATION),
     ],
 )
 def test_the_trigger_of_a_merged_cycle(sources: set[Trigger], expected: Trigger) -> None:
