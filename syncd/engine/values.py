@@ -2,7 +2,8 @@
 
 ``desired_bindings`` is pure: config + one read version in, secret bodies out. It checks everything it
 can before anything is sent (missing keys, names that are not JavaScript identifiers, Cloudflare's
-5 KB limit, undecodable key material) and reports every problem of the mapping at once in one
+5 KB limit for Worker secrets or 65,536 bytes for a Secrets Store secret, undecodable key material)
+and reports every problem of the mapping at once in one
 ``ValuesRejected``, naming bindings and Vault keys, never values.
 
 With ``all_keys``, the Vault keys that feed a ``secret_key`` binding of the same mapping are left out
@@ -34,12 +35,32 @@ from syncd.config.templates import CompiledTemplate
 from syncd.engine.keymaterial import encode_key_material
 from syncd.engine.templates import TemplateRenderError, render
 from syncd.errors import ValueRejected
-from syncd.model import BindingKind, SecretBody, SecretData, SecretValue, SecretVersion, Target
+from syncd.model import BindingKind, DestinationKind, SecretBody, SecretData, SecretValue, SecretVersion, Target
 
 Reads = Mapping[str, SecretVersion]  # a mapping's read sources by name
 
 # Cloudflare documents "5 KB per variable" for Worker secrets.
 MAX_TEXT_BYTES = 5 * 1024
+# A Secrets Store secret: "a string that does not exceed 65,536 bytes" (developers.cloudflare.com/
+# secrets-store/manage-secrets, updated Sep 2026; it said 1,024 earlier). syncd checks this bound
+# before sending; if the store's own limit is lower, its refusal fails the mapping with its reason.
+MAX_STORE_VALUE_BYTES = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class TextLimit:
+    """The most bytes a text value may have on one kind of destination, and how to name that limit."""
+
+    max_bytes: int
+    label: str
+
+
+WORKER_TEXT_LIMIT = TextLimit(MAX_TEXT_BYTES, "Cloudflare's 5 KB limit")
+STORE_TEXT_LIMIT = TextLimit(MAX_STORE_VALUE_BYTES, "the Secrets Store's limit")
+
+
+def text_limit(target: Target) -> TextLimit:
+    return STORE_TEXT_LIMIT if target.kind is DestinationKind.SECRETS_STORE else WORKER_TEXT_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +117,11 @@ def desired_bindings(
     Raises ``ValuesRejected`` (a ``ValueRejected``) listing every problem of the mapping.
     """
     reads = _reads(mapping, secret, others)
+    limit = text_limit(target)
     problems: list[ValueProblem] = []
     bodies: list[SecretBody] = []
     for item in itertools.chain(
-        _text_bodies(mapping, secret), _template_bodies(mapping, reads), _key_bodies(mapping, reads)
+        _text_bodies(mapping, secret, limit), _template_bodies(mapping, reads, limit), _key_bodies(mapping, reads)
     ):
         if isinstance(item, ValueProblem):
             problems.append(item)
@@ -134,10 +156,10 @@ def _missing(key: str, secret: SecretVersion, source: str | None = None) -> str:
     return f"Vault key {key!r} is missing from {_where(secret)}{of}"
 
 
-def _text_body(name: str, value: SecretValue, what: str = "value") -> SecretBody | ValueProblem:
+def _text_body(name: str, value: SecretValue, limit: TextLimit, what: str = "value") -> SecretBody | ValueProblem:
     size = len(value.reveal().encode("utf-8"))
-    if size > MAX_TEXT_BYTES:
-        return ValueProblem(name, f"{what} is {size} bytes, over Cloudflare's 5 KB limit ({MAX_TEXT_BYTES} bytes)")
+    if size > limit.max_bytes:
+        return ValueProblem(name, f"{what} is {size} bytes, over {limit.label} ({limit.max_bytes} bytes)")
     return SecretBody({"name": name, "type": BindingKind.SECRET_TEXT.value, "text": value.reveal()})
 
 
@@ -150,26 +172,30 @@ def _rendered(binding: str, template: CompiledTemplate, reads: Reads) -> str | V
     return ValueProblem(binding, f"template: {why}")
 
 
-def _template_bodies(mapping: MappingSettings, reads: Reads) -> Iterator[SecretBody | ValueProblem]:
+def _template_bodies(
+    mapping: MappingSettings, reads: Reads, limit: TextLimit
+) -> Iterator[SecretBody | ValueProblem]:
     for item in mapping.templates:
         text = _rendered(item.binding, item.template, reads)
         if isinstance(text, ValueProblem):
             yield text
         else:
             sources = ", ".join(sorted(item.template.names))
-            yield _text_body(item.binding, SecretValue(text), f"rendered value (template over {sources})")
+            yield _text_body(item.binding, SecretValue(text), limit, f"rendered value (template over {sources})")
 
 
-def _text_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[SecretBody | ValueProblem]:
+def _text_bodies(
+    mapping: MappingSettings, secret: SecretVersion, limit: TextLimit
+) -> Iterator[SecretBody | ValueProblem]:
     spec: SecretTextBindings | None = mapping.secret_text
     if spec is None:
         return
     data = secret.data
     if spec.json_binding is not None:
-        yield _text_body(spec.json_binding, data.as_json())
+        yield _text_body(spec.json_binding, data.as_json(), limit)
     elif spec.keys is not None:
         for key, name in sorted(spec.keys.items(), key=lambda kv: kv[1]):
-            yield _text_body(name, data.text(key)) if key in data else ValueProblem(name, _missing(key, secret))
+            yield _text_body(name, data.text(key), limit) if key in data else ValueProblem(name, _missing(key, secret))
     else:
         consumed = {k.vault_key for k in mapping.secret_key if k.source == mapping.vault.name}
         for key in data:
@@ -181,7 +207,7 @@ def _text_bodies(mapping: MappingSettings, secret: SecretVersion) -> Iterator[Se
                     name, f"Vault key {key!r} does not make a valid binding name (JavaScript identifier)"
                 )
             else:
-                yield _text_body(name, data.text(key))
+                yield _text_body(name, data.text(key), limit)
 
 
 def _key_input(mapping: MappingSettings, spec: SecretKeyBinding, reads: Reads) -> Any:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from syncd.engine.values import MAX_TEXT_BYTES, DesiredBinding, ValuesRejected, desired_bindings
+from syncd.engine.values import MAX_STORE_VALUE_BYTES, MAX_TEXT_BYTES, DesiredBinding, ValuesRejected, desired_bindings
 from syncd.errors import ValueRejected
-from syncd.model import BindingKind
+from syncd.model import BindingKind, DestinationKind, Target
 from tests.engine.conftest import CANARY, CANARY_2, TARGET, error_text, leaks, mapping, read_bytes, read_data, secret
 
 HMAC_KEY = bytes(range(32))
@@ -122,6 +122,19 @@ def test_text_over_5kb_is_rejected_with_its_size_in_utf8_bytes() -> None:
     exc = rejected(m, {"big": value})
     size = len(value.encode())
     assert exc.why == f"value is {size} bytes, over Cloudflare's 5 KB limit (5120 bytes)"
+
+
+def test_a_store_secret_takes_what_a_worker_secret_cannot_up_to_the_store_s_limit() -> None:
+    m = mapping(secret_text={"keys": {"pem": "CERT"}})
+    store = Target(TARGET.account_id, "default_secrets_store", kind=DestinationKind.SECRETS_STORE)
+    chain = "x" * (MAX_TEXT_BYTES + 1)  # a certificate chain: too big for a Worker secret
+    assert "over Cloudflare's 5 KB limit" in rejected(m, {"pem": chain}).why
+    (binding,) = desired_bindings(m, store, secret({"pem": chain}))
+    assert binding.body.reveal()["text"] == chain
+    with pytest.raises(ValuesRejected) as caught:
+        desired_bindings(m, store, secret({"pem": "x" * (MAX_STORE_VALUE_BYTES + 1)}))
+    limit = "over the Secrets Store's limit (65536 bytes)"
+    assert caught.value.why == f"value is {MAX_STORE_VALUE_BYTES + 1} bytes, {limit}"
 
 
 def test_json_binding_over_5kb_is_rejected() -> None:
