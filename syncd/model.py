@@ -174,6 +174,15 @@ class Target:
         """The script's or the store's name."""
         return self.script
 
+    def as_json(self) -> dict[str, str | None]:
+        """The destination as ``plan --json`` and ``/status`` name it: its kind, account and name."""
+        return {
+            "kind": self.kind.value,
+            "account_id": self.account_id,
+            "name": self.name,
+            "dispatch_namespace": self.dispatch_namespace,
+        }
+
     def __str__(self) -> str:
         if self.kind is DestinationKind.SECRETS_STORE:
             return f"{self.account_id}/secrets_store/{self.script}"

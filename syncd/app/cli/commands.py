@@ -26,7 +26,6 @@ from syncd.config.compact import PRIMARY_SOURCE
 from syncd.engine.report import Action, CycleReport, MappingResult, Trigger
 from syncd.engine.state import MEMORY, MappingStatus, StateBackend, StateStore
 from syncd.errors import UsageError
-from syncd.model import Target
 
 
 def _when(epoch: float | None) -> str:
@@ -159,7 +158,7 @@ def plan_as_json(report: CycleReport) -> dict[str, Any]:
             {
                 "mapping": r.mapping,
                 "target": str(r.target),
-                "destination": destination_json(r.target),
+                "destination": r.target.as_json(),
                 "vault_path": str(r.ref),
                 "vault_version": r.vault_version,
                 "sources": {PRIMARY_SOURCE: r.vault_version, **dict(r.source_versions)},
@@ -183,16 +182,6 @@ def plan_as_json(report: CycleReport) -> dict[str, Any]:
             }
             for r in sorted(report.results, key=lambda r: r.mapping)
         ],
-    }
-
-
-def destination_json(target: Target) -> dict[str, Any]:
-    """A destination as ``plan --json`` and ``/status`` name it: its kind, account and name."""
-    return {
-        "kind": target.kind.value,
-        "account_id": target.account_id,
-        "name": target.name,
-        "dispatch_namespace": target.dispatch_namespace,
     }
 
 

@@ -46,6 +46,7 @@ def _last_cycle(report: CycleReport) -> dict[str, Any]:
 
 def _script(health: ScriptHealth) -> dict[str, Any]:
     return {
+        "destination": health.target.as_json(),  # "script" below: the name, also of a Secrets Store
         "account": health.target.account_id,
         "namespace": health.target.dispatch_namespace,
         "script": health.target.script,
@@ -121,10 +122,14 @@ class StatusDocument:
 
     def status(self) -> dict[str, Any]:
         report = self._history.snapshot().last_report
-        mappings = [_plain(s) for s in self._state.all_mapping_status()]  # staged_version: a field
+        settings = self._settings()
+        targets = {m.name: settings.target_of(m).as_json() for m in settings.mappings}
+        mappings = [  # staged_version: a field
+            {**_plain(s), "destination": targets.get(s.mapping)} for s in self._state.all_mapping_status()
+        ]
         return {
             "started_at": self._lifetime.started_at,
-            "mappings_configured": [m.name for m in self._settings().mappings],
+            "mappings_configured": [m.name for m in settings.mappings],
             "mappings": mappings,
             "scripts": self.scripts(),
             "last_cycle": None if report is None else _last_cycle(report),

@@ -15,7 +15,7 @@ from syncd.app.service.status_document import StatusDocument
 from syncd.engine.backoff import ScriptHealth
 from syncd.engine.report import Trigger
 from syncd.engine.state import MappingStatus
-from syncd.model import Target
+from syncd.model import DestinationKind, Target
 from tests.app.service.helpers import settings_of
 from tests.app.test_drift_job import Follower
 from tests.app.test_service import FakeClock, FakeState, FakeTokens, RecordingScheduler, config_with, report_for
@@ -123,9 +123,28 @@ def test_status_shows_mappings_the_last_cycle_scripts_in_backoff_and_leadership(
     body = json.loads(json.dumps(harness.document.status()))  # JSON as it is served
     assert body["started_at"] == 1000.0 and body["mappings_configured"] == ["alpha", "beta"]
     assert body["mappings"][0]["staged_version"] == 7
+    assert body["mappings"][0]["destination"] == {
+        "kind": "worker_script",
+        "account_id": "0123456789abcdef0123456789abcdef",
+        "name": "w-alpha",
+        "dispatch_namespace": None,
+    }
     assert body["last_cycle"]["trigger"] == "takeover" and body["last_cycle"]["ok"] is False
     assert [f["mapping"] for f in body["last_cycle"]["failed"]] == ["beta"]
     [script] = body["scripts"]
     assert (script["namespace"], script["script"], script["state"]) == ("tenants", "w-slow", "backed_off")
+    assert (script["destination"]["kind"], script["destination"]["name"]) == ("worker_script", "w-slow")
     assert script["next_retry_at_iso"] == "1970-01-01T00:17:40+00:00"
     assert body["sync_mode"] == {"mode": "interval"} and body["leadership"]["role"] == "leader"
+
+
+def test_status_names_a_secrets_store_in_backoff_as_a_store(harness: Harness) -> None:
+    store = Target("0123456789abcdef0123456789abcdef", "default_secrets_store", kind=DestinationKind.SECRETS_STORE)
+    harness.health = [ScriptHealth(store, 1, 30.0, 1030.0, "CloudflareServerError(503)")]
+    [entry] = json.loads(json.dumps(harness.document.status()))["scripts"]
+    assert entry["destination"] == {
+        "kind": "secrets_store",
+        "account_id": "0123456789abcdef0123456789abcdef",
+        "name": "default_secrets_store",
+        "dispatch_namespace": None,
+    }
