@@ -39,7 +39,7 @@ from syncd.clients.cloudflare_errors import (
     SCRIPT_NOT_FOUND,
     ApiFailure,
     error_for,
-    parse_envelope,
+    parse_page,
     parse_ratelimit,
     parse_retry_after,
 )
@@ -241,6 +241,15 @@ class CloudflareClient:
         """One API call through the pacer, retries and typed errors; the envelope's ``result``."""
         return self._call(method, path, operation=operation, json=json, params=params, headers=headers)
 
+    def request_page(
+        self, path: str, *, operation: str, params: Mapping[str, str]
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """One ``GET`` of a listing, as ``request``: ``(result, result_info)`` (None when absent)."""
+        answer: tuple[Any, dict[str, Any] | None] = self._call(
+            "GET", path, operation=operation, params=params, with_info=True
+        )
+        return answer
+
     def _call(
         self,
         method: str,
@@ -250,6 +259,7 @@ class CloudflareClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        with_info: bool = False,
     ) -> Any:
         budget = min(self._deadline, time_left())
         deadline = self._pacer.clock() + budget
@@ -289,6 +299,7 @@ class CloudflareClient:
                     headers=headers,
                     deadline=deadline,
                     last=attempt.num >= self._attempts,
+                    with_info=with_info,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -303,6 +314,7 @@ class CloudflareClient:
         deadline: float,
         last: bool,
         headers: Mapping[str, str] | None = None,
+        with_info: bool = False,
     ) -> Any:
         # A slot is only worth taking if an attempt still fits after it before the cycle's deadline.
         left = time_left()
@@ -334,10 +346,10 @@ class CloudflareClient:
                 self._observe(operation, ERROR if last else RETRY, kind, started)
                 raise transport_error
             slot.answered(parse_ratelimit(response.headers.get("ratelimit")))  # before a 429's pause
-            result, failure = parse_envelope(response)
+            result, failure, info = parse_page(response)
             if failure is None:
                 self._observe(operation, OK, str(response.status_code), started)
-                return result
+                return (result, info) if with_info else result
             error = self._error(failure, method, path, response)
             outcome = RETRY if error.retryable and not last else ERROR
             self._observe(operation, outcome, str(failure.code or failure.status), started)

@@ -56,7 +56,15 @@ class ApiFailure:
 
 
 def parse_envelope(response: httpx.Response) -> tuple[Any, ApiFailure | None]:
-    """``(result, None)`` for a success, ``(None, failure)`` otherwise.
+    """``(result, None)`` for a success, ``(None, failure)`` otherwise (``parse_page``'s first two)."""
+    result, failure, _ = parse_page(response)
+    return result, failure
+
+
+def parse_page(response: httpx.Response) -> tuple[Any, ApiFailure | None, dict[str, Any] | None]:
+    """``(result, None, result_info)`` for a success, ``(None, failure, None)`` otherwise;
+    ``result_info``: the envelope's paging object (``page``, ``per_page``, ``count``,
+    ``total_count``, maybe ``total_pages``), None when absent.
 
     A response fails when its status is >= 400 or its envelope says ``success: false``. A body that
     is not a JSON envelope (a proxy's HTML page) fails with the status's reason phrase; the body
@@ -69,15 +77,16 @@ def parse_envelope(response: httpx.Response) -> tuple[Any, ApiFailure | None]:
     envelope = body if isinstance(body, dict) else None
     ok_status = response.status_code < 400
     if envelope is not None and ok_status and envelope.get("success", True) is not False:
-        return envelope.get("result"), None
+        info = envelope.get("result_info")
+        return envelope.get("result"), None, info if isinstance(info, dict) else None
     if envelope is None and ok_status and response.status_code == 204:
-        return None, None
+        return None, None, None
     code, message = _first_error(envelope)
     if message is None:
         message = upstream_message(response.reason_phrase, 80) or f"HTTP {response.status_code}"
         if envelope is None and ok_status:
             message = "response is not a Cloudflare API envelope"
-    return None, ApiFailure(response.status_code, code, message)
+    return None, ApiFailure(response.status_code, code, message), None
 
 
 def _first_error(envelope: Mapping[str, Any] | None) -> tuple[int | None, str | None]:

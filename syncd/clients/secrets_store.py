@@ -21,8 +21,10 @@ Routes (all under ``/accounts/{account_id}/secrets_store``; the official SDK 5.9
 - ``quota``: ``GET /quota`` -> ``{"secrets": {"quota", "usage"}}`` (account-wide).
 
 ``per_page`` is 50 by default: the documented maximum is 100 but Infisical reports a cap of 50, and
-what the API does above its cap is UNVERIFIED. Paging stops at the first page shorter than the size
-asked for, so a size above the real cap would end the listing early: keep it at or under 50.
+what the API does above its cap is UNVERIFIED. Paging follows the envelope's ``result_info``: its
+``total_pages``, else ``total_count`` against the ``per_page`` it reports (so a server that caps the
+size below what was asked, and says so, is paged to the end); an empty page always ends. Without
+``result_info`` a page shorter than asked ends the listing, so keep ``per_page`` at or under 50.
 Values: a ``SecretValue`` is revealed only into the request body; a value over 65,536 bytes raises
 ``ValueRejected`` before anything is sent (wrangler checks the same because the API once accepted
 oversized values that then failed at Worker deploy). ``store_not_found`` / ``secret_not_found``
@@ -31,8 +33,9 @@ oversized values that then failed at Worker deploy). ``store_not_found`` / ``sec
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -53,6 +56,28 @@ def _q(part: str) -> str:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _last_page(count: int, page: int, asked: int, info: Mapping[str, Any] | None) -> bool:
+    """Whether a page of ``count`` rows ends the listing. ``result_info`` decides where it can: its
+    ``total_pages``, else ``total_count`` against the page size it reports (a server that caps
+    ``per_page`` below what was asked says so there); without it, a page shorter than asked."""
+    if count == 0:
+        return True
+    size = asked
+    if info is not None:
+        total_pages = _count(info.get("total_pages"))
+        if total_pages is not None:
+            return page >= total_pages
+        size = _count(info.get("per_page")) or asked
+        total = _count(info.get("total_count"))
+        if total is not None:
+            return page * size >= total
+    return count < size
 
 
 def check_value_size(name: str, value: SecretValue) -> None:
@@ -192,8 +217,17 @@ class SecretsStoreClient:
     def _request(
         self, method: str, path: str, operation: str, *, json: Any = None, params: Mapping[str, str] | None = None
     ) -> Any:
-        try:
+        with self._typed_not_found():
             return self._cf.request(method, path, operation=operation, json=json, params=params)
+
+    def _page(self, path: str, operation: str, params: Mapping[str, str]) -> tuple[Any, dict[str, Any] | None]:
+        with self._typed_not_found():
+            return self._cf.request_page(path, operation=operation, params=params)
+
+    @contextlib.contextmanager
+    def _typed_not_found(self) -> Iterator[None]:
+        try:
+            yield
         except CloudflareError as exc:
             if exc.api_message in NOT_FOUND_MESSAGES or isinstance(exc, CloudflareNotFound):
                 raise SecretsStoreNotFound(
@@ -205,7 +239,7 @@ class SecretsStoreClient:
         rows: dict[str, dict[str, Any]] = {}
         for page in range(1, self._max_pages + 1):
             params = {**query, "page": str(page), "per_page": str(self._per_page)}
-            result = self._request("GET", path, operation, params=params)
+            result, info = self._page(path, operation, params)
             if result is None:
                 result = []
             if not isinstance(result, list):
@@ -213,6 +247,6 @@ class SecretsStoreClient:
             items = [item for item in result if isinstance(item, dict) and "id" in item and "name" in item]
             for item in items:
                 rows.setdefault(str(item["id"]), item)
-            if len(result) < self._per_page:
+            if _last_page(len(result), page, self._per_page, info):
                 return list(rows.values())
         raise CloudflareError(f"Cloudflare GET {path}: more than {self._max_pages} pages of {self._per_page}")

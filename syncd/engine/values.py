@@ -36,15 +36,12 @@ from syncd.engine.keymaterial import encode_key_material
 from syncd.engine.templates import TemplateRenderError, render
 from syncd.errors import ValueRejected
 from syncd.model import BindingKind, DestinationKind, SecretBody, SecretData, SecretValue, SecretVersion, Target
+from syncd.model_store import MAX_STORE_VALUE_BYTES
 
 Reads = Mapping[str, SecretVersion]  # a mapping's read sources by name
 
 # Cloudflare documents "5 KB per variable" for Worker secrets.
 MAX_TEXT_BYTES = 5 * 1024
-# A Secrets Store secret: "a string that does not exceed 65,536 bytes" (developers.cloudflare.com/
-# secrets-store/manage-secrets, updated Sep 2026; it said 1,024 earlier). syncd checks this bound
-# before sending; if the store's own limit is lower, its refusal fails the mapping with its reason.
-MAX_STORE_VALUE_BYTES = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +53,9 @@ class TextLimit:
 
 
 WORKER_TEXT_LIMIT = TextLimit(MAX_TEXT_BYTES, "Cloudflare's 5 KB limit")
+# A Secrets Store secret: "a string that does not exceed 65,536 bytes" (developers.cloudflare.com/
+# secrets-store/manage-secrets, updated Sep 2026; it said 1,024 earlier). If a store's own limit is
+# lower, its refusal fails the mapping with its reason.
 STORE_TEXT_LIMIT = TextLimit(MAX_STORE_VALUE_BYTES, "the Secrets Store's limit")
 
 

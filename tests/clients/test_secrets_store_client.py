@@ -76,6 +76,33 @@ def test_list_secrets_stops_at_an_empty_page_and_keeps_each_id_once(pacer: Pacer
     assert len(script.requests) == 3
 
 
+def paged(rows: list[dict[str, Any]], **info: Any) -> httpx.Response:
+    body = {"success": True, "errors": [], "messages": [], "result": rows, "result_info": info}
+    return httpx.Response(200, json=body)
+
+
+@pytest.mark.parametrize(
+    ("pages", "names"),
+    [
+        # The server caps per_page at 1 and says so: full pages of 1 up to total_count.
+        ([paged([row("A")], per_page=1, total_count=2), paged([row("B")], per_page=1, total_count=2)], "AB"),
+        # total_pages wins over everything else.
+        ([paged([row("A")], total_pages=2), paged([row("B")], total_pages=2)], "AB"),
+        # A full last page ends by total_count, without asking for an empty one.
+        ([paged([row("A"), row("B")], per_page=2, total_count=2)], "AB"),
+        # Nonsense in result_info (a bool, a string) is ignored: a short page ends.
+        ([paged([row("A"), row("B")], per_page=True, total_count="x"), paged([row("C")])], "ABC"),
+    ],
+)
+def test_list_secrets_follows_result_info(pacer: Pacer, pages: list[httpx.Response], names: str) -> None:
+    script = Script(*pages)
+
+    secrets = store(script, pacer).list_secrets(ACCOUNT, STORE)
+
+    assert "".join(s.name for s in secrets) == names
+    assert len(script.requests) == len(pages)  # every page served was asked for, and no more
+
+
 def test_list_secrets_skips_deleted_rows_and_reads_metadata(pacer: Pacer) -> None:
     script = Script(ok([row("OLD", status="deleted"), {**row("NEW", status="pending"), "comment": "syncd: m"}]), ok([]))
 

@@ -79,7 +79,7 @@ def test_create_many_in_one_call_then_list_every_page(
     assert cf.secrets_store_value(cf.account_id, store_id, "S6") == CANARY_VALUE
 
 
-def test_a_full_last_page_costs_one_empty_page(
+def test_a_full_last_page_ends_the_listing_by_its_total_count(
     cf: CloudflareEmulator, store_client: SecretsStoreClient, store_id: str
 ) -> None:
     store_client.create_secrets(cf.account_id, store_id, [new(f"E{i}") for i in range(6)])
@@ -87,7 +87,7 @@ def test_a_full_last_page_costs_one_empty_page(
         cf.state.requests.clear()
 
     assert len(store_client.list_secrets(cf.account_id, store_id)) == 6
-    assert len(cf.state.requests) == 3
+    assert len(cf.state.requests) == 2  # 3 + 3 of total_count 6: no empty third page asked
 
 
 def test_deleted_rows_are_not_listed(cf: CloudflareEmulator, store_client: SecretsStoreClient, store_id: str) -> None:
@@ -191,3 +191,21 @@ def test_an_injected_5xx_is_retried(cf: CloudflareEmulator, store_client: Secret
 
     assert [s.name for s in created] == ["AFTER_502"]
     assert [e["status"] for e in cf.state.requests if e["method"] == "POST"] == [502, 200]
+
+
+@pytest.mark.parametrize("total_pages", [False, True])
+def test_a_server_capping_the_page_size_below_the_ask_is_paged_to_the_end(
+    cf: CloudflareEmulator, cloudflare: CloudflareClient, store_id: str, total_pages: bool
+) -> None:
+    """Whether the real API clamps ``per_page`` is unverified: a clamp it reports in ``result_info``
+    must not end the listing after the first page (it did: a page of 7 was shorter than 50)."""
+    cf.config = cf.config.updated({"secrets_store": {"max_per_page": 7, "total_pages": total_pages}})
+    client = SecretsStoreClient(cloudflare, per_page=50)
+    client.create_secrets(cf.account_id, store_id, [new(f"S{i:02d}") for i in range(15)])
+    with cf.state.lock:
+        cf.state.requests.clear()
+
+    listed = client.list_secrets(cf.account_id, store_id)
+
+    assert sorted(s.name for s in listed) == [f"S{i:02d}" for i in range(15)]
+    assert [entry["method"] for entry in cf.state.requests] == ["GET"] * 3  # 7 + 7 + 1, no empty page asked

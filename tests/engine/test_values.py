@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from syncd.engine.values import MAX_STORE_VALUE_BYTES, MAX_TEXT_BYTES, DesiredBinding, ValuesRejected, desired_bindings
+from syncd.engine.values import MAX_TEXT_BYTES, DesiredBinding, ValuesRejected, desired_bindings
 from syncd.errors import ValueRejected
 from syncd.model import BindingKind, DestinationKind, Target
+from syncd.model_store import MAX_STORE_VALUE_BYTES
 from tests.engine.conftest import CANARY, CANARY_2, TARGET, error_text, leaks, mapping, read_bytes, read_data, secret
 
 HMAC_KEY = bytes(range(32))
