@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from syncd.app.service.wiring import PacerRegistry, build_cloudflare, build_vault, vault_login_strategy
+from syncd.app.service.logs import configure_logging
+from syncd.app.service.wiring import (
+    PacerRegistry,
+    build_cloudflare,
+    build_vault,
+    log_insecure_settings,
+    vault_login_strategy,
+)
 from syncd.clients.vault_auth import AppRoleLogin, JwtLogin, KubernetesLogin, TokenLogin
 from syncd.config import ConfigError, Settings, parse_config
 from syncd.model import Target
@@ -206,3 +215,20 @@ def test_one_pacer_per_credential() -> None:
     assert same_a is same_b
     assert other is not same_a
     assert build_cloudflare(settings_with())[1] is not same_a  # no registry: a fresh pacer
+
+
+def test_start_up_names_each_insecure_setting_in_the_json_log() -> None:
+    """The field is not ``key``: the redaction masks fields of that name, so the JSON line said
+    ``"key": "***"`` and nobody could tell which setting was insecure."""
+    stream = io.StringIO()
+    configure_logging(format="json", level="info", stream=stream)
+    settings = settings_with(vault_extra="[vault.tls]\nverify = false")
+
+    log_insecure_settings(settings)
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["event"], line["setting"]) for line in lines] == [
+        ("insecure setting", "vault.tls.verify"),
+        ("insecure setting", "sync.fingerprint_key"),  # the default key, kept beside the fingerprints
+    ]
+    assert "verif" in lines[0]["problem"]

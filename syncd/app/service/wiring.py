@@ -284,6 +284,13 @@ def open_state(settings: Settings, *, exclusive: bool = True) -> StateBackend:
     return open_configured_state(settings, exclusive=exclusive, fingerprint_key=key)
 
 
+def log_insecure_settings(settings: Settings) -> None:
+    """At start-up, one warning per insecure setting (``syncd check`` prints the same). The field is
+    ``setting``: a field named ``key`` would be masked by the log redaction, hiding which one."""
+    for finding in insecure_settings(settings):
+        log.warning("insecure setting", setting=finding.key, problem=finding.problem, fix=finding.fix)
+
+
 def build_service(
     settings: Settings,
     config_path: Path | str,
@@ -352,8 +359,7 @@ def build_service(
     )
     server = settings.server
     trigger_token = trigger_token_from(server.trigger_token) if server.trigger_token is not None else None
-    for finding in insecure_settings(settings):  # also in `syncd check`
-        log.warning("insecure setting", key=finding.key, problem=finding.problem, fix=finding.fix)
+    log_insecure_settings(settings)
 
     def make_server(source: Service) -> OpsServer:
         return OpsServer(source, metrics, bind=server.bind, port=server.port, trigger_token=trigger_token)
