@@ -14,7 +14,9 @@ import threading
 from dataclasses import replace
 
 import pytest
+from structlog.testing import capture_logs
 
+from syncd.app.service.logs import redact_processor
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.reconciler import Reconciler
 from syncd.engine.report import Trigger
@@ -211,8 +213,13 @@ def test_a_409_from_a_concurrent_writer_is_a_state_conflict_and_nothing_is_overw
         theirs = json.dumps(api.objects[home], sort_keys=True)
         told = threading.Event()
         store.on_conflict = told.set
-        with pytest.raises(StateConflict, match=f"state secret syncd/{home} was changed by another writer"):
+        with (
+            capture_logs() as logs,
+            pytest.raises(StateConflict, match=f"state secret syncd/{home} was changed by another writer"),
+        ):
             store.record_mapping_results([outcome("edge", 2.0, version=8)])
+        [conflict] = [redact_processor(None, "error", e) for e in logs if e["event"] == "state.conflict"]
+        assert conflict["where"] == f"syncd/{home}"  # as the log pipeline writes it: not masked
         assert told.wait(timeout=10)
         assert json.dumps(api.objects[home], sort_keys=True) == theirs
         assert store.fenced

@@ -377,7 +377,7 @@ class KubernetesStateStore(StateBackend):
                 raise state_error(exc, where, verb, self._names) from None
         first = self._fenced is None
         self._fenced = f"secret {where} was written by someone else"
-        log.error("state.conflict", secret=where)
+        log.error("state.conflict", where=where)  # not "secret=": the log redaction masks that field
         if first and self.on_conflict is not None:  # on its own thread: never under this lock
             threading.Thread(target=self.on_conflict, name="state-conflict", daemon=True).start()
         raise StateConflict(
