@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd -P)"
 stamp_file=.venv/.setup-stamp
-stamp="$( (cat pyproject.toml constraints.txt; python3 --version) | sha256sum | cut -d' ' -f1)"
+stamp="$( (cat pyproject.toml constraints.txt scripts/pip.lock; python3 --version) | sha256sum | cut -d' ' -f1)"
 
 venv_intact() {
     [ -x .venv/bin/python ] && .venv/bin/python - "$root" <<'EOF' 2>/dev/null
@@ -31,7 +31,7 @@ install_venv() {
     rm -f "$stamp_file"
     log=.venv/setup.log
     if ! {
-        .venv/bin/python -m pip install --quiet --upgrade pip &&
+        .venv/bin/python -m pip install --quiet --require-hashes -r scripts/pip.lock &&
             .venv/bin/python -m pip install --quiet --require-hashes -r constraints.txt &&
             .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e '.[dev]'
     } >"$log" 2>&1; then

@@ -56,7 +56,9 @@ def _requirement_name(spec: str) -> str:
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("name", ["constraints.txt", "requirements-runtime.txt", "deploy/image/sbom-requirements.txt"])
+@pytest.mark.parametrize(
+    "name", ["constraints.txt", "requirements-runtime.txt", "deploy/image/sbom-requirements.txt", "scripts/pip.lock"]
+)
 def test_every_entry_is_an_exact_pin_with_hashes_and_only_pypi(name: str) -> None:
     text = (ROOT / name).read_text(encoding="utf-8")
     assert parse_lock(text), f"{name} pins nothing"
@@ -104,3 +106,16 @@ def test_build_requirements_are_pinned_exactly_to_what_the_locks_hold() -> None:
         name, version = _requirement_name(spec), spec.split("==")[1]
         for file in ("constraints.txt", "requirements-runtime.txt"):
             assert lock(file)[name][0] == version, f"{file} holds {name} {lock(file)[name][0]}, pyproject {version}"
+
+
+def test_setup_dev_installs_nothing_unhashed_from_an_index() -> None:
+    """Every ``pip install`` of the development setup (so of CI) reads a hashed lock, the pip it
+    upgrades to included; only the checkout itself goes in without hashes (--no-deps)."""
+    script = (ROOT / "scripts/setup-dev.sh").read_text(encoding="utf-8")
+    installs = [
+        line.strip() for line in script.splitlines() if "pip install" in line and not line.lstrip().startswith("#")
+    ]
+    assert len(installs) == 3
+    for line in installs:
+        assert "--require-hashes -r " in line or "--no-deps" in line, line
+    assert "--upgrade" not in script
