@@ -113,7 +113,7 @@ class Settings(StrictModel):
         cloudflare = data.get("cloudflare")
         default_account = cloudflare.get("account_id") if isinstance(cloudflare, dict) else None
         seen_names: dict[str, int] = {}
-        owners: dict[tuple[str, str, str, Any, str], tuple[int, str]] = {}
+        owners: dict[tuple[Any, ...], tuple[int, str, str]] = {}
         for index, mapping in enumerate(mappings):
             if not isinstance(mapping, dict):
                 continue
@@ -144,20 +144,26 @@ class Settings(StrictModel):
                 )
                 continue
             bindings = list(raw_binding_names(mapping))
-            # A store secret is one per account and name: the key of a store names no script.
+            # A store secret is one per account and name. An account has one Secrets Store (the
+            # beta's limit), so the store is not part of the key: one mapping may name it and
+            # another give its id, which only the API could tell apart.
             script = (
                 (str(account), target["script"], target.get("dispatch_namespace"))
                 if store is None
                 else (str(account), "secrets_store", store)
             )
-            kind = "script" if store is None else "store"
+            key = ("script", *script) if store is None else ("store", str(account))
+            shown = "/".join(str(p) for p in script if p is not None)
             for where, binding in bindings:
-                other_index, other = owners.setdefault((kind, *script, binding), (index, label))
+                other_index, other, theirs = owners.setdefault((*key, binding), (index, label, shown))
                 if other_index != index:
-                    shown = "/".join(str(p) for p in script if p is not None)
+                    also = "" if theirs == shown else f" (as {shorten(theirs, 120)}: an account has one Secrets Store)"
                     yield (
                         ("mapping", index, *where),
-                        (f"binding {shorten(binding)!r} on {shorten(shown, 120)} is also written by mapping {other!r}"),
+                        (
+                            f"binding {shorten(binding)!r} on {shorten(shown, 120)} is also written by mapping "
+                            f"{other!r}{also}"
+                        ),
                     )
             if len(bindings) > MAX_BULK_SECRETS * 10:
                 yield ("mapping", index), "too many bindings for one mapping"

@@ -73,6 +73,20 @@ usages = ["sign"]""",
     assert "mapping 'key-binding', key 'secret_key': a Secrets Store holds text" in text
 
 
+def test_one_store_named_by_name_and_by_id_is_caught_as_one() -> None:
+    store_id = "f" * 32
+    problems = _problems(
+        BASE
+        + _mapping("by-name", '{ secrets_store = "default" }')
+        + _mapping("by-id", f'{{ secrets_store = "{store_id}" }}')
+    )
+    assert problems == [
+        "syncd.toml: mapping 'by-id', key 'secret_text.keys.password': binding 'db-password' on "
+        f"{ACCOUNT}/secrets_store/{store_id} is also written by mapping 'by-name' (as "
+        f"{ACCOUNT}/secrets_store/default: an account has one Secrets Store)"
+    ]
+
+
 def test_a_script_target_still_wants_javascript_identifiers() -> None:
     problems = _problems(BASE + _mapping("script", '{ script = "api" }'))
     assert problems == [
