@@ -83,6 +83,8 @@ def test_a_leader_cut_off_from_the_api_stops_writing_before_another_can_lead(ha:
 
     ha.write(API_PATH, AFTER_PARTITION)
     assert wait_for(lambda: ha.api_key() == AFTER_PARTITION, WAIT), "the new leader did not write"
+    # The emulator logs a request once its answer is sent, a moment after the value is visible.
+    assert wait_for(lambda: any(ha.writer(r) == follower for r in ha.writes()), WAIT)
     old = [r for r in ha.writes() if ha.writer(r) == leader]
     new = [r for r in ha.writes() if ha.writer(r) == follower]
     assert old and new
