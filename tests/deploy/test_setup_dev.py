@@ -26,6 +26,7 @@ echo "a noisy setuptools banner"
 def project(tmp_path: Path) -> Path:
     (tmp_path / "scripts").mkdir()
     shutil.copy(ROOT / "scripts" / "setup-dev.sh", tmp_path / "scripts" / "setup-dev.sh")
+    shutil.copy(ROOT / "scripts" / "pip.lock", tmp_path / "scripts" / "pip.lock")
     # Prometheus has its own script and tests (tests/monitoring): here a stand-in that says nothing.
     (tmp_path / "scripts" / "setup-prometheus.sh").write_text("exit 0\n")
     (tmp_path / "scripts" / "setup-workers.sh").write_text("exit 0\n")  # its own tests: tests/devstack/workers
@@ -55,6 +56,7 @@ def test_second_run_with_nothing_changed_installs_nothing_and_is_quiet(project: 
     # pip itself, then every dependency from the hashed lock, then syncd alone (pip refuses an
     # editable, unhashed requirement in hash-checking mode)
     assert len(installs) == 3
+    assert "--require-hashes -r scripts/pip.lock" in installs[0]
     assert "--require-hashes -r constraints.txt" in installs[1]
     assert "--no-deps --no-build-isolation -e .[dev]" in installs[2]
     assert "banner" not in output  # the install's own output goes to .venv/setup.log
