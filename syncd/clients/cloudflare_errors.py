@@ -55,12 +55,6 @@ class ApiFailure:
     message: str
 
 
-def parse_envelope(response: httpx.Response) -> tuple[Any, ApiFailure | None]:
-    """``(result, None)`` for a success, ``(None, failure)`` otherwise (``parse_page``'s first two)."""
-    result, failure, _ = parse_page(response)
-    return result, failure
-
-
 def parse_page(response: httpx.Response) -> tuple[Any, ApiFailure | None, dict[str, Any] | None]:
     """``(result, None, result_info)`` for a success, ``(None, failure, None)`` otherwise;
     ``result_info``: the envelope's paging object (``page``, ``per_page``, ``count``,

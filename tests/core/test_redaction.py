@@ -8,7 +8,7 @@ import httpx
 import hvac.exceptions as hx
 import pytest
 
-from syncd.clients.cloudflare_errors import error_for, parse_envelope
+from syncd.clients.cloudflare_errors import error_for, parse_page
 from syncd.clients.vault_calls import reply_error, vault_reason
 from syncd.clients.vault_http import HttpReply
 from syncd.redaction import (
@@ -79,7 +79,7 @@ def test_hvac_exceptions_from_a_response_keep_no_body_text() -> None:
 def test_a_cloudflare_message_echoing_a_known_token_is_scrubbed() -> None:
     remember_credential(CF_TOKEN)
     body = {"success": False, "errors": [{"code": 10000, "message": f"Authentication error: {CF_TOKEN}"}]}
-    _, failure = parse_envelope(httpx.Response(403, json=body))
+    _, failure, _ = parse_page(httpx.Response(403, json=body))
     assert failure is not None
     error = error_for(failure, method="GET", path="/accounts/x")
     assert CF_TOKEN not in str(error) and error.code == 10000 and "Authentication error" in str(error)
