@@ -33,7 +33,6 @@ other devstack parts only.
 
 from __future__ import annotations
 
-import re
 import secrets as random_ids
 import threading
 from collections.abc import Callable
@@ -43,10 +42,18 @@ from typing import Any
 
 from syncd.devstack.cloudflare.envelope import ApiError
 from syncd.devstack.cloudflare.secrets_store_config import SecretsStoreConfig
+from syncd.devstack.cloudflare.secrets_store_input import (
+    VALIDATION,
+    check_comment,
+    check_name,
+    check_scopes,
+    check_value,
+    invalid,
+    json_object,
+    new_item,
+)
 from syncd.devstack.httpkit import Clock
 
-SCOPES = ("workers", "ai_gateway", "dex", "access", "containers", "websearch")
-VALIDATION = 1001
 MAXIMUM_STORES_EXCEEDED = 1003
 API_ACTOR = "api"
 HAND_EDIT_ACTOR = "someone.else@example.com"
@@ -111,12 +118,6 @@ class Store:
         return [secret for secret in self.secrets.values() if secret.deleted_at is None]
 
 
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ApiError(400, VALIDATION, "invalid_json_body")
-    return body
-
-
 class SecretsStoreState:
     """Every account's stores. ``config`` is read at each call, so run-time changes apply at once."""
 
@@ -131,9 +132,6 @@ class SecretsStoreState:
         return self._config()
 
     # -- errors -----------------------------------------------------------------------------
-
-    def _invalid(self, message: str) -> ApiError:
-        return ApiError(self.config.validation_status, VALIDATION, message)
 
     def _taken(self) -> ApiError:
         config = self.config
@@ -154,9 +152,9 @@ class SecretsStoreState:
             return found
 
     def create_store(self, account_id: str, body: Any) -> Store:
-        name = _object(body).get("name")
+        name = json_object(body).get("name")
         if not isinstance(name, str) or not name.strip():
-            raise self._invalid("invalid_json_body")
+            raise invalid(self.config, "invalid_json_body")
         with self.lock:
             stores = self._stores.setdefault(account_id, {})
             if len(stores) >= self.config.max_stores:
@@ -199,10 +197,10 @@ class SecretsStoreState:
     def create_secrets(self, account_id: str, store_id: str, body: Any) -> list[StoreSecret]:
         """All of ``body`` (a JSON array) or nothing: every item is checked before any is stored."""
         if not isinstance(body, list) or not body:
-            raise self._invalid("invalid_json_body")
+            raise invalid(self.config, "invalid_json_body")
         with self.lock:
             store = self.store(account_id, store_id)
-            items = [self._new_item(item) for item in body]
+            items = [new_item(self.config, item) for item in body]
             taken = {secret.name for secret in store.live()}
             for item in items:
                 if item["name"] in taken:
@@ -212,13 +210,13 @@ class SecretsStoreState:
             return [self._add(store, **item) for item in items]
 
     def duplicate(self, account_id: str, store_id: str, secret_id: str, body: Any) -> StoreSecret:
-        payload = _object(body)
+        payload = json_object(body)
         with self.lock:
             source = self.secret(account_id, store_id, secret_id)
             store = self.store(account_id, store_id)
-            name = self._check_name(payload.get("name"))
-            scopes = self._check_scopes(payload.get("scopes"))
-            comment = self._check_comment(payload.get("comment", ""))
+            name = check_name(self.config, payload.get("name"))
+            scopes = check_scopes(self.config, payload.get("scopes"))
+            comment = check_comment(self.config, payload.get("comment", ""))
             if any(secret.name == name for secret in store.live()):
                 raise self._taken()
             self._check_quota(account_id, 1)
@@ -226,15 +224,15 @@ class SecretsStoreState:
 
     def update(self, account_id: str, store_id: str, secret_id: str, body: Any, actor: str = API_ACTOR) -> StoreSecret:
         """``PATCH``: ``value``, ``scopes`` and ``comment``, each optional; the name cannot change."""
-        payload = _object(body)
+        payload = json_object(body)
         changes = {key: payload[key] for key in ("value", "scopes", "comment") if key in payload}
         with self.lock:
             secret = self.secret(account_id, store_id, secret_id)
             if not changes or payload.get("name", secret.name) != secret.name:
-                raise self._invalid("invalid_json_body")
-            value = self._check_value(changes["value"]) if "value" in changes else None
-            scopes = self._check_scopes(changes["scopes"]) if "scopes" in changes else None
-            comment = self._check_comment(changes["comment"]) if "comment" in changes else None
+                raise invalid(self.config, "invalid_json_body")
+            value = check_value(self.config, changes["value"]) if "value" in changes else None
+            scopes = check_scopes(self.config, changes["scopes"]) if "scopes" in changes else None
+            comment = check_comment(self.config, changes["comment"]) if "comment" in changes else None
             now = self.clock.now()
             if value is not None:
                 secret.value = value
@@ -270,44 +268,6 @@ class SecretsStoreState:
                 return None
             found = [secret.value for secret in store.live() if secret.name == name]
             return found[0] if found else None
-
-    # -- checks -----------------------------------------------------------------------------
-
-    def _new_item(self, item: Any) -> dict[str, Any]:
-        payload = _object(item)
-        return {
-            "name": self._check_name(payload.get("name")),
-            "value": self._check_value(payload.get("value")),
-            "scopes": self._check_scopes(payload.get("scopes")),
-            "comment": self._check_comment(payload.get("comment", "")),
-        }
-
-    def _check_name(self, name: Any) -> str:
-        if name is None or name == "":
-            raise self._invalid("secret_name_empty")
-        config = self.config
-        if not isinstance(name, str) or len(name) > config.max_name_length or not re.match(config.name_pattern, name):
-            raise self._invalid("invalid_secret_name")
-        return name
-
-    def _check_value(self, value: Any) -> str:
-        if not isinstance(value, str):
-            raise self._invalid("invalid_json_body")
-        if len(value.encode()) > self.config.max_value_bytes:
-            raise self._invalid("secret_value_too_long")
-        return value
-
-    def _check_scopes(self, scopes: Any) -> list[str]:
-        if scopes is None or scopes == []:
-            raise self._invalid("secret_scopes_empty")
-        if not isinstance(scopes, list) or not all(scope in SCOPES for scope in scopes):
-            raise self._invalid("secret_scope_invalid")
-        return list(dict.fromkeys(scopes))
-
-    def _check_comment(self, comment: Any) -> str:
-        if not isinstance(comment, str):
-            raise self._invalid("invalid_json_body")
-        return comment
 
     def _check_quota(self, account_id: str, adding: int) -> None:
         config = self.config

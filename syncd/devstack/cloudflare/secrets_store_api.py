@@ -35,7 +35,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from syncd.devstack.cloudflare.envelope import ApiError, envelope_response, success
-from syncd.devstack.cloudflare.secrets_store import VALIDATION, SecretsStoreState, StoreSecret
+from syncd.devstack.cloudflare.secrets_store import SecretsStoreState, StoreSecret
+from syncd.devstack.cloudflare.secrets_store_input import VALIDATION
 from syncd.devstack.cloudflare.versions import Author
 from syncd.devstack.httpkit import Request, Response, Router
 
