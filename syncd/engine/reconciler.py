@@ -49,16 +49,17 @@ from syncd.deadlines import deadline_scope
 from syncd.engine.admission import admit_new_names, prepare_bodies
 from syncd.engine.applier import Applier, ApplyResult, log_internal_for_target
 from syncd.engine.backoff import ScriptBackoff, ScriptHealth
+from syncd.engine.cycle_results import mapping_results
 from syncd.engine.cycle_work import CycleWork, MappingWork
 from syncd.engine.destinations import Destinations, WorkerScriptAdapter
 from syncd.engine.drift import DriftCorrection
 from syncd.engine.fingerprint import Fingerprinter
 from syncd.engine.planner import Plan, Policy, plan, targets_needing_names
 from syncd.engine.ports import DestinationAdapter, SecretSource, WorkerSecrets, WorkerVersions
-from syncd.engine.report import Action, CycleReport, MappingResult, Trigger
+from syncd.engine.report import CycleReport, MappingResult, Trigger
 from syncd.engine.script_gate import ScriptGate
 from syncd.engine.source_checks import SourceChecks
-from syncd.engine.state import STAGED_CODE, BindingRecord, MappingOutcome, StateBackend
+from syncd.engine.state import BindingRecord, MappingOutcome, StateBackend
 from syncd.errors import CycleTimeout, SyncdError
 from syncd.model import DestinationKind, Target
 
@@ -150,7 +151,7 @@ class Reconciler:
                 applied = ApplyResult()
                 if not dry_run:
                     applied = self._applier(settings).apply(the_plan, vault_created=_created(cycle), deadline=deadline)
-            results = self._results(cycle, the_plan, applied)
+            results = mapping_results(cycle, the_plan, applied)
             if not dry_run:
                 self._record(cycle, results, applied)
             report = CycleReport(
@@ -301,77 +302,6 @@ class Reconciler:
             corrections=cycle.corrections,
         )
 
-    # --- 4. results -------------------------------------------------------------------------------
-
-    def _results(self, cycle: CycleWork, the_plan: Plan, applied: ApplyResult) -> list[MappingResult]:
-        results = []
-        for work in cycle.works:
-            changes = the_plan.changes_for(work.name) if work.desire is not None else ()
-            code, error = work.error_code, work.error
-            if code is None and not work.started:
-                cycle.timed_out = True
-                timeout = CycleTimeout("cycle deadline passed before this mapping was checked")
-                code, error = timeout.reason, str(timeout)
-            failure = applied.failures.get(work.name)
-            if code is None and failure is not None:
-                code, error = failure.reason, str(failure)
-            if code is None and work.gone is not None:
-                code, error = work.gone.reason, str(work.gone)
-            if code == "CycleTimeout":  # a call the deadline did not let start (syncd.deadlines)
-                cycle.timed_out = True
-            staged_version = None
-            if code is None:
-                code, error, staged_version = _staged_status(work, applied)
-            pending = any(c.action is not Action.ADOPT for c in changes)
-            in_sync = code is None and not (cycle.dry_run and pending)
-            results.append(
-                MappingResult(
-                    work.name,
-                    work.target,
-                    work.mapping.vault.ref,
-                    in_sync,
-                    work.version,
-                    changes,
-                    code,
-                    error,
-                    staged_version,
-                    work.more_source_versions(),
-                    work.moved_sources(),
-                )
-            )
-        results.extend(self._removed_results(cycle, the_plan, applied))
-        return results
-
-    @staticmethod
-    def _removed_results(cycle: CycleWork, the_plan: Plan, applied: ApplyResult) -> list[MappingResult]:
-        if not cycle.removed:
-            return []
-        removed = set(cycle.removed)
-        by_mapping: dict[str, list[BindingRecord]] = defaultdict(list)
-        for record in cycle.records:
-            if record.mapping in removed:
-                by_mapping[record.mapping].append(record)
-        results = []
-        for name in cycle.removed:
-            changes = the_plan.changes_for(name)
-            if not changes or not by_mapping.get(name):
-                continue
-            first = by_mapping[name][0]
-            failure = applied.failures.get(name)
-            results.append(
-                MappingResult(
-                    name,
-                    first.target,
-                    first.ref,
-                    failure is None and not cycle.dry_run,
-                    first.vault_version,
-                    changes,
-                    None if failure is None else failure.reason,
-                    None if failure is None else str(failure),
-                )
-            )
-        return results
-
     def _record(self, cycle: CycleWork, results: Sequence[MappingResult], applied: ApplyResult) -> None:
         at = self._clock()
         configured = {w.name: w for w in cycle.works}
@@ -403,22 +333,6 @@ class Reconciler:
                     self._state.remove_mapping_status(name)
                 except SyncdError as exc:
                     log.error("state.record_failed", mapping=name, error_code=exc.reason, error=str(exc))
-
-
-def _staged_status(work: MappingWork, applied: ApplyResult) -> tuple[str | None, str | None, int | None]:
-    """Code, reason and version for a mapping staged now, or staged before and not written since."""
-    staged = applied.staged.get(work.name)
-    if staged is not None:
-        return (
-            STAGED_CODE,
-            f"staged in version {staged.number}, not deployed (version {staged.id} of {work.target.script}: its "
-            "latest version was not fully deployed; the rollout is left to the team's deployment process)",
-            staged.number,
-        )
-    status = work.status
-    if status is not None and work.name not in applied.pushed and status.staged_version is not None:
-        return status.last_error_code, status.last_error, status.staged_version
-    return None, None, None
 
 
 def _next_checks(cycle: CycleWork) -> dict[str, float]:
